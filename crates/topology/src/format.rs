@@ -551,9 +551,10 @@ pub struct Profile {
     pub node: String,
     /// `hostName` clients connect to (a round-robin name when profiles merge).
     pub host_name: String,
-    /// `range`: IPv4 client pool.
-    pub range: IpNet,
-    /// `range6`: IPv6 client pool.
+    /// `range`: IPv4 client pool; allocated (a free /24 in 10.0.0.0/8) when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<IpNet>,
+    /// `range6`: IPv6 client pool; a /64 of the scenario's ULA /48 when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range6: Option<IpNet>,
     /// `managementIp`: where the controller reaches the node.

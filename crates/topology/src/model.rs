@@ -1169,8 +1169,8 @@ impl Resolver<'_> {
                 if !is_valid_dns_name(&profile.host_name) {
                     self.error("invalid-value", &ppath.key("host_name"), format!("`{}` is not a valid DNS name", profile.host_name));
                 }
-                if !matches!(profile.range, IpNet::V4(_)) {
-                    self.error("invalid-value", &ppath.key("range"), format!("range `{}` must be an IPv4 prefix", profile.range));
+                if let Some(range @ IpNet::V6(_)) = profile.range {
+                    self.error("invalid-value", &ppath.key("range"), format!("range `{range}` must be an IPv4 prefix"));
                 }
                 if profile.range6.is_some_and(|r| !matches!(r, IpNet::V6(_))) {
                     self.error("invalid-value", &ppath.key("range6"), "range6 must be an IPv6 prefix");
