@@ -1,0 +1,535 @@
+//! The plan stage: IP address management for a topology.
+//!
+//! Map:
+//! - [`plan`]: the entry point; fills in every address the scenario leaves
+//!   out and reports what is used and free in every pool.
+//! - [`ipam`]: pure prefix arithmetic (reserved addresses, free-range search).
+//! - [`Plan`]: the result, printed by `sim plan` and consumed by `verify`
+//!   and (later) `render`.
+//!
+//! Architecture invariant: planning is a pure function of the topology. No
+//! clock, no RNG: every allocation is "the lowest free address in a fixed
+//! order", so the same file always gives the same plan, and adding a host
+//! never moves the addresses of hosts that sort before it.
+
+pub mod ipam;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use vpnsim_topology::format::SiteKind;
+use vpnsim_topology::model::{
+    BondId, HostId, LinkId, MeshId, OpenVpnId, Segment, StarId, SubnetId, Topology,
+};
+use vpnsim_topology::{Diagnostic, FieldPath, Scenario, Severity};
+
+use crate::ipam::{Reserve, Taken};
+
+/// What an address is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "kind", content = "id", rename_all = "kebab-case")]
+pub enum Attachment {
+    Subnet(SubnetId),
+    Link(LinkId),
+    Star(StarId),
+    Mesh(MeshId),
+    Bond(BondId),
+    /// A VPN client's address from a profile range (deployment, profile index).
+    Profile(OpenVpnId, u32),
+}
+
+/// Whether the file said the address or the plan chose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    Declared,
+    Allocated,
+}
+
+/// One address of one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Address {
+    pub host: HostId,
+    /// Interface name on the host (`eth0`, `wg0`, `bond0`, `tun0`).
+    pub interface: String,
+    pub attachment: Attachment,
+    pub address: IpAddr,
+    pub prefix_len: u8,
+    pub origin: Origin,
+}
+
+impl Address {
+    /// The address with its prefix length, e.g. `10.11.4.5/24`.
+    pub fn with_prefix(&self) -> IpNet {
+        IpNet::new(self.address, self.prefix_len).unwrap_or_else(|_| IpNet::from(self.address))
+    }
+}
+
+/// What a pool holds addresses for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolKind {
+    /// A site's address space; "used" counts addresses covered by subnets.
+    Site,
+    Subnet,
+    Link,
+    Overlay,
+    /// A VPN profile's client range.
+    ClientRange,
+    /// The scenario's ULA /48; "used" counts /64s handed out.
+    Ula,
+}
+
+/// A range and how much of it is taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pool {
+    pub range: IpNet,
+    pub kind: PoolKind,
+    /// Who owns it, e.g. `subnet sydney-fns-a`.
+    pub owner: String,
+    /// Usable units (addresses, or /64s for the ULA pool), saturating at u128::MAX.
+    pub size: u128,
+    pub used: u128,
+    /// Where the range is declared, for diagnostics.
+    #[serde(skip)]
+    pub path: FieldPath,
+}
+
+impl Pool {
+    pub fn free(&self) -> u128 {
+        self.size.saturating_sub(self.used)
+    }
+}
+
+/// Client ranges of one profile, declared or allocated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientRange {
+    pub deployment: OpenVpnId,
+    pub profile: u32,
+    pub range: Ipv4Net,
+    pub range6: Option<Ipv6Net>,
+    pub origin: Origin,
+    pub origin6: Origin,
+}
+
+/// The address plan of a scenario.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// ULA /48 derived from the scenario name (RFC 4193 style).
+    pub ula: Ipv6Net,
+    /// Every address, ordered by host, then interface order in the file.
+    pub addresses: Vec<Address>,
+    pub client_ranges: Vec<ClientRange>,
+    pub pools: Vec<Pool>,
+}
+
+impl Plan {
+    /// Addresses of one host.
+    pub fn host_addresses(&self, host: HostId) -> impl Iterator<Item = &Address> {
+        self.addresses.iter().filter(move |a| a.host == host)
+    }
+
+    /// A host's address on an attachment, preferring IPv4.
+    pub fn address_on(&self, host: HostId, attachment: Attachment) -> Option<IpAddr> {
+        let mut found: Vec<IpAddr> = self
+            .host_addresses(host)
+            .filter(|a| a.attachment == attachment)
+            .map(|a| a.address)
+            .collect();
+        found.sort_by_key(|a| a.is_ipv6());
+        found.first().copied()
+    }
+
+    /// Client range of a profile.
+    pub fn client_range(&self, deployment: OpenVpnId, profile: usize) -> Option<&ClientRange> {
+        self.client_ranges.iter().find(|r| r.deployment == deployment && r.profile as usize == profile)
+    }
+}
+
+/// A plan and what planning found wrong (exhausted pools).
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub plan: Plan,
+    pub findings: Vec<Diagnostic>,
+}
+
+/// The ULA /48 of a scenario: `fd` + 40 bits of SHA-256 of the name, so two
+/// scenarios get different prefixes and one scenario always the same.
+pub fn ula_for(name: &str) -> Ipv6Net {
+    let digest = Sha256::digest(format!("vpnsim-ula:{name}").as_bytes());
+    let mut octets = [0u8; 16];
+    octets[0] = 0xfd;
+    octets[1..6].copy_from_slice(&digest[..5]);
+    Ipv6Net::new(Ipv6Addr::from(octets), 48).unwrap_or_else(|_| unreachable_ula())
+}
+
+fn unreachable_ula() -> Ipv6Net {
+    // 48 is a valid IPv6 prefix length; this only satisfies the type.
+    Ipv6Net::default()
+}
+
+/// Plans a scenario: every address the file leaves out is allocated.
+pub fn plan(scenario: &Scenario) -> Planned {
+    let mut planner = Planner::new(scenario);
+    planner.subnet_and_link_addresses();
+    planner.star_addresses();
+    planner.mesh_addresses();
+    planner.bond_addresses();
+    planner.client_ranges();
+    planner.pools();
+    let Planner { plan, findings, .. } = planner;
+    Planned { plan, findings }
+}
+
+struct Planner<'a> {
+    scenario: &'a Scenario,
+    t: &'a Topology,
+    plan: Plan,
+    findings: Vec<Diagnostic>,
+    /// Per host, interface order, for sorting the final address list.
+    order: BTreeMap<(HostId, String), usize>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(scenario: &'a Scenario) -> Self {
+        let t = &scenario.topology;
+        let mut order = BTreeMap::new();
+        for id in t.host_ids() {
+            for (i, iface) in t.host(id).interfaces.iter().enumerate() {
+                order.insert((id, iface.name.clone()), i);
+            }
+        }
+        Planner {
+            scenario,
+            t,
+            plan: Plan { ula: ula_for(&t.name), addresses: Vec::new(), client_ranges: Vec::new(), pools: Vec::new() },
+            findings: Vec::new(),
+            order,
+        }
+    }
+
+    fn exhausted(&mut self, field: &FieldPath, what: String) {
+        let d = self.scenario.diagnostic("pool-exhausted", Severity::Error, field, what);
+        self.findings.push(d.with_help("use a larger prefix or give the address explicitly"));
+    }
+
+    fn push(&mut self, host: HostId, interface: &str, attachment: Attachment, address: IpAddr, prefix_len: u8, origin: Origin) {
+        self.plan.addresses.push(Address { host, interface: interface.to_string(), attachment, address, prefix_len, origin });
+    }
+
+    /// Reserved addresses of a subnet depend on the site: AWS keeps five per
+    /// subnet, other routers one (the gateway) plus network and broadcast.
+    fn subnet_reserve(&self, subnet: SubnetId) -> Reserve {
+        match self.t.sites.get(self.t.subnet(subnet).site.index()).map(|s| s.kind) {
+            Some(SiteKind::CloudVpc) => Reserve::Cloud,
+            _ => Reserve::Router,
+        }
+    }
+
+    fn subnet_and_link_addresses(&mut self) {
+        let t = self.t;
+        // Declared addresses first, so allocation never hands them out again.
+        let mut taken: BTreeMap<Segment, Taken> = BTreeMap::new();
+        for host in &t.hosts {
+            for iface in &host.interfaces {
+                let entry = taken.entry(iface.segment).or_default();
+                entry.extend(iface.address);
+                entry.extend(iface.address6.map(IpAddr::V6));
+            }
+        }
+        for id in t.host_ids() {
+            for iface in &t.host(id).interfaces {
+                let (attachment, v4_net, v6_net, reserve) = match iface.segment {
+                    Segment::Subnet(s) => {
+                        let subnet = t.subnet(s);
+                        let (v4, v6) = split_families(Some(subnet.cidr), subnet.cidr6);
+                        (Attachment::Subnet(s), v4, v6, self.subnet_reserve(s))
+                    }
+                    Segment::Link(l) => {
+                        let (v4, v6) = split_families(t.link(l).cidr, None);
+                        (Attachment::Link(l), v4, v6, Reserve::Ends)
+                    }
+                };
+                let pool_taken = taken.entry(iface.segment).or_default();
+                match iface.address {
+                    Some(address) => {
+                        let len = prefix_len_for(address, v4_net, v6_net);
+                        self.push(id, &iface.name, attachment, address, len, Origin::Declared);
+                    }
+                    None => match v4_net.or(v6_net) {
+                        Some(net) => match ipam::next_free(net, reserve, pool_taken) {
+                            Some(a) => {
+                                pool_taken.insert(a);
+                                self.push(id, &iface.name, attachment, a, net.prefix_len(), Origin::Allocated);
+                            }
+                            None => self.exhausted(&iface.path, format!("no free address left in {net} for `{}` {}", t.host(id).name, iface.name)),
+                        },
+                        None => {}
+                    },
+                }
+                match (iface.address6, v6_net) {
+                    (Some(a6), _) => {
+                        let len = v6_net.map_or(128, |n| n.prefix_len());
+                        self.push(id, &iface.name, attachment, IpAddr::V6(a6), len, Origin::Declared);
+                    }
+                    // The v6 prefix was already used for the primary address.
+                    (None, Some(net)) if v4_net.is_some() => {
+                        let pool_taken = taken.entry(iface.segment).or_default();
+                        match ipam::next_free(net, reserve, pool_taken) {
+                            Some(a) => {
+                                pool_taken.insert(a);
+                                self.push(id, &iface.name, attachment, a, net.prefix_len(), Origin::Allocated);
+                            }
+                            None => self.exhausted(&iface.path, format!("no free address left in {net} for `{}` {}", t.host(id).name, iface.name)),
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Overlay addresses: declared ones are kept; the rest get the lowest
+    /// free address in member order (hub first).
+    fn overlay_addresses(
+        &mut self,
+        cidr: IpNet,
+        interface: &str,
+        attachment: Attachment,
+        members: &[(HostId, Option<IpAddr>)],
+        path: &FieldPath,
+    ) {
+        let mut taken: Taken = members.iter().filter_map(|(_, a)| *a).collect();
+        for (host, declared) in members {
+            match declared {
+                Some(a) => self.push(*host, interface, attachment, *a, cidr.prefix_len(), Origin::Declared),
+                None => match ipam::next_free(cidr, Reserve::Ends, &taken) {
+                    Some(a) => {
+                        taken.insert(a);
+                        self.push(*host, interface, attachment, a, cidr.prefix_len(), Origin::Allocated);
+                    }
+                    None => {
+                        let name = self.t.host(*host).name.clone();
+                        self.exhausted(path, format!("overlay {cidr} has no free address for `{name}`"));
+                    }
+                },
+            }
+        }
+    }
+
+    fn star_addresses(&mut self) {
+        for (i, star) in self.t.stars.iter().enumerate() {
+            let members: Vec<(HostId, Option<IpAddr>)> =
+                star.members().map(|h| (h, star.addresses.get(&h).copied())).collect();
+            self.overlay_addresses(star.cidr, &star.interface, Attachment::Star(StarId(i as u32)), &members, &star.path.key("cidr"));
+        }
+    }
+
+    fn mesh_addresses(&mut self) {
+        for (i, mesh) in self.t.meshes.iter().enumerate() {
+            let members: Vec<(HostId, Option<IpAddr>)> = mesh.members.iter().map(|m| (m.host, m.address)).collect();
+            self.overlay_addresses(mesh.cidr, &mesh.interface, Attachment::Mesh(MeshId(i as u32)), &members, &mesh.path.key("cidr"));
+        }
+    }
+
+    fn bond_addresses(&mut self) {
+        for (i, bond) in self.t.bonds.iter().enumerate() {
+            for (host, net) in &bond.addresses {
+                self.push(*host, &bond.interface, Attachment::Bond(BondId(i as u32)), net.addr(), net.prefix_len(), Origin::Declared);
+            }
+        }
+    }
+
+    /// Every prefix the scenario declares, which allocated client ranges
+    /// must avoid.
+    fn declared_prefixes(&self) -> Vec<IpNet> {
+        let t = self.t;
+        let mut nets: Vec<IpNet> = Vec::new();
+        nets.extend(t.sites.iter().flat_map(|s| s.cidrs.iter().copied()));
+        nets.extend(t.subnets.iter().flat_map(|s| std::iter::once(s.cidr).chain(s.cidr6)));
+        nets.extend(t.links.iter().filter_map(|l| l.cidr));
+        nets.extend(t.stars.iter().map(|s| s.cidr));
+        nets.extend(t.meshes.iter().map(|m| m.cidr));
+        nets.extend(t.bonds.iter().flat_map(|b| b.addresses.values().map(|n| n.trunc())));
+        for dep in &t.openvpn {
+            for p in &dep.profiles {
+                nets.extend(p.spec.range);
+                nets.extend(p.spec.range6);
+            }
+        }
+        nets
+    }
+
+    fn client_ranges(&mut self) {
+        let t = self.t;
+        let mut avoid = self.declared_prefixes();
+        for (d, dep) in t.openvpn.iter().enumerate() {
+            let deployment = OpenVpnId(d as u32);
+            for (p, profile) in dep.profiles.iter().enumerate() {
+                let (range, origin) = match profile.spec.range {
+                    Some(IpNet::V4(r)) => (Some(r), Origin::Declared),
+                    _ => {
+                        let found = ipam::free_v4_block(24, &avoid);
+                        if let Some(r) = found {
+                            avoid.push(IpNet::V4(r));
+                        } else {
+                            self.exhausted(&profile.path, "no free /24 left in 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 for the client range".into());
+                        }
+                        (found, Origin::Allocated)
+                    }
+                };
+                let (range6, origin6) = match profile.spec.range6 {
+                    Some(IpNet::V6(r)) => (Some(r), Origin::Declared),
+                    _ => (ipam::ula_subnet(self.plan.ula, profile.spec.profile_number), Origin::Allocated),
+                };
+                let Some(range) = range else { continue };
+                self.plan.client_ranges.push(ClientRange { deployment, profile: p as u32, range, range6, origin, origin6 });
+                // Clients get addresses after the server's (.1), in file order.
+                let attachment = Attachment::Profile(deployment, p as u32);
+                let mut taken: Taken = Taken::default();
+                taken.insert(IpAddr::V4(ipam::nth_host_v4(range, 1)));
+                for (client, _) in dep.clients.iter().filter(|(_, cp)| *cp == p) {
+                    match ipam::next_free(IpNet::V4(range), Reserve::Ends, &taken) {
+                        Some(a) => {
+                            taken.insert(a);
+                            self.push(*client, "tun0", attachment, a, range.prefix_len(), Origin::Allocated);
+                        }
+                        None => {
+                            let name = t.host(*client).name.clone();
+                            self.exhausted(&profile.path, format!("client range {range} has no free address for `{name}`"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn pools(&mut self) {
+        let t = self.t;
+        let used_in = |net: IpNet, addresses: &[Address]| -> u128 {
+            addresses.iter().filter(|a| net.contains(&a.address)).map(|a| a.address).collect::<BTreeSet<_>>().len() as u128
+        };
+        let mut pools = Vec::new();
+        for site in &t.sites {
+            for (i, cidr) in site.cidrs.iter().enumerate() {
+                let covered: Vec<IpNet> = site
+                    .subnets
+                    .iter()
+                    .flat_map(|s| std::iter::once(t.subnet(*s).cidr).chain(t.subnet(*s).cidr6))
+                    .filter(|n| cidr.contains(n))
+                    .collect();
+                pools.push(Pool {
+                    range: *cidr,
+                    kind: PoolKind::Site,
+                    owner: format!("site {}", site.name),
+                    size: ipam::size(*cidr),
+                    used: ipam::union_size(&covered),
+                    path: site.path.key("cidrs").index(i),
+                });
+            }
+        }
+        for (i, subnet) in t.subnets.iter().enumerate() {
+            let reserve = self.subnet_reserve(SubnetId(i as u32));
+            for (field, net) in [("cidr", Some(subnet.cidr)), ("cidr6", subnet.cidr6)] {
+                let Some(net) = net else { continue };
+                pools.push(Pool {
+                    range: net,
+                    kind: PoolKind::Subnet,
+                    owner: format!("subnet {}", subnet.name),
+                    size: ipam::usable(net, reserve),
+                    used: used_in(net, &self.plan.addresses),
+                    path: subnet.path.key(field),
+                });
+            }
+        }
+        for link in &t.links {
+            if let Some(net) = link.cidr {
+                pools.push(Pool {
+                    range: net,
+                    kind: PoolKind::Link,
+                    owner: format!("link {}", link.name),
+                    size: ipam::usable(net, Reserve::Ends),
+                    used: used_in(net, &self.plan.addresses),
+                    path: link.path.key("cidr"),
+                });
+            }
+        }
+        let overlays = t
+            .stars
+            .iter()
+            .map(|s| (s.cidr, format!("wireguard {}", s.name), s.path.key("cidr")))
+            .chain(t.meshes.iter().map(|m| (m.cidr, format!("mesh {}", m.name), m.path.key("cidr"))));
+        for (net, owner, path) in overlays {
+            pools.push(Pool {
+                range: net,
+                kind: PoolKind::Overlay,
+                owner,
+                size: ipam::usable(net, Reserve::Ends),
+                used: used_in(net, &self.plan.addresses),
+                path,
+            });
+        }
+        for r in &self.plan.client_ranges {
+            let dep = &t.openvpn[r.deployment.index()];
+            let profile = &dep.profiles[r.profile as usize];
+            let clients = dep.clients.iter().filter(|(_, p)| *p == r.profile as usize).count() as u128;
+            let owner = format!("openvpn {} profile {}", dep.name, profile.id);
+            pools.push(Pool {
+                range: IpNet::V4(r.range),
+                kind: PoolKind::ClientRange,
+                owner: owner.clone(),
+                // Network, broadcast and the server's own address are not for clients.
+                size: ipam::usable(IpNet::V4(r.range), Reserve::Ends).saturating_sub(1),
+                used: clients,
+                path: profile.path.key("range"),
+            });
+            if let Some(r6) = r.range6 {
+                pools.push(Pool {
+                    range: IpNet::V6(r6),
+                    kind: PoolKind::ClientRange,
+                    owner,
+                    size: ipam::usable(IpNet::V6(r6), Reserve::Ends).saturating_sub(1),
+                    used: clients,
+                    path: profile.path.key("range6"),
+                });
+            }
+        }
+        let ula_used = self
+            .plan
+            .client_ranges
+            .iter()
+            .filter_map(|r| r.range6)
+            .filter(|r6| self.plan.ula.contains(r6))
+            .count() as u128;
+        pools.push(Pool {
+            range: IpNet::V6(self.plan.ula),
+            kind: PoolKind::Ula,
+            owner: format!("scenario {} (ULA, /64s)", t.name),
+            size: 1 << 16,
+            used: ula_used,
+            path: FieldPath::root().key("scenario").key("name"),
+        });
+        self.plan.pools = pools;
+        let order = &self.order;
+        self.plan.addresses.sort_by_key(|a| {
+            (a.host, order.get(&(a.host, a.interface.clone())).copied().unwrap_or(usize::MAX), a.interface.clone(), a.address.is_ipv6(), a.address)
+        });
+    }
+}
+
+fn split_families(a: Option<IpNet>, b: Option<IpNet>) -> (Option<IpNet>, Option<IpNet>) {
+    let nets = [a, b];
+    let v4 = nets.iter().flatten().find(|n| matches!(n, IpNet::V4(_))).copied();
+    let v6 = nets.iter().flatten().find(|n| matches!(n, IpNet::V6(_))).copied();
+    (v4, v6)
+}
+
+fn prefix_len_for(address: IpAddr, v4: Option<IpNet>, v6: Option<IpNet>) -> u8 {
+    match address {
+        IpAddr::V4(_) => v4.map_or(32, |n| n.prefix_len()),
+        IpAddr::V6(_) => v6.map_or(128, |n| n.prefix_len()),
+    }
+}
