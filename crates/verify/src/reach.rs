@@ -1,9 +1,1982 @@
-//! TODO(in progress): checks of this module.
+//! Static reachability: a hop-by-hop forwarding model of the planned
+//! topology, the way the kernels and cloud routers involved would forward a
+//! packet, without time.
+//!
+//! At every host: delivery if the address is its own (then the input
+//! firewall), otherwise forwarding only with `forwarding = true` and no cloud
+//! source/dest check, IPsec policies (traffic selectors) before routing, then
+//! longest-prefix match over connected prefixes, overlay routes, static
+//! routes and the default route. Site routers apply the site's route table
+//! and 1:1 NAT for elastic IPs; wan links deliver to public addresses.
+//! Tunnels only carry traffic when their underlay works: a WireGuard worker
+//! must reach the hub's endpoint, an IPsec gateway its peer, an OpenVPN
+//! client its node, a bond at least one of its TAP links. WireGuard applies
+//! cryptokey routing both ways (AllowedIPs pick the peer on send and filter
+//! the source on receive). A flow "reaches" when the request is delivered
+//! and the reply finds its way back (through NAT state where NAT was done).
+//!
+//! Used by `intent-violation`, `single-point-of-failure`, `routing-loop` and
+//! the site matrix of `sim plan`.
 
-use vpnsim_topology::Diagnostic;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::Serialize;
+use vpnsim_plan::{Attachment, Plan};
+use vpnsim_topology::format::{Policy, ProbeProto, SiteKind};
+use vpnsim_topology::model::{
+    BondId, EndpointHost, FlowM, HostId, LinkId, MeshId, OpenVpnId, OverlayId, RuleProto, Segment,
+    SiteId, Source, StarId, Topology,
+};
+use vpnsim_topology::units::Proto;
+use vpnsim_topology::{Diagnostic, FieldPath, Severity};
 
 use crate::Ctx;
 
-pub fn check(_ctx: &Ctx<'_>) -> Vec<Diagnostic> {
-    Vec::new()
+/// How much of one site reaches another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reach {
+    /// Every host pair reaches.
+    All,
+    /// Some host pairs reach.
+    Partial,
+    /// No host pair reaches.
+    None,
+}
+
+/// Site × site reachability under static routing, rows = from, columns = to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SiteMatrix {
+    pub sites: Vec<String>,
+    pub cells: Vec<Vec<Reach>>,
+}
+
+/// A probe: what is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub proto: ProbeProto,
+    pub port: Option<u16>,
+}
+
+impl Probe {
+    pub const PING: Probe = Probe {
+        proto: ProbeProto::Icmp,
+        port: None,
+    };
+
+    fn transport(proto: Proto, port: u16) -> Probe {
+        let proto = match proto {
+            Proto::Tcp => ProbeProto::Tcp,
+            Proto::Udp => ProbeProto::Udp,
+        };
+        Probe {
+            proto,
+            port: Some(port),
+        }
+    }
+}
+
+/// Outcome of tracing one flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trace {
+    pub delivered: bool,
+    /// Hops in order, as human names (`vpn-sydney`, `router of sydney`, `internet`).
+    pub hops: Vec<String>,
+    /// Hosts the packet went through, including both ends.
+    pub hosts: Vec<HostId>,
+    /// Why it stopped, when not delivered.
+    pub reason: Option<String>,
+    /// Set when the packet went around a loop.
+    pub looped: bool,
+    /// Static route entries used (field paths), for locating loops.
+    pub routes_used: Vec<FieldPath>,
+    /// Source address as the receiver saw it (after any NAT on the way).
+    pub seen_source: Option<IpAddr>,
+}
+
+/// Where a packet is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Hop {
+    Host(HostId),
+    Router(SiteId),
+    Wan(LinkId),
+}
+
+/// What a route does with a packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Action {
+    /// To the owner of the destination on an attachment (connected network).
+    Attached(Attachment),
+    /// To the site's router (default route of a subnet host).
+    Router(SiteId),
+    /// Onto a wan link (default route of a host on the internet).
+    Wan(LinkId),
+    /// To a next-hop address.
+    Via(IpAddr),
+}
+
+#[derive(Debug, Clone)]
+struct RouteEntry {
+    prefix: IpNet,
+    action: Action,
+    /// Interface name the route leaves by.
+    dev: String,
+    /// Field of a static route, for diagnostics.
+    origin: Option<FieldPath>,
+    /// Overlay routes are ignored when tracing the underlay.
+    overlay: bool,
+}
+
+/// NAT done on the way, so the reply can be translated back.
+#[derive(Debug, Clone, Copy)]
+struct NatRecord {
+    at: HostId,
+    original: IpAddr,
+    translated: IpAddr,
+}
+
+/// A packet in flight.
+#[derive(Debug, Clone, Copy)]
+struct Packet {
+    src: IpAddr,
+    dst: IpAddr,
+    probe: Probe,
+}
+
+/// Tracing options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Mode {
+    overlays: bool,
+    /// Stateful firewalls let replies through (conntrack ESTABLISHED).
+    reply: bool,
+}
+
+/// The forwarding model of one planned topology with a set of failed hosts.
+pub struct Engine<'a> {
+    t: &'a Topology,
+    plan: &'a Plan,
+    failed: BTreeSet<HostId>,
+    tables: Vec<Vec<RouteEntry>>,
+    /// Addresses each host owns (interface addresses and public aliases).
+    own: Vec<BTreeSet<IpAddr>>,
+    /// (attachment, address) → host.
+    on_attachment: BTreeMap<(Attachment, IpAddr), HostId>,
+    /// Public address → host, per wan link (interfaces on it, and elastic IPs
+    /// of hosts in sites whose uplink it is).
+    on_wan: BTreeMap<(LinkId, IpAddr), HostId>,
+    tunnel_cache: RefCell<BTreeMap<TunnelKey, Result<(), String>>>,
+}
+
+impl std::fmt::Debug for Engine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TunnelKey {
+    Star(StarId, HostId),
+    Ipsec(HostId, HostId),
+    Client(OpenVpnId, HostId),
+    MeshPair(MeshId, HostId, HostId),
+    Bond(BondId),
+}
+
+const MAX_HOPS: usize = 64;
+
+impl<'a> Engine<'a> {
+    pub fn new(t: &'a Topology, plan: &'a Plan) -> Self {
+        Self::with_failed(t, plan, BTreeSet::new())
+    }
+
+    /// The model with some hosts down (for single-point-of-failure analysis).
+    pub fn with_failed(t: &'a Topology, plan: &'a Plan, failed: BTreeSet<HostId>) -> Self {
+        let mut own = vec![BTreeSet::new(); t.hosts.len()];
+        let mut on_attachment = BTreeMap::new();
+        for a in &plan.addresses {
+            if let Some(set) = own.get_mut(a.host.index()) {
+                set.insert(a.address);
+            }
+            on_attachment
+                .entry((a.attachment, a.address))
+                .or_insert(a.host);
+        }
+        let mut on_wan = BTreeMap::new();
+        for id in t.host_ids() {
+            let host = t.host(id);
+            for alias in public_aliases(t, id) {
+                own[id.index()].insert(alias);
+            }
+            for a in plan.host_addresses(id) {
+                if let Attachment::Link(l) = a.attachment {
+                    on_wan.entry((l, a.address)).or_insert(id);
+                }
+            }
+            if let Some(uplink) = t.sites.get(host.site.index()).and_then(|s| s.uplink) {
+                for alias in public_aliases(t, id) {
+                    on_wan.entry((uplink, alias)).or_insert(id);
+                }
+            }
+        }
+        let tables = t.host_ids().map(|id| route_table(t, plan, id)).collect();
+        Engine {
+            t,
+            plan,
+            failed,
+            tables,
+            own,
+            on_attachment,
+            on_wan,
+            tunnel_cache: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    fn alive(&self, h: HostId) -> bool {
+        !self.failed.contains(&h)
+    }
+
+    fn name(&self, h: HostId) -> &str {
+        &self.t.host(h).name
+    }
+
+    /// The address a flow targets: the destination's address on `via`, or
+    /// its first planned address.
+    pub fn target_address(
+        &self,
+        to: HostId,
+        via: Option<OverlayId>,
+        family_of: Option<IpAddr>,
+    ) -> Option<IpAddr> {
+        let candidates: Vec<IpAddr> = match via {
+            Some(OverlayId::Star(s)) => self
+                .plan
+                .address_on(to, Attachment::Star(s))
+                .into_iter()
+                .collect(),
+            Some(OverlayId::Mesh(m)) => self
+                .plan
+                .address_on(to, Attachment::Mesh(m))
+                .into_iter()
+                .collect(),
+            Some(OverlayId::Bond(b)) => self
+                .plan
+                .address_on(to, Attachment::Bond(b))
+                .into_iter()
+                .collect(),
+            Some(OverlayId::OpenVpn(d)) => self
+                .plan
+                .host_addresses(to)
+                .filter(|a| matches!(a.attachment, Attachment::Profile(dd, _) if dd == d))
+                .map(|a| a.address)
+                .chain(self.primary_addresses(to))
+                .collect(),
+            Some(OverlayId::Ipsec(_)) | None => self.primary_addresses(to),
+        };
+        match family_of {
+            Some(f) => candidates
+                .iter()
+                .find(|a| a.is_ipv4() == f.is_ipv4())
+                .or(candidates.first())
+                .copied(),
+            None => candidates.first().copied(),
+        }
+    }
+
+    /// Underlay addresses of a host in interface order.
+    fn primary_addresses(&self, h: HostId) -> Vec<IpAddr> {
+        self.plan
+            .host_addresses(h)
+            .filter(|a| matches!(a.attachment, Attachment::Subnet(_) | Attachment::Link(_)))
+            .map(|a| a.address)
+            .collect()
+    }
+
+    /// Source address `from` uses towards `dst`: the address of the
+    /// interface the route leaves by (same family), else its first address.
+    fn source_for(&self, from: HostId, dst: IpAddr, mode: Mode) -> Option<IpAddr> {
+        let route = self.lookup(from, dst, mode);
+        let same_family = |a: &&vpnsim_plan::Address| a.address.is_ipv4() == dst.is_ipv4();
+        let by_dev = route.and_then(|r| {
+            self.plan
+                .host_addresses(from)
+                .filter(same_family)
+                .find(|a| a.interface == r.dev)
+                .map(|a| a.address)
+        });
+        by_dev.or_else(|| {
+            self.plan
+                .host_addresses(from)
+                .find(same_family)
+                .map(|a| a.address)
+        })
+    }
+
+    /// Traces a flow from `from` to `dst` and, when delivered, the reply.
+    pub fn flow(&self, from: HostId, dst: IpAddr, probe: Probe) -> Trace {
+        self.flow_mode(
+            from,
+            dst,
+            probe,
+            Mode {
+                overlays: true,
+                reply: false,
+            },
+        )
+    }
+
+    fn flow_mode(&self, from: HostId, dst: IpAddr, probe: Probe, mode: Mode) -> Trace {
+        let Some(src) = self.source_for(from, dst, mode) else {
+            return Trace::dropped(
+                vec![self.name(from).to_string()],
+                vec![from],
+                format!(
+                    "`{}` has no address of the family of {dst}",
+                    self.name(from)
+                ),
+            );
+        };
+        let mut nat = Vec::new();
+        let forward = self.trace(Hop::Host(from), Packet { src, dst, probe }, mode, &mut nat);
+        if !forward.delivered {
+            return forward;
+        }
+        let Some(&responder) = forward.hosts.last() else {
+            return forward;
+        };
+        // The reply leaves from the address that was reached, towards the
+        // source as the responder saw it (after NAT).
+        let seen_src = forward.seen_source.unwrap_or(src);
+        let reply_mode = Mode {
+            reply: true,
+            ..mode
+        };
+        let mut reply = self.trace(
+            Hop::Host(responder),
+            Packet {
+                src: dst,
+                dst: seen_src,
+                probe,
+            },
+            reply_mode,
+            &mut Vec::new(),
+        );
+        // Undo NAT hop by hop, last translation first.
+        for record in nat.iter().rev() {
+            if !reply.delivered || reply.hosts.last() != Some(&record.at) {
+                break;
+            }
+            let next = self.trace(
+                Hop::Host(record.at),
+                Packet {
+                    src: dst,
+                    dst: record.original,
+                    probe,
+                },
+                reply_mode,
+                &mut Vec::new(),
+            );
+            reply.hops.extend(next.hops.into_iter().skip(1));
+            reply.hosts.extend(next.hosts.into_iter().skip(1));
+            reply.routes_used.extend(next.routes_used);
+            reply.delivered = next.delivered;
+            reply.reason = next.reason;
+            reply.looped |= next.looped;
+        }
+        let mut trace = forward;
+        trace.routes_used.extend(reply.routes_used);
+        if !reply.delivered || reply.hosts.last() != Some(&from) {
+            trace.delivered = false;
+            trace.looped |= reply.looped;
+            trace.reason = Some(format!(
+                "the request arrives but the reply does not return: {} (reply path: {})",
+                reply
+                    .reason
+                    .unwrap_or_else(|| "it is delivered to another host".into()),
+                reply.hops.join(" → ")
+            ));
+        }
+        trace
+    }
+
+    fn lookup(&self, h: HostId, dst: IpAddr, mode: Mode) -> Option<&RouteEntry> {
+        self.tables
+            .get(h.index())?
+            .iter()
+            .filter(|r| (mode.overlays || !r.overlay) && r.prefix.contains(&dst))
+            .max_by_key(|r| r.prefix.prefix_len())
+    }
+
+    /// Walks a packet hop by hop until it is delivered, dropped or loops.
+    fn trace(&self, start: Hop, mut packet: Packet, mode: Mode, nat: &mut Vec<NatRecord>) -> Trace {
+        let mut trace = Trace {
+            delivered: false,
+            hops: Vec::new(),
+            hosts: Vec::new(),
+            reason: None,
+            looped: false,
+            routes_used: Vec::new(),
+            seen_source: None,
+        };
+        let mut seen = BTreeSet::new();
+        let mut hop = start;
+        let mut ingress: Option<String> = None;
+        let mut from_peer: Option<(StarId, HostId)> = None;
+        for step in 0..MAX_HOPS {
+            trace.hops.push(self.hop_name(hop));
+            if !seen.insert((hop, packet.src, packet.dst)) {
+                trace.looped = true;
+                trace.reason = Some(format!("routing loop: {}", trace.hops.join(" → ")));
+                return trace;
+            }
+            let next = match hop {
+                Hop::Host(h) => {
+                    trace.hosts.push(h);
+                    if !self.alive(h) {
+                        trace.reason = Some(format!("`{}` is down", self.name(h)));
+                        return trace;
+                    }
+                    if let Some((star, sender)) = from_peer.take() {
+                        if let Err(e) = self.cryptokey_accepts(star, h, sender, packet.src) {
+                            trace.reason = Some(e);
+                            return trace;
+                        }
+                    }
+                    if self.own[h.index()].contains(&packet.dst) {
+                        trace.seen_source = Some(packet.src);
+                        if mode.reply {
+                            trace.delivered = true;
+                            return trace;
+                        }
+                        match self.firewall_admits(h, packet, ingress.as_deref()) {
+                            Ok(()) => trace.delivered = true,
+                            Err(e) => trace.reason = Some(e),
+                        }
+                        return trace;
+                    }
+                    self.host_step(h, step == 0, &mut packet, mode, nat, &mut trace)
+                }
+                Hop::Router(site) => self.router_step(site, &mut packet).map(|(next, route)| {
+                    trace.routes_used.extend(route);
+                    next
+                }),
+                Hop::Wan(link) => self.wan_step(link, packet),
+            };
+            match next {
+                Ok(Next {
+                    hop: n,
+                    ingress: i,
+                    peer,
+                }) => {
+                    hop = n;
+                    ingress = i;
+                    from_peer = peer;
+                }
+                Err(reason) => {
+                    trace.reason = Some(reason);
+                    return trace;
+                }
+            }
+        }
+        trace.looped = true;
+        trace.reason = Some(format!(
+            "more than {MAX_HOPS} hops: {}",
+            trace.hops.join(" → ")
+        ));
+        trace
+    }
+
+    fn hop_name(&self, hop: Hop) -> String {
+        match hop {
+            Hop::Host(h) => self.name(h).to_string(),
+            Hop::Router(s) => format!("router of {}", self.t.site(s).name),
+            Hop::Wan(l) => self.t.link(l).name.clone(),
+        }
+    }
+
+    fn host_step(
+        &self,
+        h: HostId,
+        originated: bool,
+        packet: &mut Packet,
+        mode: Mode,
+        nat: &mut Vec<NatRecord>,
+        trace: &mut Trace,
+    ) -> Result<Next, String> {
+        let host = self.t.host(h);
+        if !originated {
+            if !host.forwarding {
+                return Err(format!(
+                    "`{}` would have to forward {} → {} but has forwarding = false",
+                    host.name, packet.src, packet.dst
+                ));
+            }
+            let cloud = self
+                .t
+                .sites
+                .get(host.site.index())
+                .is_some_and(|s| s.kind == SiteKind::CloudVpc);
+            if cloud && host.source_dest_check {
+                return Err(format!(
+                    "`{}` forwards {} → {} but its source/dest check is on (set source_dest_check = false)",
+                    host.name, packet.src, packet.dst
+                ));
+            }
+        }
+        if mode.overlays {
+            if let Some(next) = self.ipsec_step(h, *packet)? {
+                return Ok(next);
+            }
+        }
+        let Some(route) = self.lookup(h, packet.dst, mode).cloned() else {
+            return Err(format!("`{}` has no route to {}", host.name, packet.dst));
+        };
+        trace.routes_used.extend(route.origin.clone());
+        self.snat_if_needed(h, &route, packet, nat);
+        match route.action {
+            Action::Attached(att) => self.attached_step(h, att, *packet, &route.dev),
+            Action::Router(site) => Ok(Next::plain(Hop::Router(site))),
+            Action::Wan(link) => Ok(Next::plain(Hop::Wan(link))),
+            Action::Via(gw) => self.via_step(h, gw, &route.dev),
+        }
+    }
+
+    /// OpenVPN nodes NAT client traffic leaving by the external interface.
+    fn snat_if_needed(
+        &self,
+        h: HostId,
+        route: &RouteEntry,
+        packet: &mut Packet,
+        nat: &mut Vec<NatRecord>,
+    ) {
+        if route.overlay {
+            return;
+        }
+        for (d, dep) in self.t.openvpn.iter().enumerate() {
+            for (p, profile) in dep.profiles.iter().enumerate() {
+                if profile.node != h {
+                    continue;
+                }
+                let Some(range) = self.plan.client_range(OpenVpnId(d as u32), p) else {
+                    continue;
+                };
+                let in_range = IpNet::V4(range.range).contains(&packet.src)
+                    || range
+                        .range6
+                        .is_some_and(|r| IpNet::V6(r).contains(&packet.src));
+                let family_nat = profile.spec.nat.iter().any(|f| {
+                    matches!(
+                        (f, packet.src),
+                        (vpnsim_topology::format::NatFamily::IPv4, IpAddr::V4(_))
+                            | (vpnsim_topology::format::NatFamily::IPv6, IpAddr::V6(_))
+                    )
+                });
+                if in_range && family_nat {
+                    let translated = self
+                        .plan
+                        .host_addresses(h)
+                        .find(|a| {
+                            a.interface == route.dev && a.address.is_ipv4() == packet.src.is_ipv4()
+                        })
+                        .map(|a| a.address)
+                        .or_else(|| {
+                            public_aliases(self.t, h)
+                                .into_iter()
+                                .find(|a| a.is_ipv4() == packet.src.is_ipv4())
+                        });
+                    if let Some(translated) = translated {
+                        nat.push(NatRecord {
+                            at: h,
+                            original: packet.src,
+                            translated,
+                        });
+                        packet.src = translated;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Policy-based IPsec: a packet matching a tunnel's selectors goes to the
+    /// peer gateway, whatever the routing table says.
+    fn ipsec_step(&self, h: HostId, packet: Packet) -> Result<Option<Next>, String> {
+        for ipsec in &self.t.ipsec {
+            for tunnel in &ipsec.tunnels {
+                let (local, remote, peer) = if tunnel.left == h {
+                    (&tunnel.left_subnets, &tunnel.right_subnets, tunnel.right)
+                } else if tunnel.right == h {
+                    (&tunnel.right_subnets, &tunnel.left_subnets, tunnel.left)
+                } else {
+                    continue;
+                };
+                let matches = local.iter().any(|n| n.contains(&packet.src))
+                    && remote.iter().any(|n| n.contains(&packet.dst));
+                if !matches {
+                    continue;
+                }
+                return match self.tunnel_up(TunnelKey::Ipsec(
+                    tunnel.left.min(tunnel.right),
+                    tunnel.left.max(tunnel.right),
+                )) {
+                    Ok(()) => Ok(Some(Next::plain(Hop::Host(peer)))),
+                    Err(e) => Err(format!(
+                        "IPsec tunnel {} of `{}` is down: {e}",
+                        tunnel.name, ipsec.name
+                    )),
+                };
+            }
+        }
+        Ok(None)
+    }
+
+    fn attached_step(
+        &self,
+        h: HostId,
+        att: Attachment,
+        packet: Packet,
+        dev: &str,
+    ) -> Result<Next, String> {
+        match att {
+            Attachment::Star(s) => self.star_step(s, h, packet, dev),
+            Attachment::Profile(d, p) => self.profile_step(d, p, h, packet, dev),
+            Attachment::Bond(b) => {
+                self.tunnel_up(TunnelKey::Bond(b))
+                    .map_err(|e| format!("bond `{}` is down: {e}", self.t.bonds[b.index()].name))?;
+                self.neighbour(att, packet.dst, dev)
+            }
+            Attachment::Mesh(m) => {
+                let peer = self
+                    .on_attachment
+                    .get(&(att, packet.dst))
+                    .copied()
+                    .ok_or_else(|| {
+                        format!(
+                            "no member of mesh `{}` has {}",
+                            self.t.meshes[m.index()].name,
+                            packet.dst
+                        )
+                    })?;
+                self.tunnel_up(TunnelKey::MeshPair(m, h.min(peer), h.max(peer)))
+                    .map_err(|e| {
+                        format!(
+                            "mesh `{}` does not connect `{}` and `{}`: {e}",
+                            self.t.meshes[m.index()].name,
+                            self.name(h),
+                            self.name(peer)
+                        )
+                    })?;
+                Ok(Next {
+                    hop: Hop::Host(peer),
+                    ingress: Some(dev.to_string()),
+                    peer: None,
+                })
+            }
+            Attachment::Subnet(s) => match self.on_attachment.get(&(att, packet.dst)) {
+                Some(peer) => Ok(Next {
+                    hop: Hop::Host(*peer),
+                    ingress: Some(dev.to_string()),
+                    peer: None,
+                }),
+                None => Err(format!(
+                    "no host in subnet `{}` has {}",
+                    self.t.subnet(s).name,
+                    packet.dst
+                )),
+            },
+            Attachment::Link(_) => self.neighbour(att, packet.dst, dev),
+        }
+    }
+
+    fn neighbour(&self, att: Attachment, dst: IpAddr, dev: &str) -> Result<Next, String> {
+        self.on_attachment
+            .get(&(att, dst))
+            .map(|peer| Next {
+                hop: Hop::Host(*peer),
+                ingress: Some(dev.to_string()),
+                peer: None,
+            })
+            .ok_or_else(|| format!("no neighbour on {dev} has {dst}"))
+    }
+
+    /// WireGuard cryptokey routing on send: the peer whose AllowedIPs contain
+    /// the destination gets the packet, if its tunnel is up.
+    fn star_step(&self, s: StarId, h: HostId, packet: Packet, dev: &str) -> Result<Next, String> {
+        let star = &self.t.stars[s.index()];
+        let peers: Vec<HostId> = if h == star.hub {
+            star.workers.clone()
+        } else {
+            vec![star.hub]
+        };
+        let peer = peers
+            .into_iter()
+            .filter(|p| {
+                self.allowed_ips(s, *p)
+                    .iter()
+                    .any(|n| n.contains(&packet.dst))
+            })
+            .max_by_key(|p| {
+                self.allowed_ips(s, *p)
+                    .iter()
+                    .filter(|n| n.contains(&packet.dst))
+                    .map(|n| n.prefix_len())
+                    .max()
+            })
+            .ok_or_else(|| {
+                format!(
+                    "no WireGuard peer of `{}` on {dev} has {} in its AllowedIPs",
+                    self.name(h),
+                    packet.dst
+                )
+            })?;
+        let worker = if peer == star.hub { h } else { peer };
+        self.tunnel_up(TunnelKey::Star(s, worker)).map_err(|e| {
+            format!(
+                "WireGuard tunnel `{}` ↔ `{}` of `{}` is down: {e}",
+                self.name(star.hub),
+                self.name(worker),
+                star.name
+            )
+        })?;
+        Ok(Next {
+            hop: Hop::Host(peer),
+            ingress: Some(dev.to_string()),
+            peer: Some((s, h)),
+        })
+    }
+
+    /// AllowedIPs that members configure for peer `p`.
+    fn allowed_ips(&self, s: StarId, p: HostId) -> Vec<IpNet> {
+        let star = &self.t.stars[s.index()];
+        let mut nets: Vec<IpNet> = if p == star.hub {
+            vec![star.cidr]
+        } else {
+            self.plan
+                .host_addresses(p)
+                .filter(|a| a.attachment == Attachment::Star(s))
+                .map(|a| IpNet::from(a.address))
+                .collect()
+        };
+        nets.extend(star.allowed_ips.get(&p).into_iter().flatten().copied());
+        nets
+    }
+
+    /// WireGuard cryptokey routing on receive: the source must be in the
+    /// sender's AllowedIPs as the receiver configured them.
+    fn cryptokey_accepts(
+        &self,
+        s: StarId,
+        _receiver: HostId,
+        sender: HostId,
+        src: IpAddr,
+    ) -> Result<(), String> {
+        if self.allowed_ips(s, sender).iter().any(|n| n.contains(&src)) {
+            Ok(())
+        } else {
+            Err(format!(
+                "WireGuard drops {src} from `{}`: not in that peer's AllowedIPs",
+                self.name(sender)
+            ))
+        }
+    }
+
+    fn profile_step(
+        &self,
+        d: OpenVpnId,
+        p: u32,
+        h: HostId,
+        packet: Packet,
+        dev: &str,
+    ) -> Result<Next, String> {
+        let dep = &self.t.openvpn[d.index()];
+        let profile = &dep.profiles[p as usize];
+        if h == profile.node {
+            let client = self
+                .on_attachment
+                .get(&(Attachment::Profile(d, p), packet.dst))
+                .copied()
+                .ok_or_else(|| {
+                    format!("no client of profile `{}` has {}", profile.id, packet.dst)
+                })?;
+            self.tunnel_up(TunnelKey::Client(d, client)).map_err(|e| {
+                format!(
+                    "OpenVPN client `{}` is not connected: {e}",
+                    self.name(client)
+                )
+            })?;
+            Ok(Next {
+                hop: Hop::Host(client),
+                ingress: Some(dev.to_string()),
+                peer: None,
+            })
+        } else {
+            self.tunnel_up(TunnelKey::Client(d, h)).map_err(|e| {
+                format!(
+                    "OpenVPN tunnel of `{}` to `{}` is down: {e}",
+                    self.name(h),
+                    self.name(profile.node)
+                )
+            })?;
+            Ok(Next {
+                hop: Hop::Host(profile.node),
+                ingress: Some(dev.to_string()),
+                peer: None,
+            })
+        }
+    }
+
+    fn via_step(&self, h: HostId, gw: IpAddr, dev: &str) -> Result<Next, String> {
+        for a in self.plan.host_addresses(h) {
+            if a.with_prefix().trunc().contains(&gw) {
+                if let Some(peer) = self.on_attachment.get(&(a.attachment, gw)) {
+                    return Ok(Next {
+                        hop: Hop::Host(*peer),
+                        ingress: Some(dev.to_string()),
+                        peer: None,
+                    });
+                }
+                if let Attachment::Subnet(s) = a.attachment {
+                    return Ok(Next::plain(Hop::Router(self.t.subnet(s).site)));
+                }
+            }
+        }
+        Err(format!(
+            "next hop {gw} of `{}` is on none of its networks",
+            self.name(h)
+        ))
+    }
+
+    /// The implicit router of a site: its subnets, its route table, then the
+    /// internet through the uplink with 1:1 NAT for elastic IPs.
+    fn router_step(
+        &self,
+        site_id: SiteId,
+        packet: &mut Packet,
+    ) -> Result<(Next, Option<FieldPath>), String> {
+        let site = self.t.site(site_id);
+        let mut best: Option<(u8, Next, Option<FieldPath>)> = None;
+        let mut consider = |len: u8, next: Next, route: Option<FieldPath>| {
+            if best.as_ref().is_none_or(|(l, _, _)| len > *l) {
+                best = Some((len, next, route));
+            }
+        };
+        for s in &site.subnets {
+            let subnet = self.t.subnet(*s);
+            for net in std::iter::once(subnet.cidr).chain(subnet.cidr6) {
+                if net.contains(&packet.dst) {
+                    let next = match self
+                        .on_attachment
+                        .get(&(Attachment::Subnet(*s), packet.dst))
+                    {
+                        Some(h) => Next {
+                            hop: Hop::Host(*h),
+                            ingress: None,
+                            peer: None,
+                        },
+                        None => {
+                            return Err(format!(
+                                "no host in subnet `{}` has {}",
+                                subnet.name, packet.dst
+                            ));
+                        }
+                    };
+                    consider(net.prefix_len(), next, None);
+                }
+            }
+        }
+        for (i, (to, via)) in site.routes.iter().enumerate() {
+            if to.contains(&packet.dst) {
+                consider(
+                    to.prefix_len(),
+                    Next {
+                        hop: Hop::Host(*via),
+                        ingress: None,
+                        peer: None,
+                    },
+                    Some(site.path.key("routes").index(i)),
+                );
+            }
+        }
+        if let Some((_, next, route)) = best {
+            return Ok((next, route));
+        }
+        if site.cidrs.iter().any(|c| c.contains(&packet.dst)) {
+            return Err(format!(
+                "{} is inside site `{}` but in none of its subnets",
+                packet.dst, site.name
+            ));
+        }
+        let Some(uplink) = site.uplink else {
+            return Err(format!(
+                "the router of `{}` has no route to {} (no uplink, no route-table entry)",
+                site.name, packet.dst
+            ));
+        };
+        if !self.is_public_on(uplink, packet.src) {
+            let owner = self
+                .on_attachment
+                .iter()
+                .find(|((att, a), _)| *a == packet.src && matches!(att, Attachment::Subnet(_)))
+                .map(|(_, h)| *h);
+            match owner.and_then(|h| {
+                public_aliases(self.t, h)
+                    .into_iter()
+                    .find(|a| a.is_ipv4() == packet.src.is_ipv4())
+            }) {
+                Some(public) => packet.src = public,
+                None => {
+                    return Err(format!(
+                        "{} leaves `{}` for the internet without a public address (no elastic IP, no NAT gateway)",
+                        packet.src, site.name
+                    ));
+                }
+            }
+        }
+        Ok((Next::plain(Hop::Wan(uplink)), None))
+    }
+
+    fn is_public_on(&self, link: LinkId, addr: IpAddr) -> bool {
+        self.on_wan.contains_key(&(link, addr))
+    }
+
+    fn wan_step(&self, link: LinkId, packet: Packet) -> Result<Next, String> {
+        let host = self
+            .on_wan
+            .get(&(link, packet.dst))
+            .copied()
+            .ok_or_else(|| format!("nobody on `{}` has {}", self.t.link(link).name, packet.dst))?;
+        let iface = self
+            .plan
+            .host_addresses(host)
+            .find(|a| a.attachment == Attachment::Link(link))
+            .map(|a| a.interface.clone());
+        // An elastic IP arrives through the site router to the private address.
+        Ok(Next {
+            hop: Hop::Host(host),
+            ingress: iface,
+            peer: None,
+        })
+    }
+
+    /// Input firewall at the destination.
+    fn firewall_admits(
+        &self,
+        h: HostId,
+        packet: Packet,
+        ingress: Option<&str>,
+    ) -> Result<(), String> {
+        let Some(fw) = self.t.firewalls.get(&h) else {
+            return Ok(());
+        };
+        if fw.input_policy == Policy::Accept {
+            return Ok(());
+        }
+        if let Some(dev) = ingress {
+            if fw
+                .trusted_interfaces
+                .iter()
+                .any(|p| interface_matches(p, dev))
+            {
+                return Ok(());
+            }
+        }
+        let admitted = fw.allow.iter().any(|rule| {
+            let proto_ok = match (rule.proto, packet.probe.proto) {
+                (RuleProto::Any, _) => true,
+                (RuleProto::Icmp, ProbeProto::Icmp) => true,
+                (RuleProto::Tcp, ProbeProto::Tcp) | (RuleProto::Udp, ProbeProto::Udp) => {
+                    rule.ports.is_empty()
+                        || packet.probe.port.is_some_and(|p| rule.ports.contains(&p))
+                }
+                _ => false,
+            };
+            proto_ok && rule.from.iter().any(|s| self.source_matches(s, packet.src))
+        });
+        if admitted {
+            Ok(())
+        } else {
+            let what = match (packet.probe.proto, packet.probe.port) {
+                (ProbeProto::Icmp, _) => "icmp".to_string(),
+                (p, Some(port)) => format!("{}/{port}", format!("{p:?}").to_lowercase()),
+                (p, None) => format!("{p:?}").to_lowercase(),
+            };
+            Err(format!(
+                "the firewall of `{}` ({:?} policy) does not admit {what} from {}",
+                self.name(h),
+                fw.input_policy,
+                packet.src
+            )
+            .replace("Reject policy", "reject policy")
+            .replace("Drop policy", "drop policy"))
+        }
+    }
+
+    fn source_matches(&self, source: &Source, src: IpAddr) -> bool {
+        match source {
+            Source::Any => true,
+            Source::Net(n) => n.contains(&src),
+            Source::Host(h) => self.own.get(h.index()).is_some_and(|o| o.contains(&src)),
+        }
+    }
+
+    /// Whether a tunnel's underlay works (cached).
+    fn tunnel_up(&self, key: TunnelKey) -> Result<(), String> {
+        if let Some(r) = self.tunnel_cache.borrow().get(&key) {
+            return r.clone();
+        }
+        // Mark as down while computing, so a tunnel whose underlay runs
+        // through itself is not up.
+        self.tunnel_cache
+            .borrow_mut()
+            .insert(key, Err("its underlay runs through itself".into()));
+        let result = self.compute_tunnel(key);
+        self.tunnel_cache.borrow_mut().insert(key, result.clone());
+        result
+    }
+
+    fn compute_tunnel(&self, key: TunnelKey) -> Result<(), String> {
+        let underlay = Mode {
+            overlays: false,
+            reply: false,
+        };
+        match key {
+            TunnelKey::Star(s, worker) => {
+                let star = &self.t.stars[s.index()];
+                self.both_alive(star.hub, worker)?;
+                let endpoint = self.endpoint_of(s, star.hub).ok_or_else(|| {
+                    format!(
+                        "hub `{}` has no endpoint workers could dial",
+                        self.name(star.hub)
+                    )
+                })?;
+                self.underlay(
+                    worker,
+                    endpoint,
+                    Probe::transport(Proto::Udp, star.port),
+                    underlay,
+                )
+            }
+            TunnelKey::Ipsec(a, b) => {
+                self.both_alive(a, b)?;
+                let target = self
+                    .public_address(b)
+                    .ok_or_else(|| format!("`{}` has no public address", self.name(b)))?;
+                self.underlay(a, target, Probe::transport(Proto::Udp, 500), underlay)
+            }
+            TunnelKey::Client(d, client) => {
+                let dep = &self.t.openvpn[d.index()];
+                let Some((_, p)) = dep.clients.iter().find(|(c, _)| *c == client) else {
+                    return Err(format!(
+                        "`{}` is not a client of `{}`",
+                        self.name(client),
+                        dep.name
+                    ));
+                };
+                let profile = &dep.profiles[*p];
+                self.both_alive(client, profile.node)?;
+                let target = self.node_address(profile).ok_or_else(|| {
+                    format!(
+                        "node `{}` has no address clients can dial",
+                        self.name(profile.node)
+                    )
+                })?;
+                let listener = profile.spec.listeners.first().copied().unwrap_or(
+                    vpnsim_topology::units::Listener {
+                        proto: Proto::Udp,
+                        port: 1194,
+                    },
+                );
+                self.underlay(
+                    client,
+                    target,
+                    Probe::transport(listener.proto, listener.port),
+                    underlay,
+                )
+            }
+            TunnelKey::MeshPair(m, a, b) => {
+                self.both_alive(a, b)?;
+                if self.mesh_component(m).get(&a) == self.mesh_component(m).get(&b)
+                    && self.mesh_component(m).contains_key(&a)
+                {
+                    Ok(())
+                } else {
+                    Err("neither dials the other directly or through init peers".into())
+                }
+            }
+            TunnelKey::Bond(b) => {
+                let bond = &self.t.bonds[b.index()];
+                self.both_alive(bond.hosts[0], bond.hosts[1])?;
+                let mut reasons = Vec::new();
+                for link in &bond.links {
+                    let target = self
+                        .plan
+                        .host_addresses(link.server)
+                        .find(|a| a.attachment == Attachment::Link(link.via))
+                        .map(|a| a.address);
+                    let Some(target) = target else {
+                        reasons.push(format!(
+                            "{}: `{}` has no address on `{}`",
+                            link.name,
+                            self.name(link.server),
+                            self.t.link(link.via).name
+                        ));
+                        continue;
+                    };
+                    match self.underlay(
+                        link.client,
+                        target,
+                        Probe::transport(link.listen.proto, link.listen.port),
+                        underlay,
+                    ) {
+                        Ok(()) => return Ok(()),
+                        Err(e) => reasons.push(format!("{}: {e}", link.name)),
+                    }
+                }
+                Err(format!("no TAP link works ({})", reasons.join("; ")))
+            }
+        }
+    }
+
+    fn both_alive(&self, a: HostId, b: HostId) -> Result<(), String> {
+        for h in [a, b] {
+            if !self.alive(h) {
+                return Err(format!("`{}` is down", self.name(h)));
+            }
+        }
+        Ok(())
+    }
+
+    fn underlay(&self, from: HostId, to: IpAddr, probe: Probe, mode: Mode) -> Result<(), String> {
+        let trace = self.flow_mode(from, to, probe, mode);
+        if trace.delivered {
+            Ok(())
+        } else {
+            Err(trace.reason.unwrap_or_else(|| "unreachable".into()))
+        }
+    }
+
+    /// Members of a mesh grouped into components of who can dial whom.
+    fn mesh_component(&self, m: MeshId) -> BTreeMap<HostId, usize> {
+        let mesh = &self.t.meshes[m.index()];
+        let port = mesh.port;
+        let mut component: BTreeMap<HostId, usize> = mesh
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, mm)| self.alive(mm.host))
+            .map(|(i, mm)| (mm.host, i))
+            .collect();
+        let underlay = Mode {
+            overlays: false,
+            reply: false,
+        };
+        for member in &mesh.members {
+            for peer in &member.init_peers {
+                let Some(target) = self
+                    .public_address(*peer)
+                    .or_else(|| self.primary_addresses(*peer).first().copied())
+                else {
+                    continue;
+                };
+                if self.alive(member.host)
+                    && self.alive(*peer)
+                    && self
+                        .underlay(
+                            member.host,
+                            target,
+                            Probe::transport(Proto::Udp, port),
+                            underlay,
+                        )
+                        .is_ok()
+                {
+                    let (Some(&a), Some(&b)) = (component.get(&member.host), component.get(peer))
+                    else {
+                        continue;
+                    };
+                    let (keep, drop) = (a.min(b), a.max(b));
+                    for c in component.values_mut() {
+                        if *c == drop {
+                            *c = keep;
+                        }
+                    }
+                }
+            }
+        }
+        component
+    }
+
+    /// The hub's endpoint as workers dial it.
+    fn endpoint_of(&self, s: StarId, h: HostId) -> Option<IpAddr> {
+        let star = &self.t.stars[s.index()];
+        match star.endpoints.get(&h).map(|e| &e.host) {
+            Some(EndpointHost::Ip(ip)) => Some(*ip),
+            Some(EndpointHost::Dns(name)) => self.resolve(name),
+            None => self.public_address(h),
+        }
+    }
+
+    fn resolve(&self, name: &str) -> Option<IpAddr> {
+        let name = name.trim_end_matches('.');
+        let record = self
+            .t
+            .dns
+            .iter()
+            .find(|r| r.name.trim_end_matches('.') == name)?;
+        record
+            .a
+            .first()
+            .map(|a| IpAddr::V4(*a))
+            .or_else(|| record.aaaa.first().map(|a| IpAddr::V6(*a)))
+    }
+
+    /// Where clients dial a profile's node: its public address, else an
+    /// address on a wan link.
+    fn node_address(&self, profile: &vpnsim_topology::model::ProfileM) -> Option<IpAddr> {
+        self.public_address(profile.node)
+    }
+
+    /// A host's public IPv4 (elastic IP or address on a wan link), else IPv6.
+    fn public_address(&self, h: HostId) -> Option<IpAddr> {
+        let mut aliases = public_aliases(self.t, h);
+        aliases.extend(self.plan.host_addresses(h).filter(|a| matches!(a.attachment, Attachment::Link(l) if self.t.link(l).kind == vpnsim_topology::format::LinkKind::Wan)).map(|a| a.address));
+        aliases.sort_by_key(|a| a.is_ipv6());
+        aliases.first().copied()
+    }
+}
+
+impl Trace {
+    fn dropped(hops: Vec<String>, hosts: Vec<HostId>, reason: String) -> Trace {
+        Trace {
+            delivered: false,
+            hops,
+            hosts,
+            reason: Some(reason),
+            looped: false,
+            routes_used: Vec::new(),
+            seen_source: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Next {
+    hop: Hop,
+    /// Interface the packet arrives on at the next host.
+    ingress: Option<String>,
+    /// For WireGuard: the star and the sending host, checked on receive.
+    peer: Option<(StarId, HostId)>,
+}
+
+impl Next {
+    fn plain(hop: Hop) -> Next {
+        Next {
+            hop,
+            ingress: None,
+            peer: None,
+        }
+    }
+}
+
+/// iptables-style interface match: `tap+` matches every name starting with `tap`.
+fn interface_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('+') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    }
+}
+
+/// Elastic/public addresses a host answers to.
+fn public_aliases(t: &Topology, h: HostId) -> Vec<IpAddr> {
+    let host = t.host(h);
+    host.public_address
+        .map(IpAddr::V4)
+        .into_iter()
+        .chain(host.public_address6.map(IpAddr::V6))
+        .collect()
+}
+
+const DEF1_V4: [(Ipv4Addr, u8); 2] = [
+    (Ipv4Addr::new(0, 0, 0, 0), 1),
+    (Ipv4Addr::new(128, 0, 0, 0), 1),
+];
+
+/// A host's routing table, built the way the rendered files will configure it.
+fn route_table(t: &Topology, plan: &Plan, h: HostId) -> Vec<RouteEntry> {
+    let host = t.host(h);
+    let mut table = Vec::new();
+    let connected =
+        |prefix: IpNet, action: Action, dev: &str, overlay: bool, table: &mut Vec<RouteEntry>| {
+            table.push(RouteEntry {
+                prefix: prefix.trunc(),
+                action,
+                dev: dev.to_string(),
+                origin: None,
+                overlay,
+            });
+        };
+    let mut defaults: Vec<RouteEntry> = Vec::new();
+    for iface in &host.interfaces {
+        match iface.segment {
+            Segment::Subnet(s) => {
+                let subnet = t.subnet(s);
+                for net in std::iter::once(subnet.cidr).chain(subnet.cidr6) {
+                    connected(
+                        net,
+                        Action::Attached(Attachment::Subnet(s)),
+                        &iface.name,
+                        false,
+                        &mut table,
+                    );
+                    let default = if net.addr().is_ipv4() {
+                        IpNet::V4(Ipv4Net::default())
+                    } else {
+                        IpNet::V6(Ipv6Net::default())
+                    };
+                    if !defaults.iter().any(|d| d.prefix == default) {
+                        defaults.push(RouteEntry {
+                            prefix: default,
+                            action: Action::Router(subnet.site),
+                            dev: iface.name.clone(),
+                            origin: None,
+                            overlay: false,
+                        });
+                    }
+                }
+            }
+            Segment::Link(l) => {
+                let link = t.link(l);
+                if let Some(cidr) = link.cidr {
+                    connected(
+                        cidr,
+                        Action::Attached(Attachment::Link(l)),
+                        &iface.name,
+                        false,
+                        &mut table,
+                    );
+                }
+                if link.kind == vpnsim_topology::format::LinkKind::Wan {
+                    // A host directly on the internet defaults there, before any site router.
+                    let families = [
+                        iface.address.map(|a| a.is_ipv4()),
+                        iface.address6.map(|_| false),
+                    ];
+                    for v4 in families.into_iter().flatten() {
+                        let default = if v4 {
+                            IpNet::V4(Ipv4Net::default())
+                        } else {
+                            IpNet::V6(Ipv6Net::default())
+                        };
+                        defaults
+                            .retain(|d| d.prefix != default || matches!(d.action, Action::Wan(_)));
+                        if !defaults.iter().any(|d| d.prefix == default) {
+                            defaults.push(RouteEntry {
+                                prefix: default,
+                                action: Action::Wan(l),
+                                dev: iface.name.clone(),
+                                origin: None,
+                                overlay: false,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (i, route) in host.routes.iter().enumerate() {
+        let origin = Some(host.path.key("routes").index(i));
+        let dev = route.dev.clone().unwrap_or_default();
+        let action = match route.via {
+            Some(via) => Action::Via(via),
+            None => match overlay_dev_attachment(t, plan, h, &dev) {
+                Some(att) => Action::Attached(att),
+                None => continue,
+            },
+        };
+        let overlay = route.via.is_none()
+            && overlay_dev_attachment(t, plan, h, &dev)
+                .is_some_and(|a| !matches!(a, Attachment::Subnet(_) | Attachment::Link(_)));
+        table.push(RouteEntry {
+            prefix: route.to.trunc(),
+            action,
+            dev,
+            origin,
+            overlay,
+        });
+    }
+    overlay_routes(t, plan, h, &mut table);
+    table.extend(defaults);
+    table
+}
+
+/// The attachment of the interface called `dev` on host `h`.
+fn overlay_dev_attachment(t: &Topology, plan: &Plan, h: HostId, dev: &str) -> Option<Attachment> {
+    plan.host_addresses(h)
+        .find(|a| a.interface == dev)
+        .map(|a| a.attachment)
+        .or_else(|| {
+            t.host(h)
+                .interfaces
+                .iter()
+                .find(|i| i.name == dev)
+                .map(|i| match i.segment {
+                    Segment::Subnet(s) => Attachment::Subnet(s),
+                    Segment::Link(l) => Attachment::Link(l),
+                })
+        })
+}
+
+fn overlay_entry(prefix: IpNet, att: Attachment, dev: &str) -> RouteEntry {
+    RouteEntry {
+        prefix: prefix.trunc(),
+        action: Action::Attached(att),
+        dev: dev.to_string(),
+        origin: None,
+        overlay: true,
+    }
+}
+
+fn overlay_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<RouteEntry>) {
+    for (i, star) in t.stars.iter().enumerate() {
+        let att = Attachment::Star(StarId(i as u32));
+        if !star.members().any(|m| m == h) {
+            continue;
+        }
+        table.push(overlay_entry(star.cidr, att, &star.interface));
+        // wg-quick routes every peer's AllowedIPs into the interface.
+        let peers: Vec<HostId> = if h == star.hub {
+            star.workers.clone()
+        } else {
+            vec![star.hub]
+        };
+        for p in peers {
+            for net in star.allowed_ips.get(&p).into_iter().flatten() {
+                table.push(overlay_entry(*net, att, &star.interface));
+            }
+        }
+    }
+    for (i, mesh) in t.meshes.iter().enumerate() {
+        if mesh.members.iter().any(|m| m.host == h) {
+            table.push(overlay_entry(
+                mesh.cidr,
+                Attachment::Mesh(MeshId(i as u32)),
+                &mesh.interface,
+            ));
+        }
+    }
+    for (i, bond) in t.bonds.iter().enumerate() {
+        if let Some(net) = bond.addresses.get(&h) {
+            table.push(overlay_entry(
+                *net,
+                Attachment::Bond(BondId(i as u32)),
+                &bond.interface,
+            ));
+        }
+    }
+    for (d, dep) in t.openvpn.iter().enumerate() {
+        let d = OpenVpnId(d as u32);
+        for (p, profile) in dep.profiles.iter().enumerate() {
+            let att = Attachment::Profile(d, p as u32);
+            let Some(range) = plan.client_range(d, p) else {
+                continue;
+            };
+            let is_client = dep.clients.iter().any(|(c, cp)| *c == h && *cp == p);
+            if profile.node == h || is_client {
+                table.push(overlay_entry(IpNet::V4(range.range), att, "tun0"));
+                if let Some(r6) = range.range6 {
+                    table.push(overlay_entry(IpNet::V6(r6), att, "tun0"));
+                }
+            }
+            if is_client && profile.spec.default_gateway {
+                // OpenVPN's def1: two /1 routes beat the underlay default
+                // without replacing it; the server itself stays reachable
+                // through the underlay by a host route.
+                for (net, len) in DEF1_V4 {
+                    if let Ok(n) = Ipv4Net::new(net, len) {
+                        table.push(overlay_entry(IpNet::V4(n), att, "tun0"));
+                    }
+                }
+                let node = t.host(profile.node);
+                let underlay_default = table
+                    .iter()
+                    .rev()
+                    .find(|r| !r.overlay && r.prefix.prefix_len() == 0 && r.prefix.addr().is_ipv4())
+                    .map(|r| (r.action.clone(), r.dev.clone()));
+                let node_addr = node.public_address.map(IpAddr::V4).or_else(|| {
+                    plan.host_addresses(profile.node)
+                        .find(|a| {
+                            matches!(a.attachment, Attachment::Link(_)) && a.address.is_ipv4()
+                        })
+                        .map(|a| a.address)
+                });
+                let default = host_default(t, plan, h);
+                if let (Some(addr), Some((action, dev))) = (node_addr, underlay_default.or(default))
+                {
+                    table.push(RouteEntry {
+                        prefix: IpNet::from(addr),
+                        action,
+                        dev,
+                        origin: None,
+                        overlay: false,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The IPv4 underlay default route of a host (for OpenVPN's host route to its server).
+fn host_default(t: &Topology, plan: &Plan, h: HostId) -> Option<(Action, String)> {
+    let _ = plan;
+    for iface in &t.host(h).interfaces {
+        match iface.segment {
+            Segment::Link(l) if t.link(l).kind == vpnsim_topology::format::LinkKind::Wan => {
+                return Some((Action::Wan(l), iface.name.clone()));
+            }
+            Segment::Subnet(s) => {
+                return Some((Action::Router(t.subnet(s).site), iface.name.clone()));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Evaluates a declared flow: `Ok(trace)` with `delivered` saying whether it reaches.
+fn evaluate(engine: &Engine<'_>, flow: &FlowM) -> Result<Trace, String> {
+    let dst = engine
+        .target_address(flow.to, flow.via, None)
+        .ok_or_else(|| {
+            format!(
+                "`{}` has no address{}",
+                engine.name(flow.to),
+                flow.via
+                    .map(|v| format!(" on `{}`", engine.t.overlay_name(v)))
+                    .unwrap_or_default()
+            )
+        })?;
+    Ok(engine.flow(
+        flow.from,
+        dst,
+        Probe {
+            proto: flow.proto,
+            port: flow.port,
+        },
+    ))
+}
+
+fn flow_label(t: &Topology, flow: &FlowM) -> String {
+    let via = flow
+        .via
+        .map(|v| format!(" via {}", t.overlay_name(v)))
+        .unwrap_or_default();
+    let port = match (flow.proto, flow.port) {
+        (ProbeProto::Icmp, _) => String::new(),
+        (p, Some(port)) => format!(" {}/{port}", format!("{p:?}").to_lowercase()),
+        (p, None) => format!(" {}", format!("{p:?}").to_lowercase()),
+    };
+    format!(
+        "{} → {}{via}{port}",
+        t.host(flow.from).name,
+        t.host(flow.to).name
+    )
+}
+
+/// Findings: intent violations, single points of failure, routing loops.
+pub fn check(ctx: &Ctx<'_>) -> Vec<Diagnostic> {
+    let t = ctx.topology();
+    let engine = Engine::new(t, ctx.plan);
+    let mut findings = Vec::new();
+    let mut holding: Vec<(&FlowM, Trace)> = Vec::new();
+    let mut loops: BTreeSet<FieldPath> = BTreeSet::new();
+    for flow in &t.expect.reach {
+        match evaluate(&engine, flow) {
+            Ok(trace) if trace.delivered => holding.push((flow, trace)),
+            Ok(trace) => {
+                if trace.looped {
+                    loops.extend(trace.routes_used.iter().cloned());
+                }
+                let reason = trace.reason.unwrap_or_default();
+                findings.push(ctx.finding(
+                    "intent-violation",
+                    Severity::Error,
+                    &flow.path,
+                    format!(
+                        "declared reach {} does not hold: {reason}",
+                        flow_label(t, flow)
+                    ),
+                ));
+            }
+            Err(e) => findings.push(ctx.finding(
+                "intent-violation",
+                Severity::Error,
+                &flow.path,
+                format!(
+                    "declared reach {} cannot be checked: {e}",
+                    flow_label(t, flow)
+                ),
+            )),
+        }
+    }
+    for flow in &t.expect.isolated {
+        if let Ok(trace) = evaluate(&engine, flow) {
+            if trace.delivered {
+                findings.push(ctx.finding(
+                    "intent-violation",
+                    Severity::Error,
+                    &flow.path,
+                    format!(
+                        "declared isolation {} does not hold: the packet gets through {}",
+                        flow_label(t, flow),
+                        trace.hops.join(" → ")
+                    ),
+                ));
+            }
+        }
+    }
+    findings.extend(single_points_of_failure(ctx, &holding));
+    findings.extend(routing_loops(ctx, &engine, loops));
+    findings
+}
+
+/// Hosts on the path of a holding reach expectation whose failure breaks it.
+fn single_points_of_failure(ctx: &Ctx<'_>, holding: &[(&FlowM, Trace)]) -> Vec<Diagnostic> {
+    let t = ctx.topology();
+    let mut cuts: BTreeMap<HostId, Vec<&FlowM>> = BTreeMap::new();
+    let candidates: BTreeSet<HostId> = holding
+        .iter()
+        .flat_map(|(flow, trace)| {
+            trace
+                .hosts
+                .iter()
+                .copied()
+                .filter(move |h| *h != flow.from && *h != flow.to)
+        })
+        .collect();
+    for candidate in candidates {
+        let engine = Engine::with_failed(t, ctx.plan, BTreeSet::from([candidate]));
+        for (flow, _) in holding {
+            if evaluate(&engine, flow).is_ok_and(|trace| !trace.delivered) {
+                cuts.entry(candidate).or_default().push(flow);
+            }
+        }
+    }
+    cuts.into_iter()
+        .map(|(host, flows)| {
+            let labels: Vec<String> = flows.iter().map(|f| flow_label(t, f)).collect();
+            ctx.finding(
+                "single-point-of-failure",
+                Severity::Warning,
+                &t.host(host).path,
+                format!(
+                    "losing `{}` cuts {} declared reach expectation(s): {}; add a redundant path (a second gateway, a promotable hub)",
+                    t.host(host).name,
+                    labels.len(),
+                    labels.join(", ")
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Static routes (host and site) that send their own destination around a
+/// loop, found by tracing a packet to each route's prefix.
+fn routing_loops(
+    ctx: &Ctx<'_>,
+    engine: &Engine<'_>,
+    suspects: BTreeSet<FieldPath>,
+) -> Vec<Diagnostic> {
+    let t = ctx.topology();
+    let mut probes: Vec<(HostId, IpNet)> = Vec::new();
+    for id in t.host_ids() {
+        for route in &t.host(id).routes {
+            probes.push((id, route.to));
+        }
+    }
+    for site in &t.sites {
+        for (to, via) in &site.routes {
+            probes.push((*via, *to));
+        }
+    }
+    let mut loops: BTreeMap<FieldPath, String> = BTreeMap::new();
+    for (from, prefix) in probes {
+        let dst = probe_address(prefix);
+        let trace = engine.flow_mode(
+            from,
+            dst,
+            Probe::PING,
+            Mode {
+                overlays: true,
+                reply: false,
+            },
+        );
+        if trace.looped {
+            let hops = trace.hops.join(" → ");
+            for path in &trace.routes_used {
+                loops.entry(path.clone()).or_insert_with(|| hops.clone());
+            }
+        }
+    }
+    for path in suspects {
+        loops
+            .entry(path)
+            .or_insert_with(|| "found while checking an expectation".into());
+    }
+    loops
+        .into_iter()
+        .map(|(path, hops)| ctx.finding("routing-loop", Severity::Error, &path, format!("this route is part of a forwarding loop: {hops}; make one side route towards the destination instead of back")))
+        .collect()
+}
+
+/// A host address inside a prefix to probe it with.
+fn probe_address(prefix: IpNet) -> IpAddr {
+    match prefix {
+        IpNet::V4(n) if n.prefix_len() < 31 => {
+            IpAddr::V4(Ipv4Addr::from(u32::from(n.network()).wrapping_add(1)))
+        }
+        IpNet::V6(n) if n.prefix_len() < 127 => {
+            IpAddr::V6(Ipv6Addr::from(u128::from(n.network()).wrapping_add(1)))
+        }
+        other => other.addr(),
+    }
+}
+
+/// Site × site matrix: for every host of one site, every host of the other,
+/// ping from first address to first address.
+pub fn site_matrix(ctx: &Ctx<'_>) -> SiteMatrix {
+    let t = ctx.topology();
+    let engine = Engine::new(t, ctx.plan);
+    let sites: Vec<String> = t.sites.iter().map(|s| s.name.clone()).collect();
+    let mut cells = Vec::new();
+    for from in &t.sites {
+        let mut row = Vec::new();
+        for to in &t.sites {
+            let (mut ok, mut total) = (0usize, 0usize);
+            for a in &from.hosts {
+                for b in &to.hosts {
+                    if a == b {
+                        continue;
+                    }
+                    let Some(dst) = engine.target_address(*b, None, None) else {
+                        continue;
+                    };
+                    total += 1;
+                    if engine.flow(*a, dst, Probe::PING).delivered {
+                        ok += 1;
+                    }
+                }
+            }
+            row.push(match (ok, total) {
+                (_, 0) => Reach::None,
+                (ok, total) if ok == total => Reach::All,
+                (0, _) => Reach::None,
+                _ => Reach::Partial,
+            });
+        }
+        cells.push(row);
+    }
+    SiteMatrix { sites, cells }
+}
+
+/// Used by tests and the CLI: trace a flow between two named hosts.
+pub fn trace_between(
+    t: &Topology,
+    plan: &Plan,
+    from: &str,
+    to: &str,
+    via: Option<OverlayId>,
+) -> Option<Trace> {
+    let engine = Engine::new(t, plan);
+    let (from, to) = (t.host_id(from)?, t.host_id(to)?);
+    let dst = engine.target_address(to, via, None)?;
+    Some(engine.flow(from, dst, Probe::PING))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vpnsim_topology::{Scenario, load_str};
+
+    fn load(name: &str, text: &str) -> Scenario {
+        load_str(name, text).unwrap_or_else(|e| match e {
+            vpnsim_topology::LoadError::Invalid { diagnostics, .. } => {
+                panic!(
+                    "{}",
+                    diagnostics
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            }
+            other => panic!("{other}"),
+        })
+    }
+
+    fn findings(scenario: &Scenario) -> Vec<Diagnostic> {
+        let planned = vpnsim_plan::plan(scenario);
+        check(&Ctx {
+            scenario,
+            plan: &planned.plan,
+        })
+    }
+
+    fn codes(found: &[Diagnostic]) -> Vec<(String, String)> {
+        found
+            .iter()
+            .map(|d| (d.code.clone(), d.field.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    const HUB_SPOKE: &str = include_str!("testdata/hub_spoke.toml");
+    const STAR: &str = include_str!("testdata/star.toml");
+
+    #[test]
+    fn hub_and_spoke_reaches_the_hub_and_keeps_spokes_apart() {
+        let s = load("hub.toml", HUB_SPOKE);
+        let found = findings(&s);
+        assert!(
+            !found.iter().any(|d| d.code == "intent-violation"),
+            "{found:#?}"
+        );
+        let planned = vpnsim_plan::plan(&s);
+        let trace = trace_between(&s.topology, &planned.plan, "app-sydney", "build", None)
+            .unwrap_or_else(|| panic!("no trace"));
+        // `build` shares the hub's subnet, so the hub delivers directly.
+        assert_eq!(
+            trace.hops,
+            [
+                "app-sydney",
+                "router of sydney",
+                "vpn-sydney",
+                "vpn-virginia",
+                "build"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_hub_gateway_is_a_single_point_of_failure() {
+        let s = load("hub.toml", HUB_SPOKE);
+        let found = findings(&s);
+        let spof: Vec<_> = found
+            .iter()
+            .filter(|d| d.code == "single-point-of-failure")
+            .map(|d| d.field.clone().unwrap_or_default())
+            .collect();
+        assert!(spof.contains(&"hosts.vpn-virginia".to_string()), "{spof:?}");
+        let hub = found
+            .iter()
+            .find(|d| d.field.as_deref() == Some("hosts.vpn-virginia"))
+            .map(|d| d.message.clone())
+            .unwrap_or_default();
+        assert!(hub.contains("2 declared reach"), "{hub}");
+    }
+
+    #[test]
+    fn source_dest_check_on_the_gateway_breaks_the_spoke() {
+        let text = HUB_SPOKE.replacen(
+            "forwarding = true\nsource_dest_check = false\npublic_address = \"198.51.100.2\"",
+            "forwarding = true\npublic_address = \"198.51.100.2\"",
+            1,
+        );
+        let found = findings(&load("hub.toml", &text));
+        let violation = found
+            .iter()
+            .find(|d| d.code == "intent-violation")
+            .unwrap_or_else(|| panic!("{found:#?}"));
+        assert_eq!(violation.field.as_deref(), Some("expect.reach[0]"));
+        assert!(
+            violation.message.contains("source/dest check"),
+            "{}",
+            violation.message
+        );
+    }
+
+    #[test]
+    fn a_spoke_route_to_the_other_spoke_breaks_isolation_only_if_selectors_allow() {
+        // Sydney routes EU's range to its gateway; the tunnel selectors do not
+        // cover it, so the gateway sends it back to the router: a loop.
+        let text = HUB_SPOKE.replace(
+            "routes = [{ to = \"10.11.0.0/16\", via = \"vpn-sydney\" }]",
+            "routes = [{ to = \"10.11.0.0/16\", via = \"vpn-sydney\" }, { to = \"13.11.0.0/16\", via = \"vpn-sydney\" }]",
+        );
+        let found = findings(&load("hub.toml", &text));
+        assert!(
+            codes(&found).contains(&("routing-loop".into(), "sites.sydney.routes[1]".into())),
+            "{found:#?}"
+        );
+        assert!(
+            !found.iter().any(|d| d.code == "intent-violation"
+                && d.field.as_deref() == Some("expect.isolated[0]"))
+        );
+    }
+
+    #[test]
+    fn workers_reach_each_other_through_the_leader() {
+        let s = load("star.toml", STAR);
+        let found = findings(&s);
+        assert!(
+            !found.iter().any(|d| d.code == "intent-violation"),
+            "{found:#?}"
+        );
+        assert!(
+            codes(&found).contains(&("single-point-of-failure".into(), "hosts.leader".into())),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn a_leader_that_does_not_forward_cuts_the_workers() {
+        let text = STAR.replacen("forwarding = true\n", "", 1);
+        let found = findings(&load("star.toml", &text));
+        let v = found
+            .iter()
+            .find(|d| d.code == "intent-violation")
+            .unwrap_or_else(|| panic!("{found:#?}"));
+        assert!(v.message.contains("forwarding = false"), "{}", v.message);
+    }
+
+    #[test]
+    fn extra_allowed_ips_on_the_hub_reach_a_worker_lan() {
+        let text = format!(
+            "{STAR}\n[sites.branch]\nkind = \"home\"\n[subnets.lan]\nsite = \"branch\"\ncidr = \"192.168.7.0/24\"\n[hosts.printer]\nsite = \"branch\"\ninterfaces = [{{ name = \"eth0\", subnet = \"lan\" }}]\n"
+        )
+        .replace("[hosts.worker-3]\nsite = \"dc\"\n", "[hosts.worker-3]\nsite = \"dc\"\nforwarding = true\n")
+        .replace(
+            "interfaces = [{ name = \"eth0\", link = \"internet\", address = \"203.0.113.3\" }]",
+            "interfaces = [{ name = \"eth0\", link = \"internet\", address = \"203.0.113.3\" }, { name = \"eth1\", subnet = \"lan\", address = \"192.168.7.2\" }]",
+        )
+        .replace("persistent_keepalive = \"25s\"", "persistent_keepalive = \"25s\"\nallowed_ips = { worker-3 = [\"192.168.7.0/24\"] }")
+        .replace("to = \"worker-3\"\nvia = \"cluster\"", "to = \"printer\"");
+        let s = load("star.toml", &text);
+        let planned = vpnsim_plan::plan(&s);
+        let trace = trace_between(&s.topology, &planned.plan, "worker-2", "printer", None)
+            .unwrap_or_else(|| panic!("no trace"));
+        // worker-2's only peer (the hub) allows only the overlay: the LAN is not routed into wg0.
+        assert!(!trace.delivered);
+        let trace = trace_between(&s.topology, &planned.plan, "leader", "printer", None)
+            .unwrap_or_else(|| panic!("no trace"));
+        // The printer's reply has no route back to the leader's overlay address.
+        assert!(!trace.delivered, "{trace:?}");
+        assert!(trace.reason.unwrap_or_default().contains("reply"));
+    }
+
+    #[test]
+    fn firewall_admits_only_the_allowed_source() {
+        let text = format!(
+            "{STAR}\n[firewall.worker-3]\ninput_policy = \"reject\"\nallow = [{{ from = [\"leader\"], proto = \"tcp\", ports = [41194] }}]\n[[expect.reach]]\nfrom = \"leader\"\nto = \"worker-3\"\nproto = \"tcp\"\nport = 41194\n[[expect.isolated]]\nfrom = \"worker-2\"\nto = \"worker-3\"\nproto = \"tcp\"\nport = 41194\n"
+        );
+        let found = findings(&load("star.toml", &text));
+        // The star reach (icmp to worker-3) is now rejected; the tcp flows hold.
+        let violations: Vec<_> = found
+            .iter()
+            .filter(|d| d.code == "intent-violation")
+            .map(|d| d.field.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(violations, ["expect.reach[0]"], "{found:#?}");
+    }
 }
