@@ -533,3 +533,122 @@ fn prefix_len_for(address: IpAddr, v4: Option<IpNet>, v6: Option<IpNet>) -> u8 {
         IpAddr::V6(_) => v6.map_or(128, |n| n.prefix_len()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(text: &str) -> Scenario {
+        vpnsim_topology::load_str("t.toml", text).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    const BASE: &str = r#"
+[scenario]
+name = "t"
+seed = 1
+[sites.vpc]
+kind = "cloud-vpc"
+cidrs = ["10.11.0.0/16"]
+[sites.office]
+kind = "datacenter"
+cidrs = ["192.168.0.0/16"]
+[subnets.a]
+site = "vpc"
+cidr = "10.11.4.0/24"
+zone = "us-east-1a"
+[subnets.lan]
+site = "office"
+cidr = "192.168.1.0/24"
+cidr6 = "fd00:1::/64"
+[hosts.gw]
+site = "vpc"
+interfaces = [{ name = "eth0", subnet = "a", address = "10.11.4.4" }]
+[hosts.app]
+site = "vpc"
+interfaces = [{ name = "eth0", subnet = "a" }]
+[hosts.pc]
+site = "office"
+interfaces = [{ name = "eth0", subnet = "lan" }]
+"#;
+
+    fn address_of(plan: &Plan, t: &Topology, host: &str) -> Vec<String> {
+        let id = t.host_id(host).unwrap_or_else(|| panic!("no host {host}"));
+        plan.host_addresses(id).map(|a| format!("{}/{}", a.address, a.prefix_len)).collect()
+    }
+
+    #[test]
+    fn cloud_subnets_skip_reserved_and_declared_addresses() {
+        let s = scenario(BASE);
+        let planned = plan(&s);
+        assert!(planned.findings.is_empty());
+        // .1-.3 are AWS's; .4 is declared by gw.
+        assert_eq!(address_of(&planned.plan, &s.topology, "app"), ["10.11.4.5/24"]);
+        // Other sites keep .1 for the router; v6 is allocated too.
+        assert_eq!(address_of(&planned.plan, &s.topology, "pc"), ["192.168.1.2/24", "fd00:1::2/64"]);
+    }
+
+    #[test]
+    fn overlay_addresses_go_hub_first_around_declared_ones() {
+        let text = format!(
+            "{BASE}\n[wireguard.star]\ncidr = \"10.5.4.0/24\"\nhub = \"gw\"\nworkers = [\"app\", \"pc\"]\naddresses = {{ app = \"10.5.4.2\" }}\n"
+        );
+        let s = scenario(&text);
+        let planned = plan(&s);
+        let star: Vec<String> = planned
+            .plan
+            .addresses
+            .iter()
+            .filter(|a| matches!(a.attachment, Attachment::Star(_)))
+            .map(|a| format!("{} {} {:?}", s.topology.host(a.host).name, a.address, a.origin))
+            .collect();
+        assert_eq!(star, ["app 10.5.4.2 Declared", "gw 10.5.4.1 Allocated", "pc 10.5.4.3 Allocated"]);
+    }
+
+    #[test]
+    fn client_ranges_avoid_every_declared_prefix() {
+        let text = format!(
+            "{BASE}\n[sites.x]\nkind = \"home\"\ncidrs = [\"10.0.0.0/16\"]\n[openvpn.edu]\ncontroller = \"gw\"\n[openvpn.edu.profiles.p]\nprofile_number = 3\ndisplay_name = \"P\"\nnode = \"app\"\nhost_name = \"vpn.example.org\"\n"
+        );
+        let s = scenario(&text);
+        let planned = plan(&s);
+        let range = &planned.plan.client_ranges[0];
+        assert_eq!(range.range.to_string(), "10.1.0.0/24");
+        assert_eq!(range.origin, Origin::Allocated);
+        // range6 is /64 number 3 of the scenario's ULA.
+        let r6 = range.range6.unwrap_or_else(|| panic!("no range6"));
+        assert!(planned.plan.ula.contains(&r6));
+        assert_eq!((u128::from(r6.network()) >> 64) & 0xffff, 3);
+    }
+
+    #[test]
+    fn ula_depends_on_the_name_only() {
+        assert_eq!(ula_for("a"), ula_for("a"));
+        assert_ne!(ula_for("a"), ula_for("b"));
+        assert_eq!(ula_for("a").prefix_len(), 48);
+        assert_eq!(ula_for("a").network().octets()[0], 0xfd);
+    }
+
+    #[test]
+    fn exhausted_pools_are_reported_at_the_interface() {
+        let text = BASE.replace("cidr = \"10.11.4.0/24\"", "cidr = \"10.11.4.0/29\"").replace("address = \"10.11.4.4\"", "address = \"10.11.4.5\"")
+            + "[hosts.app2]\nsite = \"vpc\"\ninterfaces = [{ name = \"eth0\", subnet = \"a\" }]\n";
+        let s = scenario(&text);
+        let planned = plan(&s);
+        // /29 in AWS: .4, .5 (gw), .6 usable; app gets .4, app2 gets .6.
+        assert!(planned.findings.is_empty(), "{:?}", planned.findings);
+        let text = text + "[hosts.app3]\nsite = \"vpc\"\ninterfaces = [{ name = \"eth0\", subnet = \"a\" }]\n";
+        let s = scenario(&text);
+        let planned = plan(&s);
+        let fields: Vec<_> = planned.findings.iter().map(|d| (d.code.as_str(), d.field.clone().unwrap_or_default())).collect();
+        assert_eq!(fields, [("pool-exhausted", "hosts.app3.interfaces[0]".to_string())]);
+    }
+
+    #[test]
+    fn pools_report_use_of_sites_and_subnets() {
+        let s = scenario(BASE);
+        let planned = plan(&s);
+        let pool = |owner: &str| planned.plan.pools.iter().find(|p| p.owner == owner).cloned().unwrap_or_else(|| panic!("no pool {owner}"));
+        assert_eq!((pool("site vpc").size, pool("site vpc").used), (65536, 256));
+        assert_eq!((pool("subnet a").size, pool("subnet a").used), (251, 2));
+    }
+}
