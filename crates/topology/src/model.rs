@@ -1617,3 +1617,64 @@ mod tests {
         assert!(parse_endpoint("a:0").is_err());
     }
 }
+
+#[cfg(test)]
+mod resolve_tests {
+    use crate::{LoadError, load_str};
+
+    fn errors(text: &str) -> Vec<String> {
+        match load_str("t.toml", text) {
+            Ok(_) => Vec::new(),
+            Err(LoadError::Invalid { diagnostics, .. }) => diagnostics
+                .iter()
+                .map(|d| format!("{}:{}:{} {} {}", d.line, d.column, d.code, d.field.clone().unwrap_or_default(), d.help.clone().unwrap_or_default()))
+                .collect(),
+            Err(other) => vec![other.to_string()],
+        }
+    }
+
+    const HEAD: &str = "[scenario]\nname = \"t\"\nseed = 1\n[sites.s]\nkind = \"home\"\n[hosts.a]\nsite = \"s\"\n[hosts.b]\nsite = \"s\"\n[links.l]\nkind = \"wan\"\n";
+
+    #[test]
+    fn every_dangling_reference_is_reported_at_once() {
+        let text = format!("{HEAD}[hosts.c]\nsite = \"ss\"\n[[expect.reach]]\nfrom = \"aa\"\nto = \"b\"\n[[expect.recover]]\nfrom = \"a\"\nto = \"b\"\nafter = \"boom\"\nwithin = \"5s\"\n");
+        assert_eq!(
+            errors(&text),
+            [
+                "13:1:dangling-reference hosts.c.site did you mean `s`?",
+                "15:1:dangling-reference expect.reach[0].from did you mean `a`?",
+                "20:1:dangling-reference expect.recover[0].after ",
+            ]
+        );
+    }
+
+    #[test]
+    fn events_need_the_fields_of_their_action() {
+        let text = format!("{HEAD}[[events]]\nat = \"1s\"\naction = \"crash\"\n[[events]]\nat = \"2s\"\naction = \"link-down\"\nlink = \"l\"\nhost = \"a\"\n[[events]]\nat = \"1s\"\naction = \"heal\"\n");
+        let found = errors(&text);
+        assert!(found.iter().any(|e| e.contains("missing-field events[0].host")), "{found:?}");
+        assert!(found.iter().any(|e| e.contains("invalid-value events[1].host")), "{found:?}");
+        assert!(found.iter().any(|e| e.contains("invalid-value events[2].at")), "{found:?}");
+    }
+
+    #[test]
+    fn duplicate_overlay_names_and_interfaces_are_refused() {
+        let text = format!(
+            "{HEAD}[mesh.x]\nnetwork_name = \"n\"\ncidr = \"10.42.42.0/24\"\nmembers = [{{ host = \"a\" }}]\n[wireguard.x]\ncidr = \"10.5.4.0/24\"\nhub = \"a\"\nworkers = [\"b\", \"b\"]\n"
+        );
+        let found = errors(&text);
+        assert!(found.iter().any(|e| e.contains("duplicate-name wireguard.x ") || e.contains("duplicate-name mesh.x ")), "{found:?}");
+        assert!(found.iter().any(|e| e.contains("duplicate-name wireguard.x.workers[1]")), "{found:?}");
+    }
+
+    #[test]
+    fn names_must_be_dns_labels() {
+        let text = HEAD.replace("[hosts.b]", "[hosts.Bad_Name]");
+        assert!(errors(&text).iter().any(|e| e.contains("invalid-name hosts.Bad_Name")), "{:?}", errors(&text));
+    }
+
+    #[test]
+    fn a_valid_file_has_no_errors() {
+        assert!(errors(HEAD).is_empty());
+    }
+}
