@@ -28,6 +28,8 @@ pub enum Node {
 #[derive(Debug, Clone)]
 pub struct NetworkGraph {
     graph: UnGraph<Node, ()>,
+    /// Host → node index (hosts are added first, in ID order).
+    hosts: Vec<petgraph::graph::NodeIndex>,
 }
 
 impl NetworkGraph {
@@ -100,7 +102,17 @@ impl NetworkGraph {
                 g.add_edge(o, h, ());
             }
         }
-        NetworkGraph { graph: g }
+        let hosts = t.host_ids().filter_map(|h| index.get(&Node::Host(h)).copied()).collect();
+        NetworkGraph { graph: g, hosts }
+    }
+
+    /// Whether any chain of links, subnets and tunnels joins two hosts,
+    /// whatever the addresses and routes say.
+    pub fn connected(&self, a: HostId, b: HostId) -> bool {
+        match (self.hosts.get(a.index()), self.hosts.get(b.index())) {
+            (Some(a), Some(b)) => petgraph::algo::has_path_connecting(&self.graph, *a, *b, None),
+            _ => false,
+        }
     }
 
     /// Hosts whose removal disconnects the graph.
@@ -116,5 +128,24 @@ impl NetworkGraph {
 
     pub fn node_count(&self) -> usize {
         self.graph.node_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_star_hub_is_a_cut_point_and_strangers_are_apart() {
+        let text = "[scenario]\nname = \"g\"\nseed = 1\n[sites.s]\nkind = \"home\"\n[links.l]\nkind = \"wan\"\n\
+            [hosts.hub]\nsite = \"s\"\n[hosts.w1]\nsite = \"s\"\n[hosts.w2]\nsite = \"s\"\n[hosts.alone]\nsite = \"s\"\n\
+            [wireguard.star]\ncidr = \"10.5.4.0/24\"\nhub = \"hub\"\nworkers = [\"w1\", \"w2\"]\n";
+        let s = crate::load_str("g.toml", text).unwrap_or_else(|e| panic!("{e:?}"));
+        let t = &s.topology;
+        let id = |n: &str| t.host_id(n).unwrap_or_else(|| panic!("{n}"));
+        let g = NetworkGraph::build(t);
+        assert!(g.connected(id("w1"), id("w2")));
+        assert!(!g.connected(id("w1"), id("alone")));
+        assert_eq!(g.cut_hosts(), BTreeSet::from([id("hub")]));
     }
 }

@@ -31,6 +31,7 @@ use vpnsim_topology::model::{
     SiteId, Source, StarId, Topology,
 };
 use vpnsim_topology::units::Proto;
+use vpnsim_topology::graph::NetworkGraph;
 use vpnsim_topology::{Diagnostic, FieldPath, Severity};
 
 use crate::Ctx;
@@ -1589,6 +1590,7 @@ fn flow_label(t: &Topology, flow: &FlowM) -> String {
 pub fn check(ctx: &Ctx<'_>) -> Vec<Diagnostic> {
     let t = ctx.topology();
     let engine = Engine::new(t, ctx.plan);
+    let graph = NetworkGraph::build(t);
     let mut findings = Vec::new();
     let mut holding: Vec<(&FlowM, Trace)> = Vec::new();
     let mut loops: BTreeSet<FieldPath> = BTreeSet::new();
@@ -1599,7 +1601,12 @@ pub fn check(ctx: &Ctx<'_>) -> Vec<Diagnostic> {
                 if trace.looped {
                     loops.extend(trace.routes_used.iter().cloned());
                 }
-                let reason = trace.reason.unwrap_or_default();
+                let mut reason = trace.reason.unwrap_or_default();
+                if !graph.connected(flow.from, flow.to) {
+                    reason.push_str(
+                        "; nothing joins these hosts at all (no shared subnet, link or tunnel)",
+                    );
+                }
                 findings.push(ctx.finding(
                     "intent-violation",
                     Severity::Error,
