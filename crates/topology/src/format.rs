@@ -161,6 +161,11 @@ pub struct Site {
     /// `public_address` are reachable on it through 1:1 NAT (elastic IPs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uplink: Option<String>,
+    /// Public IPv4 address of the site router on the uplink. Hosts without a
+    /// public address of their own leave masqueraded behind it (a home
+    /// router, a NAT gateway); nothing can dial in to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat_address: Option<Ipv4Addr>,
     /// Route table of the site router (e.g. a VPC main route table).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<SiteRoute>,

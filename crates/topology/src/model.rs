@@ -110,6 +110,8 @@ pub struct SiteM {
     pub cidrs: Vec<IpNet>,
     pub address_space: AddressSpace,
     pub uplink: Option<LinkId>,
+    /// Masquerade address of the site router on the uplink.
+    pub nat_address: Option<Ipv4Addr>,
     /// Route table: destination → instance.
     pub routes: Vec<(IpNet, HostId)>,
     pub subnets: Vec<SubnetId>,
@@ -770,6 +772,13 @@ impl Resolver<'_> {
                 .as_ref()
                 .and_then(|l| self.lookup(&names.links, l, &path.key("uplink")))
                 .map(LinkId);
+            if site.nat_address.is_some() && site.uplink.is_none() {
+                self.error(
+                    "missing-field",
+                    &path.key("uplink"),
+                    "a site with a nat_address needs the `uplink` the address lives on",
+                );
+            }
             let mut routes = Vec::new();
             for (i, route) in site.routes.iter().enumerate() {
                 let field = path.key("routes").index(i).key("via");
@@ -786,6 +795,7 @@ impl Resolver<'_> {
                 cidrs: site.cidrs.clone(),
                 address_space: site.address_space,
                 uplink,
+                nat_address: site.nat_address,
                 routes,
                 subnets: Vec::new(),
                 hosts: Vec::new(),

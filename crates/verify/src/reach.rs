@@ -134,9 +134,17 @@ struct RouteEntry {
 /// NAT done on the way, so the reply can be translated back.
 #[derive(Debug, Clone, Copy)]
 struct NatRecord {
-    at: HostId,
+    at: NatPoint,
     original: IpAddr,
     translated: IpAddr,
+}
+
+/// Where a translation happened: a host (OpenVPN node masquerading its
+/// clients) or a site router (a home router, a NAT gateway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NatPoint {
+    Host(HostId),
+    Router(SiteId),
 }
 
 /// A packet in flight.
@@ -356,7 +364,9 @@ impl<'a> Engine<'a> {
             reply: true,
             ..mode
         };
-        let mut reply = self.trace(
+        // Replies pass the NAT points again in reverse: conntrack maps the
+        // translated address back to the original one there.
+        let reply = self.trace(
             Hop::Host(responder),
             Packet {
                 src: dst,
@@ -364,30 +374,8 @@ impl<'a> Engine<'a> {
                 probe,
             },
             reply_mode,
-            &mut Vec::new(),
+            &mut nat,
         );
-        // Undo NAT hop by hop, last translation first.
-        for record in nat.iter().rev() {
-            if !reply.delivered || reply.hosts.last() != Some(&record.at) {
-                break;
-            }
-            let next = self.trace(
-                Hop::Host(record.at),
-                Packet {
-                    src: dst,
-                    dst: record.original,
-                    probe,
-                },
-                reply_mode,
-                &mut Vec::new(),
-            );
-            reply.hops.extend(next.hops.into_iter().skip(1));
-            reply.hosts.extend(next.hosts.into_iter().skip(1));
-            reply.routes_used.extend(next.routes_used);
-            reply.delivered = next.delivered;
-            reply.reason = next.reason;
-            reply.looped |= next.looped;
-        }
         let mut trace = forward;
         trace.routes_used.extend(reply.routes_used);
         if !reply.delivered || reply.hosts.last() != Some(&from) {
@@ -447,6 +435,11 @@ impl<'a> Engine<'a> {
                             return trace;
                         }
                     }
+                    if mode.reply {
+                        if let Some(r) = nat.iter().find(|r| r.at == NatPoint::Host(h) && r.translated == packet.dst) {
+                            packet.dst = r.original;
+                        }
+                    }
                     if self.own[h.index()].contains(&packet.dst) {
                         trace.seen_source = Some(packet.src);
                         if mode.reply {
@@ -461,7 +454,7 @@ impl<'a> Engine<'a> {
                     }
                     self.host_step(h, step == 0, &mut packet, mode, nat, &mut trace)
                 }
-                Hop::Router(site) => self.router_step(site, &mut packet).map(|(next, route)| {
+                Hop::Router(site) => self.router_step(site, &mut packet, mode, nat).map(|(next, route)| {
                     trace.routes_used.extend(route);
                     next
                 }),
@@ -591,7 +584,7 @@ impl<'a> Engine<'a> {
                         });
                     if let Some(translated) = translated {
                         nat.push(NatRecord {
-                            at: h,
+                            at: NatPoint::Host(h),
                             original: packet.src,
                             translated,
                         });
@@ -857,8 +850,21 @@ impl<'a> Engine<'a> {
         &self,
         site_id: SiteId,
         packet: &mut Packet,
+        mode: Mode,
+        nat: &mut Vec<NatRecord>,
     ) -> Result<(Next, Option<FieldPath>), String> {
         let site = self.t.site(site_id);
+        if mode.reply {
+            if let Some(r) = nat.iter().find(|r| r.at == NatPoint::Router(site_id) && r.translated == packet.dst) {
+                packet.dst = r.original;
+            }
+        }
+        if site.nat_address.map(IpAddr::V4) == Some(packet.dst) {
+            return Err(format!(
+                "`{}` masquerades behind {}: nothing can dial in to it (no port forward)",
+                site.name, packet.dst
+            ));
+        }
         let mut best: Option<(u8, Next, Option<FieldPath>)> = None;
         let mut consider = |len: u8, next: Next, route: Option<FieldPath>| {
             if best.as_ref().is_none_or(|(l, _, _)| len > *l) {
@@ -923,15 +929,22 @@ impl<'a> Engine<'a> {
                 .iter()
                 .find(|((att, a), _)| *a == packet.src && matches!(att, Attachment::Subnet(_)))
                 .map(|(_, h)| *h);
-            match owner.and_then(|h| {
+            let elastic = owner.and_then(|h| {
                 public_aliases(self.t, h)
                     .into_iter()
                     .find(|a| a.is_ipv4() == packet.src.is_ipv4())
-            }) {
-                Some(public) => packet.src = public,
-                None => {
+            });
+            let masquerade = site.nat_address.map(IpAddr::V4).filter(|a| a.is_ipv4() == packet.src.is_ipv4());
+            match (elastic, masquerade) {
+                // Elastic IPs are 1:1: the host answers to the alias itself.
+                (Some(public), _) => packet.src = public,
+                (None, Some(public)) => {
+                    nat.push(NatRecord { at: NatPoint::Router(site_id), original: packet.src, translated: public });
+                    packet.src = public;
+                }
+                (None, None) => {
                     return Err(format!(
-                        "{} leaves `{}` for the internet without a public address (no elastic IP, no NAT gateway)",
+                        "{} leaves `{}` for the internet without a public address (no elastic IP, no nat_address on the site)",
                         packet.src, site.name
                     ));
                 }
@@ -945,6 +958,10 @@ impl<'a> Engine<'a> {
     }
 
     fn wan_step(&self, link: LinkId, packet: Packet) -> Result<Next, String> {
+        let masquerading = self.t.sites.iter().position(|s| s.uplink == Some(link) && s.nat_address.map(IpAddr::V4) == Some(packet.dst));
+        if let Some(site) = masquerading {
+            return Ok(Next::plain(Hop::Router(SiteId(site as u32))));
+        }
         let host = self
             .on_wan
             .get(&(link, packet.dst))
@@ -1985,5 +2002,24 @@ mod tests {
             .map(|d| d.field.clone().unwrap_or_default())
             .collect();
         assert_eq!(violations, ["expect.reach[0]"], "{found:#?}");
+    }
+
+    #[test]
+    fn a_home_router_masquerades_out_but_nobody_dials_in() {
+        let text = format!(
+            "{STAR}\n[sites.home]\nkind = \"home\"\ncidrs = [\"192.168.1.0/24\"]\nuplink = \"internet\"\nnat_address = \"198.51.100.77\"\n\
+             [subnets.home-lan]\nsite = \"home\"\ncidr = \"192.168.1.0/24\"\n\
+             [hosts.laptop]\nsite = \"home\"\ninterfaces = [{{ name = \"wlan0\", subnet = \"home-lan\" }}]\n"
+        );
+        let s = load("home.toml", &text);
+        let planned = vpnsim_plan::plan(&s);
+        let out = trace_between(&s.topology, &planned.plan, "laptop", "leader", None).unwrap_or_else(|| panic!("no trace"));
+        assert!(out.delivered, "{out:?}");
+        assert_eq!(out.seen_source, Some("198.51.100.77".parse().unwrap_or_else(|e| panic!("{e}"))));
+        let engine = Engine::new(&s.topology, &planned.plan);
+        let leader = s.topology.host_id("leader").unwrap_or_else(|| panic!("leader"));
+        let inbound = engine.flow(leader, "198.51.100.77".parse().unwrap_or_else(|e| panic!("{e}")), Probe::PING);
+        assert!(!inbound.delivered);
+        assert!(inbound.reason.unwrap_or_default().contains("nothing can dial in"));
     }
 }
