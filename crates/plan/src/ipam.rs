@@ -123,6 +123,13 @@ pub fn ula_subnet(ula: Ipv6Net, id: u32) -> Option<Ipv6Net> {
     Ipv6Net::new(Ipv6Addr::from(base), 64).ok()
 }
 
+/// A /64 of the ULA /48 that overlaps none of `avoid`: number `preferred`
+/// when that one is free, else the lowest free number from 1.
+pub fn free_ula_subnet(ula: Ipv6Net, preferred: u32, avoid: &[IpNet]) -> Option<Ipv6Net> {
+    let free = |id: u32| ula_subnet(ula, id).filter(|n| !avoid.iter().any(|a| overlaps(*a, IpNet::V6(*n))));
+    free(preferred).or_else(|| (1..=u32::from(u16::MAX)).find_map(free))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -254,40 +254,49 @@ impl<'a> Planner<'a> {
                     }
                 };
                 let pool_taken = taken.entry(iface.segment).or_default();
-                match iface.address {
-                    Some(address) => {
+                match (iface.address, v4_net.or(v6_net)) {
+                    (Some(address), _) => {
                         let len = prefix_len_for(address, v4_net, v6_net);
                         self.push(id, &iface.name, attachment, address, len, Origin::Declared);
                     }
-                    None => match v4_net.or(v6_net) {
-                        Some(net) => match ipam::next_free(net, reserve, pool_taken) {
-                            Some(a) => {
-                                pool_taken.insert(a);
-                                self.push(id, &iface.name, attachment, a, net.prefix_len(), Origin::Allocated);
-                            }
-                            None => self.exhausted(&iface.path, format!("no free address left in {net} for `{}` {}", t.host(id).name, iface.name)),
-                        },
-                        None => {}
-                    },
+                    (None, Some(net)) => self.allocate(id, iface, attachment, net, reserve, pool_taken),
+                    (None, None) => {}
                 }
                 match (iface.address6, v6_net) {
                     (Some(a6), _) => {
                         let len = v6_net.map_or(128, |n| n.prefix_len());
                         self.push(id, &iface.name, attachment, IpAddr::V6(a6), len, Origin::Declared);
                     }
-                    // The v6 prefix was already used for the primary address.
+                    // Dual-stack segment: the v6 address comes in addition to the v4 one.
                     (None, Some(net)) if v4_net.is_some() => {
                         let pool_taken = taken.entry(iface.segment).or_default();
-                        match ipam::next_free(net, reserve, pool_taken) {
-                            Some(a) => {
-                                pool_taken.insert(a);
-                                self.push(id, &iface.name, attachment, a, net.prefix_len(), Origin::Allocated);
-                            }
-                            None => self.exhausted(&iface.path, format!("no free address left in {net} for `{}` {}", t.host(id).name, iface.name)),
-                        }
+                        self.allocate(id, iface, attachment, net, reserve, pool_taken);
                     }
                     _ => {}
                 }
+            }
+        }
+    }
+
+    /// Gives an interface the lowest free address of `net`, or reports the
+    /// pool as exhausted at the interface.
+    fn allocate(
+        &mut self,
+        host: HostId,
+        iface: &vpnsim_topology::model::InterfaceM,
+        attachment: Attachment,
+        net: IpNet,
+        reserve: Reserve,
+        taken: &mut Taken,
+    ) {
+        match ipam::next_free(net, reserve, taken) {
+            Some(a) => {
+                taken.insert(a);
+                self.push(host, &iface.name, attachment, a, net.prefix_len(), Origin::Allocated);
+            }
+            None => {
+                let message = format!("no free address left in {net} for `{}` {}", self.t.host(host).name, iface.name);
+                self.exhausted(&iface.path, message);
             }
         }
     }
@@ -383,7 +392,15 @@ impl<'a> Planner<'a> {
                 };
                 let (range6, origin6) = match profile.spec.range6 {
                     Some(IpNet::V6(r)) => (Some(r), Origin::Declared),
-                    _ => (ipam::ula_subnet(self.plan.ula, profile.spec.profile_number), Origin::Allocated),
+                    _ => {
+                        // /64 number = profileNumber when free, so addresses read
+                        // naturally; otherwise the lowest free one.
+                        let found = ipam::free_ula_subnet(self.plan.ula, profile.spec.profile_number, &avoid);
+                        if let Some(r6) = found {
+                            avoid.push(IpNet::V6(r6));
+                        }
+                        (found, Origin::Allocated)
+                    }
                 };
                 let Some(range) = range else { continue };
                 self.plan.client_ranges.push(ClientRange { deployment, profile: p as u32, range, range6, origin, origin6 });
@@ -614,10 +631,24 @@ interfaces = [{ name = "eth0", subnet = "lan" }]
         let range = &planned.plan.client_ranges[0];
         assert_eq!(range.range.to_string(), "10.1.0.0/24");
         assert_eq!(range.origin, Origin::Allocated);
-        // range6 is /64 number 3 of the scenario's ULA.
+        // range6 is /64 number 3 (the profileNumber) of the scenario's ULA.
         let r6 = range.range6.unwrap_or_else(|| panic!("no range6"));
         assert!(planned.plan.ula.contains(&r6));
         assert_eq!((u128::from(r6.network()) >> 64) & 0xffff, 3);
+    }
+
+    #[test]
+    fn equal_profile_numbers_in_two_deployments_get_different_range6() {
+        let text = format!(
+            "{BASE}\n[openvpn.one]\ncontroller = \"gw\"\n[openvpn.one.profiles.p]\nprofile_number = 1\ndisplay_name = \"P\"\nnode = \"app\"\nhost_name = \"a.example.org\"\n\
+             [openvpn.two]\ncontroller = \"gw\"\n[openvpn.two.profiles.q]\nprofile_number = 1\ndisplay_name = \"Q\"\nnode = \"pc\"\nhost_name = \"b.example.org\"\n"
+        );
+        let planned = plan(&scenario(&text));
+        let r6: Vec<_> = planned.plan.client_ranges.iter().map(|r| r.range6).collect();
+        assert_eq!(r6.len(), 2);
+        assert_ne!(r6[0], r6[1]);
+        let r4: Vec<_> = planned.plan.client_ranges.iter().map(|r| r.range).collect();
+        assert_ne!(r4[0], r4[1]);
     }
 
     #[test]

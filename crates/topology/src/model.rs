@@ -733,17 +733,15 @@ impl Resolver<'_> {
             self.error("invalid-value", &path.key("name"), "scenario name must not be empty");
         }
         for (field, value) in [("valid_from", &meta.valid_from), ("valid_until", &meta.valid_until)] {
-            if let Some(date) = value {
-                if !is_valid_date(date) {
+            if let Some(date) = value
+                && !is_valid_date(date) {
                     self.error("invalid-value", &path.key(field), format!("`{date}` is not a date like 2026-01-01"));
                 }
-            }
         }
-        if let (Some(from), Some(until)) = (&meta.valid_from, &meta.valid_until) {
-            if is_valid_date(from) && is_valid_date(until) && from >= until {
+        if let (Some(from), Some(until)) = (&meta.valid_from, &meta.valid_until)
+            && is_valid_date(from) && is_valid_date(until) && from >= until {
                 self.error("invalid-value", &path.key("valid_until"), format!("valid_until {until} must be after valid_from {from}"));
             }
-        }
     }
 
     fn regions(&mut self, file: &ScenarioFile) -> Vec<RegionM> {
@@ -809,11 +807,10 @@ impl Resolver<'_> {
         for (name, subnet) in &file.subnets {
             let path = root("subnets").key(name);
             let site = self.lookup(&names.sites, &subnet.site, &path.key("site")).map(SiteId);
-            if let Some(cidr6) = subnet.cidr6 {
-                if !matches!(cidr6, IpNet::V6(_)) {
+            if let Some(cidr6) = subnet.cidr6
+                && !matches!(cidr6, IpNet::V6(_)) {
                     self.error("invalid-value", &path.key("cidr6"), format!("cidr6 `{cidr6}` must be an IPv6 prefix"));
                 }
-            }
             self.check_mtu(subnet.mtu, &path.key("mtu"));
             subnets.push(SubnetM {
                 name: name.clone(),
@@ -840,22 +837,20 @@ impl Resolver<'_> {
         for (name, host) in &file.hosts {
             let path = root("hosts").key(name);
             let site = self.lookup(&names.sites, &host.site, &path.key("site")).map(SiteId);
-            if let Some(dns) = &host.dns_name {
-                if !is_valid_dns_name(dns) {
+            if let Some(dns) = &host.dns_name
+                && !is_valid_dns_name(dns) {
                     self.error("invalid-value", &path.key("dns_name"), format!("`{dns}` is not a valid DNS name"));
                 }
-            }
             let interfaces = self.interfaces(host, &path, names, subnets, file);
             for (i, route) in host.routes.iter().enumerate() {
                 let field = path.key("routes").index(i);
                 if route.via.is_none() && route.dev.is_none() {
                     self.error("missing-field", &field, "a route needs `via` (next hop) or `dev` (interface)");
                 }
-                if let Some(via) = route.via {
-                    if route.to.addr().is_ipv4() != via.is_ipv4() {
+                if let Some(via) = route.via
+                    && route.to.addr().is_ipv4() != via.is_ipv4() {
                         self.error("invalid-value", &field.key("via"), format!("next hop {via} is not of the same address family as {}", route.to));
                     }
-                }
             }
             hosts.push(HostM {
                 name: name.clone(),
@@ -1010,11 +1005,10 @@ impl Resolver<'_> {
                 }
                 _ => {}
             }
-            if let Some(h) = hub {
-                if gateways.contains(&h) {
+            if let Some(h) = hub
+                && gateways.contains(&h) {
                     self.error("invalid-value", &path.key("gateways"), "the hub must not also be listed as a spoke");
                 }
-            }
             let needed = if ipsec.layout == IpsecLayout::HubAndSpoke { 1 } else { 2 };
             if ipsec.gateways.len() < needed {
                 self.error("invalid-value", &path.key("gateways"), format!("layout needs at least {needed} gateway(s)"));
@@ -1078,11 +1072,10 @@ impl Resolver<'_> {
             self.check_ifname(&star.interface, &path.key("interface"));
             let hub = self.lookup(&names.hosts, &star.hub, &path.key("hub")).map(HostId);
             let workers = self.host_list(names, &star.workers, &path.key("workers"));
-            if let Some(h) = hub {
-                if workers.contains(&h) {
+            if let Some(h) = hub
+                && workers.contains(&h) {
                     self.error("invalid-value", &path.key("workers"), format!("the hub `{}` must not also be a worker", star.hub));
                 }
-            }
             if star.port == 0 {
                 self.error("invalid-value", &path.key("port"), "port must not be 0");
             }
@@ -1463,11 +1456,10 @@ impl Resolver<'_> {
         if e.action == Action::Partition && e.groups.len() < 2 {
             self.error("invalid-value", &path.key("groups"), "a partition needs at least two groups");
         }
-        if let Some(loss) = e.loss {
-            if !(0.0..=100.0).contains(&loss) {
+        if let Some(loss) = e.loss
+            && !(0.0..=100.0).contains(&loss) {
                 self.error("invalid-value", &path.key("loss"), format!("loss {loss} must be a percentage between 0 and 100"));
             }
-        }
     }
 
     fn flow(&mut self, names: &AllNames<'_>, flow: &Flow, path: FieldPath) -> Option<FlowM> {

@@ -89,7 +89,7 @@ impl FromStr for Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (name, scale) in DURATION_UNITS.iter().rev() {
-            if self.0 != 0 && self.0 % scale == 0 {
+            if self.0 != 0 && self.0.is_multiple_of(*scale) {
                 return write!(f, "{}{}", self.0 / scale, name);
             }
         }
@@ -142,7 +142,7 @@ impl FromStr for Bandwidth {
 impl fmt::Display for Bandwidth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (name, scale) in BANDWIDTH_UNITS.iter().rev() {
-            if self.0 % scale == 0 {
+            if self.0.is_multiple_of(*scale) {
                 return write!(f, "{}{}", self.0 / scale, name);
             }
         }

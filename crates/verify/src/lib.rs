@@ -15,6 +15,7 @@
 //! the plan and returns diagnostics; it never touches files or the network.
 
 pub mod addressing;
+pub(crate) mod check_util;
 pub mod mtu;
 pub mod reach;
 pub mod services;
@@ -36,7 +37,13 @@ impl<'a> Ctx<'a> {
     }
 
     /// A finding located at a field of the scenario file.
-    pub fn finding(&self, code: &str, severity: Severity, field: &FieldPath, message: impl Into<String>) -> Diagnostic {
+    pub fn finding(
+        &self,
+        code: &str,
+        severity: Severity,
+        field: &FieldPath,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         self.scenario.diagnostic(code, severity, field, message)
     }
 }
@@ -44,21 +51,81 @@ impl<'a> Ctx<'a> {
 /// Every finding code this crate can emit, with its severity, for docs and
 /// for `sim check --explain`.
 pub const CODES: &[(&str, Severity, &str)] = &[
-    ("cidr-overlap", Severity::Error, "two ranges that must be disjoint overlap"),
-    ("subnet-outside-site", Severity::Error, "a subnet is not inside any of its site's CIDRs"),
-    ("duplicate-address", Severity::Error, "one address is given to two interfaces in one routing domain"),
-    ("address-outside-subnet", Severity::Error, "an interface address is not inside the prefix of its subnet or link"),
-    ("public-address-space", Severity::Warning, "a range used as private is public address space"),
-    ("allowed-ips-overlap", Severity::Error, "two WireGuard peers of one interface share AllowedIPs"),
-    ("no-promotion-candidate", Severity::Warning, "no worker of a star has a reachable endpoint to take over as hub"),
-    ("port-conflict", Severity::Error, "two services listen on the same protocol, port and address"),
-    ("profile-range-collision", Severity::Error, "two VPN profiles share a client range"),
-    ("daemon-port-exposed", Severity::Error, "the vpn-daemon port is reachable from beyond the controller"),
-    ("mtu-budget", Severity::Warning, "the path MTU after encapsulation is below what the inner interface assumes"),
-    ("intent-violation", Severity::Error, "a declared reach or isolation does not hold under static routing"),
-    ("single-point-of-failure", Severity::Warning, "losing one host cuts declared reachability"),
-    ("routing-loop", Severity::Error, "static routes send a packet around a loop"),
-    ("pool-exhausted", Severity::Error, "a pool has no address left to allocate"),
+    (
+        "cidr-overlap",
+        Severity::Error,
+        "two ranges that must be disjoint overlap",
+    ),
+    (
+        "subnet-outside-site",
+        Severity::Error,
+        "a subnet is not inside any of its site's CIDRs",
+    ),
+    (
+        "duplicate-address",
+        Severity::Error,
+        "one address is given to two interfaces in one routing domain",
+    ),
+    (
+        "address-outside-subnet",
+        Severity::Error,
+        "an interface address is not inside the prefix of its subnet or link",
+    ),
+    (
+        "public-address-space",
+        Severity::Warning,
+        "a range used as private is public address space",
+    ),
+    (
+        "allowed-ips-overlap",
+        Severity::Error,
+        "two WireGuard peers of one interface share AllowedIPs",
+    ),
+    (
+        "no-promotion-candidate",
+        Severity::Warning,
+        "no worker of a star has a reachable endpoint to take over as hub",
+    ),
+    (
+        "port-conflict",
+        Severity::Error,
+        "two services listen on the same protocol, port and address",
+    ),
+    (
+        "profile-range-collision",
+        Severity::Error,
+        "two VPN profiles share a client range",
+    ),
+    (
+        "daemon-port-exposed",
+        Severity::Error,
+        "the vpn-daemon port is reachable from beyond the controller",
+    ),
+    (
+        "mtu-budget",
+        Severity::Warning,
+        "the path MTU after encapsulation is below what the inner interface assumes",
+    ),
+    (
+        "intent-violation",
+        Severity::Error,
+        "a declared reach or isolation does not hold under static routing",
+    ),
+    (
+        "single-point-of-failure",
+        Severity::Warning,
+        "losing one host cuts declared reachability",
+    ),
+    (
+        "routing-loop",
+        Severity::Error,
+        "static routes send a packet around a loop",
+    ),
+    (
+        "pool-exhausted",
+        Severity::Error,
+        "a pool has no address left to allocate",
+    ),
 ];
 
 /// Runs every check and returns the findings ordered by position in the file.

@@ -429,17 +429,15 @@ impl<'a> Engine<'a> {
                         trace.reason = Some(format!("`{}` is down", self.name(h)));
                         return trace;
                     }
-                    if let Some((star, sender)) = from_peer.take() {
-                        if let Err(e) = self.cryptokey_accepts(star, h, sender, packet.src) {
+                    if let Some((star, sender)) = from_peer.take()
+                        && let Err(e) = self.cryptokey_accepts(star, h, sender, packet.src) {
                             trace.reason = Some(e);
                             return trace;
                         }
-                    }
-                    if mode.reply {
-                        if let Some(r) = nat.iter().find(|r| r.at == NatPoint::Host(h) && r.translated == packet.dst) {
+                    if mode.reply
+                        && let Some(r) = nat.iter().find(|r| r.at == NatPoint::Host(h) && r.translated == packet.dst) {
                             packet.dst = r.original;
                         }
-                    }
                     if self.own[h.index()].contains(&packet.dst) {
                         trace.seen_source = Some(packet.src);
                         if mode.reply {
@@ -521,11 +519,10 @@ impl<'a> Engine<'a> {
                 ));
             }
         }
-        if mode.overlays {
-            if let Some(next) = self.ipsec_step(h, *packet)? {
+        if mode.overlays
+            && let Some(next) = self.ipsec_step(h, *packet)? {
                 return Ok(next);
             }
-        }
         let Some(route) = self.lookup(h, packet.dst, mode).cloned() else {
             return Err(format!("`{}` has no route to {}", host.name, packet.dst));
         };
@@ -854,11 +851,10 @@ impl<'a> Engine<'a> {
         nat: &mut Vec<NatRecord>,
     ) -> Result<(Next, Option<FieldPath>), String> {
         let site = self.t.site(site_id);
-        if mode.reply {
-            if let Some(r) = nat.iter().find(|r| r.at == NatPoint::Router(site_id) && r.translated == packet.dst) {
+        if mode.reply
+            && let Some(r) = nat.iter().find(|r| r.at == NatPoint::Router(site_id) && r.translated == packet.dst) {
                 packet.dst = r.original;
             }
-        }
         if site.nat_address.map(IpAddr::V4) == Some(packet.dst) {
             return Err(format!(
                 "`{}` masquerades behind {}: nothing can dial in to it (no port forward)",
@@ -993,15 +989,14 @@ impl<'a> Engine<'a> {
         if fw.input_policy == Policy::Accept {
             return Ok(());
         }
-        if let Some(dev) = ingress {
-            if fw
+        if let Some(dev) = ingress
+            && fw
                 .trusted_interfaces
                 .iter()
                 .any(|p| interface_matches(p, dev))
             {
                 return Ok(());
             }
-        }
         let admitted = fw.allow.iter().any(|rule| {
             let proto_ok = match (rule.proto, packet.probe.proto) {
                 (RuleProto::Any, _) => true,
@@ -1646,8 +1641,8 @@ pub fn check(ctx: &Ctx<'_>) -> Vec<Diagnostic> {
         }
     }
     for flow in &t.expect.isolated {
-        if let Ok(trace) = evaluate(&engine, flow) {
-            if trace.delivered {
+        if let Ok(trace) = evaluate(&engine, flow)
+            && trace.delivered {
                 findings.push(ctx.finding(
                     "intent-violation",
                     Severity::Error,
@@ -1659,7 +1654,6 @@ pub fn check(ctx: &Ctx<'_>) -> Vec<Diagnostic> {
                     ),
                 ));
             }
-        }
     }
     findings.extend(single_points_of_failure(ctx, &holding));
     findings.extend(routing_loops(ctx, &engine, loops));
