@@ -404,6 +404,15 @@ impl<'a> Planner<'a> {
                 };
                 let Some(range) = range else { continue };
                 self.plan.client_ranges.push(ClientRange { deployment, profile: p as u32, range, range6, origin, origin6 });
+                // The node's server address: the first of each range, on the
+                // profile's own tun device.
+                let device = profile_device(profile.spec.profile_number);
+                let attachment = Attachment::Profile(deployment, p as u32);
+                self.push(profile.node, &device, attachment, IpAddr::V4(ipam::nth_host_v4(range, 1)), range.prefix_len(), Origin::Allocated);
+                if let Some(r6) = range6 {
+                    let first = IpAddr::V6(Ipv6Addr::from(u128::from(r6.network()) | 1));
+                    self.push(profile.node, &device, attachment, first, r6.prefix_len(), Origin::Allocated);
+                }
                 // Clients get addresses after the server's (.1), in file order.
                 let attachment = Attachment::Profile(deployment, p as u32);
                 let mut taken: Taken = Taken::default();
@@ -412,7 +421,7 @@ impl<'a> Planner<'a> {
                     match ipam::next_free(IpNet::V4(range), Reserve::Ends, &taken) {
                         Some(a) => {
                             taken.insert(a);
-                            self.push(*client, "tun0", attachment, a, range.prefix_len(), Origin::Allocated);
+                            self.push(*client, CLIENT_DEVICE, attachment, a, range.prefix_len(), Origin::Allocated);
                         }
                         None => {
                             let name = t.host(*client).name.clone();
@@ -536,6 +545,15 @@ impl<'a> Planner<'a> {
         });
     }
 }
+
+/// The tun device of a profile on its node, named as eduVPN names them
+/// (`tun-<profileNumber>-<process>`; one process is planned per profile).
+pub fn profile_device(profile_number: u32) -> String {
+    format!("tun-{profile_number}-0")
+}
+
+/// The tun device of a VPN client.
+pub const CLIENT_DEVICE: &str = "tun0";
 
 fn split_families(a: Option<IpNet>, b: Option<IpNet>) -> (Option<IpNet>, Option<IpNet>) {
     let nets = [a, b];

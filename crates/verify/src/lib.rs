@@ -9,7 +9,8 @@
 //! - [`mtu`]: `mtu-budget` (nested encapsulation overhead).
 //! - [`reach`]: the static forwarding model (routes, forwarding, source/dest
 //!   checks, tunnels, firewalls) behind `intent-violation`,
-//!   `single-point-of-failure`, `routing-loop` and the reachability matrix.
+//!   `single-point-of-failure`, `routing-loop`, `management-ip-mismatch`,
+//!   `management-unreachable` and the reachability matrix.
 //!
 //! Architecture invariant: verification is pure: it reads the topology and
 //! the plan and returns diagnostics; it never touches files or the network.
@@ -120,6 +121,16 @@ pub const CODES: &[(&str, Severity, &str)] = &[
         "routing-loop",
         Severity::Error,
         "static routes send a packet around a loop",
+    ),
+    (
+        "management-ip-mismatch",
+        Severity::Error,
+        "a profile's managementIp is not an address of its node",
+    ),
+    (
+        "management-unreachable",
+        Severity::Error,
+        "the controller cannot reach a node's management port",
     ),
     (
         "pool-exhausted",

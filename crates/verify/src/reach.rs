@@ -1497,10 +1497,15 @@ fn overlay_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<RouteEnt
                 continue;
             };
             let is_client = dep.clients.iter().any(|(c, cp)| *c == h && *cp == p);
+            let device = if profile.node == h {
+                vpnsim_plan::profile_device(profile.spec.profile_number)
+            } else {
+                vpnsim_plan::CLIENT_DEVICE.to_string()
+            };
             if profile.node == h || is_client {
-                table.push(overlay_entry(IpNet::V4(range.range), att, "tun0"));
+                table.push(overlay_entry(IpNet::V4(range.range), att, &device));
                 if let Some(r6) = range.range6 {
-                    table.push(overlay_entry(IpNet::V6(r6), att, "tun0"));
+                    table.push(overlay_entry(IpNet::V6(r6), att, &device));
                 }
             }
             if is_client && profile.spec.default_gateway {
@@ -1509,7 +1514,7 @@ fn overlay_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<RouteEnt
                 // through the underlay by a host route.
                 for (net, len) in DEF1_V4 {
                     if let Ok(n) = Ipv4Net::new(net, len) {
-                        table.push(overlay_entry(IpNet::V4(n), att, "tun0"));
+                        table.push(overlay_entry(IpNet::V4(n), att, vpnsim_plan::CLIENT_DEVICE));
                     }
                 }
                 let node = t.host(profile.node);
@@ -1656,6 +1661,7 @@ pub fn check(ctx: &Ctx<'_>) -> Vec<Diagnostic> {
             }
     }
     findings.extend(single_points_of_failure(ctx, &holding));
+    findings.extend(management_paths(ctx, &engine));
     findings.extend(routing_loops(ctx, &engine, loops));
     findings
 }
@@ -1666,17 +1672,15 @@ fn single_points_of_failure(ctx: &Ctx<'_>, holding: &[(&FlowM, Trace)]) -> Vec<D
     let mut cuts: BTreeMap<HostId, Vec<&FlowM>> = BTreeMap::new();
     let candidates: BTreeSet<HostId> = holding
         .iter()
-        .flat_map(|(flow, trace)| {
-            trace
-                .hosts
-                .iter()
-                .copied()
-                .filter(move |h| *h != flow.from && *h != flow.to)
-        })
+        .flat_map(|(flow, trace)| trace.hosts.iter().copied().filter(move |h| !is_endpoint(flow, *h)))
         .collect();
     for candidate in candidates {
         let engine = Engine::with_failed(t, ctx.plan, BTreeSet::from([candidate]));
         for (flow, _) in holding {
+            // Losing an endpoint of a flow says nothing about redundancy.
+            if is_endpoint(flow, candidate) || fails_over_by_round_robin(t, candidate, flow) {
+                continue;
+            }
             if evaluate(&engine, flow).is_ok_and(|trace| !trace.delivered) {
                 cuts.entry(candidate).or_default().push(flow);
             }
@@ -1690,14 +1694,108 @@ fn single_points_of_failure(ctx: &Ctx<'_>, holding: &[(&FlowM, Trace)]) -> Vec<D
                 Severity::Warning,
                 &t.host(host).path,
                 format!(
-                    "losing `{}` cuts {} declared reach expectation(s): {}; add a redundant path (a second gateway, a promotable hub)",
+                    "losing `{}` cuts {} declared reach expectation(s): {}; {}",
                     t.host(host).name,
                     labels.len(),
-                    labels.join(", ")
+                    labels.join(", "),
+                    recovery_advice(t, host)
                 ),
             )
         })
         .collect()
+}
+
+/// OpenVPN's management interface port in eduVPN 1.x deployments without
+/// vpn-daemon (the controller connects to it at the profile's managementIp).
+pub const OPENVPN_MANAGEMENT_PORT: u16 = 11940;
+
+/// The controller manages each node at the profile's `management_ip`: that
+/// address must be the node's, and the controller must reach it on the
+/// management port (vpn-daemon, or OpenVPN's management interface).
+fn management_paths(ctx: &Ctx<'_>, engine: &Engine<'_>) -> Vec<Diagnostic> {
+    let t = ctx.topology();
+    let mut findings = Vec::new();
+    for dep in &t.openvpn {
+        let port = if dep.use_vpn_daemon { dep.vpn_daemon_port } else { OPENVPN_MANAGEMENT_PORT };
+        for profile in &dep.profiles {
+            let Some(ip) = profile.spec.management_ip else { continue };
+            let field = profile.path.key("management_ip");
+            let node = &t.host(profile.node).name;
+            if !engine.own[profile.node.index()].contains(&ip) {
+                let mesh_hint = dep
+                    .management_mesh
+                    .and_then(|m| engine.plan.address_on(profile.node, Attachment::Mesh(m)))
+                    .map(|a| format!("; its address on the management mesh is {a}"))
+                    .unwrap_or_default();
+                findings.push(ctx.finding(
+                    "management-ip-mismatch",
+                    Severity::Error,
+                    &field,
+                    format!("management_ip {ip} of profile `{}` is none of node `{node}`'s addresses{mesh_hint}", profile.id),
+                ));
+                continue;
+            }
+            let trace = engine.flow(dep.controller, ip, Probe::transport(Proto::Tcp, port));
+            if !trace.delivered {
+                findings.push(ctx.finding(
+                    "management-unreachable",
+                    Severity::Error,
+                    &field,
+                    format!(
+                        "controller `{}` cannot reach node `{node}` at {ip} tcp/{port}: {}",
+                        t.host(dep.controller).name,
+                        trace.reason.unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    }
+    findings
+}
+
+fn is_endpoint(flow: &FlowM, host: HostId) -> bool {
+    flow.from == host || flow.to == host
+}
+
+/// An OpenVPN client whose node is lost reconnects through DNS round-robin
+/// when another profile of the deployment shares its `host_name` on another
+/// node (eduVPN's merged profiles).
+fn fails_over_by_round_robin(t: &Topology, lost: HostId, flow: &FlowM) -> bool {
+    t.openvpn.iter().any(|dep| {
+        dep.clients.iter().any(|(client, p)| {
+            let profile = &dep.profiles[*p];
+            *client == flow.from
+                && profile.node == lost
+                && dep.profiles.iter().any(|other| other.node != lost && other.spec.host_name == profile.spec.host_name)
+        })
+    })
+}
+
+/// What would remove the single point of failure, in the terms of the overlay it serves.
+fn recovery_advice(t: &Topology, host: HostId) -> String {
+    for star in t.stars.iter().filter(|s| s.hub == host) {
+        let candidates: Vec<&str> = star
+            .workers
+            .iter()
+            .filter(|w| star.endpoints.contains_key(w))
+            .map(|w| t.host(*w).name.as_str())
+            .collect();
+        if !candidates.is_empty() {
+            return format!(
+                "until a worker is promoted to hub of `{}` (candidates with an endpoint: {})",
+                star.name,
+                candidates.join(", ")
+            );
+        }
+        return format!("no worker of `{}` has an endpoint to be promoted to hub", star.name);
+    }
+    if t.ipsec.iter().any(|i| i.hub == Some(host) || i.gateways.contains(&host)) {
+        return "add a second gateway (another instance in another zone) with its own tunnels".into();
+    }
+    if t.openvpn.iter().any(|d| d.profiles.iter().any(|p| p.node == host)) {
+        return "add another node behind the same host_name (DNS round-robin) so clients can reconnect".into();
+    }
+    "add a redundant path around it".into()
 }
 
 /// Static routes (host and site) that send their own destination around a
@@ -2015,5 +2113,28 @@ mod tests {
         let inbound = engine.flow(leader, "198.51.100.77".parse().unwrap_or_else(|e| panic!("{e}")), Probe::PING);
         assert!(!inbound.delivered);
         assert!(inbound.reason.unwrap_or_default().contains("nothing can dial in"));
+    }
+
+    /// Regression: reference 000 keeps managementIp 10.10.10.x from its
+    /// "More Servers" section although the nodes sit on the 10.42.42.0/24 mesh.
+    #[test]
+    fn document_000_management_ips_are_flagged() {
+        let shipped = include_str!("../../../scenarios/eduvpn-locations.toml");
+        assert!(findings(&load("eduvpn-locations.toml", shipped)).iter().all(|d| !d.code.starts_with("management")));
+        let document = shipped.replace("management_ip = \"10.42.42.2\"", "management_ip = \"10.10.10.2\"").replace("management_ip = \"10.42.42.3\"", "management_ip = \"10.10.10.3\"");
+        let found = findings(&load("eduvpn-locations.toml", &document));
+        let mismatches: Vec<_> = codes(&found).into_iter().filter(|(c, _)| c == "management-ip-mismatch").map(|(_, f)| f).collect();
+        assert_eq!(mismatches, ["openvpn.eduvpn.profiles.asia.management_ip", "openvpn.eduvpn.profiles.europe.management_ip"]);
+    }
+
+    #[test]
+    fn a_node_firewall_that_forgets_the_controller_cuts_management() {
+        let shipped = include_str!("../../../scenarios/eduvpn-multinode.toml");
+        assert!(findings(&load("eduvpn-multinode.toml", shipped)).iter().all(|d| !d.code.starts_with("management")));
+        // Allow the daemon port from a documentation address instead of the controller.
+        let broken = shipped.replacen("from = [\"controller\"]", "from = [\"192.0.2.1\"]", 1);
+        assert_ne!(broken, shipped, "the scenario's node firewall allows the controller by name");
+        let found = findings(&load("eduvpn-multinode.toml", &broken));
+        assert!(found.iter().any(|d| d.code == "management-unreachable" && d.message.contains("does not admit tcp/41194")), "{found:#?}");
     }
 }
