@@ -589,6 +589,13 @@ pub struct Profile {
     /// `enableNat`: families NATed to the node's public address.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nat: Vec<NatFamily>,
+    /// OpenVPN `keepalive` interval: the server pushes `ping` to clients.
+    #[serde(default = "default_ping")]
+    pub ping: Duration,
+    /// OpenVPN `keepalive` timeout: a client restarts (and re-resolves
+    /// `host_name`) after this long without traffic from the node.
+    #[serde(default = "default_ping_restart")]
+    pub ping_restart: Duration,
 }
 
 fn default_listeners() -> Vec<Listener> {
@@ -792,6 +799,20 @@ pub struct Firewall {
     /// Inbound allow rules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow: Vec<AllowRule>,
+    /// Forwarding allowed between interface pairs when `forward_policy` is not
+    /// accept (e.g. `tun+` → `eth0` and back for VPN clients).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward: Vec<ForwardRule>,
+}
+
+/// Forwarding from one interface to another (iptables `-i`/`-o` patterns).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardRule {
+    /// Incoming interface; a trailing `+` matches a prefix (`tun+`).
+    pub in_interface: String,
+    /// Outgoing interface; a trailing `+` matches a prefix.
+    pub out_interface: String,
 }
 
 /// Who may reach which ports.
@@ -904,6 +925,12 @@ pub struct Recover {
     /// Overlay whose address of `to` is probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// Probe protocol.
+    #[serde(default, skip_serializing_if = "is_default_probe")]
+    pub proto: ProbeProto,
+    /// Destination port (tcp/udp).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     /// Name of the event after which reach must return.
     pub after: String,
     /// Deadline, counted from the event.
@@ -943,6 +970,11 @@ pub enum Action {
     Heal,
     /// Loss of `loss` percent on `link` for `duration`.
     LossBurst,
+    /// `host` stops its VPN daemons cleanly (clients are told to reconnect);
+    /// the machine stays up, as in a maintenance window.
+    Stop,
+    /// `host` starts its VPN daemons again after `stop`.
+    Start,
     /// `host` gets a new underlay `address` (roaming).
     EndpointChange,
     /// Promote `host` to leader of WireGuard star `star` by `procedure`.

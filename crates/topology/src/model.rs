@@ -366,6 +366,7 @@ pub struct FirewallM {
     pub forward_policy: Policy,
     pub trusted_interfaces: Vec<String>,
     pub allow: Vec<AllowM>,
+    pub forward: Vec<format::ForwardRule>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -395,6 +396,8 @@ pub struct RecoverM {
     pub from: HostId,
     pub to: HostId,
     pub via: Option<OverlayId>,
+    pub proto: ProbeProto,
+    pub port: Option<u16>,
     pub after: EventId,
     pub within: Duration,
 }
@@ -1331,6 +1334,15 @@ impl Resolver<'_> {
                 }
                 allow.push(AllowM { path: rpath, from, proto, ports: rule.ports.clone() });
             }
+            for (i, rule) in fw.forward.iter().enumerate() {
+                let rpath = path.key("forward").index(i);
+                for (field, pattern) in [("in_interface", &rule.in_interface), ("out_interface", &rule.out_interface)] {
+                    self.check_ifname(pattern.strip_suffix('+').unwrap_or(pattern), &rpath.key(field));
+                }
+            }
+            for (i, pattern) in fw.trusted_interfaces.iter().enumerate() {
+                self.check_ifname(pattern.strip_suffix('+').unwrap_or(pattern), &path.key("trusted_interfaces").index(i));
+            }
             out.insert(
                 HostId(h),
                 FirewallM {
@@ -1339,6 +1351,7 @@ impl Resolver<'_> {
                     forward_policy: fw.forward_policy,
                     trusted_interfaces: fw.trusted_interfaces.clone(),
                     allow,
+                    forward: fw.forward.clone(),
                 },
             );
         }
@@ -1433,7 +1446,7 @@ impl Resolver<'_> {
         let (required, optional): (&[&str], &[&str]) = match e.action {
             Action::LinkDown | Action::LinkUp if e.link.is_some() => (&["link"], &[]),
             Action::LinkDown | Action::LinkUp => (&["host", "interface"], &[]),
-            Action::Crash | Action::Restart => (&["host"], &[]),
+            Action::Crash | Action::Restart | Action::Stop | Action::Start => (&["host"], &[]),
             Action::Partition => (&["groups"], &["one_way"]),
             Action::Heal => (&[], &[]),
             Action::LossBurst => (&["link", "loss", "duration"], &[]),
@@ -1466,16 +1479,20 @@ impl Resolver<'_> {
         let from = self.lookup(&names.hosts, &flow.from, &path.key("from")).map(HostId);
         let to = self.lookup(&names.hosts, &flow.to, &path.key("to")).map(HostId);
         let via = self.via(names, flow.via.as_deref(), &path);
-        if flow.proto == ProbeProto::Icmp && flow.port.is_some() {
-            self.error("invalid-value", &path.key("port"), "icmp probes have no port; set proto = \"tcp\" or \"udp\"");
-        }
-        if flow.proto != ProbeProto::Icmp && flow.port.is_none() {
-            self.error("missing-field", &path.key("port"), "tcp and udp probes need a `port`");
-        }
+        self.check_probe(flow.proto, flow.port, &path);
         if from.is_some() && from == to {
             self.error("invalid-value", &path.key("to"), "a flow needs two different hosts");
         }
         Some(FlowM { path, from: from?, to: to?, via: via?, proto: flow.proto, port: flow.port, reason: flow.reason.clone() })
+    }
+
+    fn check_probe(&mut self, proto: ProbeProto, port: Option<u16>, path: &FieldPath) {
+        if proto == ProbeProto::Icmp && port.is_some() {
+            self.error("invalid-value", &path.key("port"), "icmp probes have no port; set proto = \"tcp\" or \"udp\"");
+        }
+        if proto != ProbeProto::Icmp && port.is_none() {
+            self.error("missing-field", &path.key("port"), "tcp and udp probes need a `port`");
+        }
     }
 
     /// `Some(None)`: no via; `Some(Some(id))`: resolved; `None`: dangling.
@@ -1508,8 +1525,18 @@ impl Resolver<'_> {
                 let help = did_you_mean(&rec.after, events.iter().filter_map(|e| e.name.as_deref()));
                 self.error_with_help("dangling-reference", &path.key("after"), format!("no event named `{}`", rec.after), help);
             }
+            self.check_probe(rec.proto, rec.port, &path);
             if let (Some(from), Some(to), Some(via), Some(after)) = (from, to, via, after) {
-                expect.recover.push(RecoverM { path, from, to, via, after: EventId(after as u32), within: rec.within });
+                expect.recover.push(RecoverM {
+                    path,
+                    from,
+                    to,
+                    via,
+                    proto: rec.proto,
+                    port: rec.port,
+                    after: EventId(after as u32),
+                    within: rec.within,
+                });
             }
         }
         for (i, tp) in file.expect.throughput.iter().enumerate() {

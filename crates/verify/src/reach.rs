@@ -450,7 +450,8 @@ impl<'a> Engine<'a> {
                         }
                         return trace;
                     }
-                    self.host_step(h, step == 0, &mut packet, mode, nat, &mut trace)
+                    let arrival = Arrival { originated: step == 0, ingress: ingress.as_deref() };
+                    self.host_step(h, arrival, &mut packet, mode, nat, &mut trace)
                 }
                 Hop::Router(site) => self.router_step(site, &mut packet, mode, nat).map(|(next, route)| {
                     trace.routes_used.extend(route);
@@ -493,13 +494,14 @@ impl<'a> Engine<'a> {
     fn host_step(
         &self,
         h: HostId,
-        originated: bool,
+        arrival: Arrival<'_>,
         packet: &mut Packet,
         mode: Mode,
         nat: &mut Vec<NatRecord>,
         trace: &mut Trace,
     ) -> Result<Next, String> {
         let host = self.t.host(h);
+        let originated = arrival.originated;
         if !originated {
             if !host.forwarding {
                 return Err(format!(
@@ -521,11 +523,17 @@ impl<'a> Engine<'a> {
         }
         if mode.overlays
             && let Some(next) = self.ipsec_step(h, *packet)? {
+                if !originated {
+                    self.forward_admits(h, arrival.ingress, self.default_dev(h).as_deref(), *packet)?;
+                }
                 return Ok(next);
             }
         let Some(route) = self.lookup(h, packet.dst, mode).cloned() else {
             return Err(format!("`{}` has no route to {}", host.name, packet.dst));
         };
+        if !originated {
+            self.forward_admits(h, arrival.ingress, Some(&route.dev), *packet)?;
+        }
         trace.routes_used.extend(route.origin.clone());
         self.snat_if_needed(h, &route, packet, nat);
         match route.action {
@@ -614,7 +622,7 @@ impl<'a> Engine<'a> {
                     tunnel.left.min(tunnel.right),
                     tunnel.left.max(tunnel.right),
                 )) {
-                    Ok(()) => Ok(Some(Next::plain(Hop::Host(peer)))),
+                    Ok(()) => Ok(Some(Next { hop: Hop::Host(peer), ingress: self.default_dev(peer), peer: None })),
                     Err(e) => Err(format!(
                         "IPsec tunnel {} of `{}` is down: {e}",
                         tunnel.name, ipsec.name
@@ -801,7 +809,7 @@ impl<'a> Engine<'a> {
             })?;
             Ok(Next {
                 hop: Hop::Host(client),
-                ingress: Some(dev.to_string()),
+                ingress: Some(vpnsim_plan::CLIENT_DEVICE.to_string()),
                 peer: None,
             })
         } else {
@@ -814,7 +822,7 @@ impl<'a> Engine<'a> {
             })?;
             Ok(Next {
                 hop: Hop::Host(profile.node),
-                ingress: Some(dev.to_string()),
+                ingress: Some(vpnsim_plan::profile_device(profile.spec.profile_number)),
                 peer: None,
             })
         }
@@ -877,7 +885,7 @@ impl<'a> Engine<'a> {
                     {
                         Some(h) => Next {
                             hop: Hop::Host(*h),
-                            ingress: None,
+                            ingress: self.iface_in_site(*h, site_id),
                             peer: None,
                         },
                         None => {
@@ -897,7 +905,7 @@ impl<'a> Engine<'a> {
                     to.prefix_len(),
                     Next {
                         hop: Hop::Host(*via),
-                        ingress: None,
+                        ingress: self.iface_in_site(*via, site_id),
                         peer: None,
                     },
                     Some(site.path.key("routes").index(i)),
@@ -967,12 +975,57 @@ impl<'a> Engine<'a> {
             .plan
             .host_addresses(host)
             .find(|a| a.attachment == Attachment::Link(link))
-            .map(|a| a.interface.clone());
+            .map(|a| a.interface.clone())
+            .or_else(|| self.default_dev(host));
         // An elastic IP arrives through the site router to the private address.
         Ok(Next {
             hop: Hop::Host(host),
             ingress: iface,
             peer: None,
+        })
+    }
+
+    /// FORWARD chain: with a restrictive forward policy only the declared
+    /// interface pairs pass (in both directions only if both are declared,
+    /// as in a rule set without a conntrack shortcut).
+    fn forward_admits(&self, h: HostId, ingress: Option<&str>, egress: Option<&str>, packet: Packet) -> Result<(), String> {
+        let Some(fw) = self.t.firewalls.get(&h) else { return Ok(()) };
+        if fw.forward_policy == Policy::Accept {
+            return Ok(());
+        }
+        let (Some(ingress), Some(egress)) = (ingress, egress) else {
+            return Err(format!("the firewall of `{}` forwards only declared interface pairs and the packet's interfaces are unknown", self.name(h)));
+        };
+        let allowed = fw
+            .forward
+            .iter()
+            .any(|r| interface_matches(&r.in_interface, ingress) && interface_matches(&r.out_interface, egress));
+        if allowed {
+            Ok(())
+        } else {
+            Err(format!(
+                "the firewall of `{}` does not forward {ingress} → {egress} ({} → {}); add a `forward` rule for that interface pair",
+                self.name(h),
+                packet.src,
+                packet.dst
+            ))
+        }
+    }
+
+    /// The device of a host's IPv4 default route.
+    fn default_dev(&self, h: HostId) -> Option<String> {
+        self.tables
+            .get(h.index())?
+            .iter()
+            .find(|r| !r.overlay && r.prefix.prefix_len() == 0 && r.prefix.addr().is_ipv4())
+            .map(|r| r.dev.clone())
+    }
+
+    /// The interface by which a host sits in one of a site's subnets.
+    fn iface_in_site(&self, h: HostId, site: SiteId) -> Option<String> {
+        self.t.host(h).interfaces.iter().find_map(|i| match i.segment {
+            Segment::Subnet(s) if self.t.subnet(s).site == site => Some(i.name.clone()),
+            _ => None,
         })
     }
 
@@ -1273,6 +1326,15 @@ impl Trace {
             seen_source: None,
         }
     }
+}
+
+/// How a packet came to a host.
+#[derive(Debug, Clone, Copy)]
+struct Arrival<'a> {
+    /// The host sent it itself (no forwarding checks).
+    originated: bool,
+    /// Interface it arrived on.
+    ingress: Option<&'a str>,
 }
 
 #[derive(Debug, Clone)]
@@ -2136,5 +2198,19 @@ mod tests {
         assert_ne!(broken, shipped, "the scenario's node firewall allows the controller by name");
         let found = findings(&load("eduvpn-multinode.toml", &broken));
         assert!(found.iter().any(|d| d.code == "management-unreachable" && d.message.contains("does not admit tcp/41194")), "{found:#?}");
+    }
+
+    #[test]
+    fn forward_rules_need_both_directions() {
+        let shipped = include_str!("../../../scenarios/eduvpn-multinode.toml");
+        let one_way = shipped.replacen("  { in_interface = \"ens160\", out_interface = \"tun+\" },\n", "", 1);
+        assert_ne!(one_way, shipped);
+        let found = findings(&load("eduvpn-multinode.toml", &one_way));
+        let violation = found
+            .iter()
+            .find(|d| d.code == "intent-violation" && d.message.contains("client-1 → web"))
+            .unwrap_or_else(|| panic!("{found:#?}"));
+        assert!(violation.message.contains("reply does not return"), "{}", violation.message);
+        assert!(violation.message.contains("does not forward ens160 → tun-1-0"), "{}", violation.message);
     }
 }
