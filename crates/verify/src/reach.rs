@@ -46,6 +46,8 @@ pub enum Reach {
     Partial,
     /// No host pair reaches.
     None,
+    /// There is no pair of distinct hosts to try (a site with one host, to itself).
+    NoPairs,
 }
 
 /// Site × site reachability under static routing, rows = from, columns = to.
@@ -642,7 +644,7 @@ impl<'a> Engine<'a> {
     ) -> Result<Next, String> {
         match att {
             Attachment::Star(s) => self.star_step(s, h, packet, dev),
-            Attachment::Profile(d, p) => self.profile_step(d, p, h, packet, dev),
+            Attachment::Profile(d, p) => self.profile_step(d, p, h, packet),
             Attachment::Bond(b) => {
                 self.tunnel_up(TunnelKey::Bond(b))
                     .map_err(|e| format!("bond `{}` is down: {e}", self.t.bonds[b.index()].name))?;
@@ -789,7 +791,6 @@ impl<'a> Engine<'a> {
         p: u32,
         h: HostId,
         packet: Packet,
-        dev: &str,
     ) -> Result<Next, String> {
         let dep = &self.t.openvpn[d.index()];
         let profile = &dep.profiles[p as usize];
@@ -1835,7 +1836,7 @@ fn fails_over_by_round_robin(t: &Topology, lost: HostId, flow: &FlowM) -> bool {
 
 /// What would remove the single point of failure, in the terms of the overlay it serves.
 fn recovery_advice(t: &Topology, host: HostId) -> String {
-    for star in t.stars.iter().filter(|s| s.hub == host) {
+    if let Some(star) = t.stars.iter().find(|s| s.hub == host) {
         let candidates: Vec<&str> = star
             .workers
             .iter()
@@ -1948,7 +1949,7 @@ pub fn site_matrix(ctx: &Ctx<'_>) -> SiteMatrix {
                 }
             }
             row.push(match (ok, total) {
-                (_, 0) => Reach::None,
+                (_, 0) => Reach::NoPairs,
                 (ok, total) if ok == total => Reach::All,
                 (0, _) => Reach::None,
                 _ => Reach::Partial,

@@ -1,0 +1,171 @@
+//! The `sim run` report: the static findings, the plan, and what the
+//! simulation did. The simulator is a later stage; until it exists the
+//! report says so in one line rather than pretending expectations passed.
+
+use serde::Serialize;
+use vpnsim_topology::Diagnostic;
+use vpnsim_topology::model::ExpectationsM;
+
+use crate::diagnostics::{self, FileDiagnostics, Style};
+use crate::plan::PlanReport;
+use crate::to_json;
+
+/// Where the seed of a run came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeedSource {
+    /// `[scenario] seed` in the file.
+    File,
+    /// `--seed` on the command line.
+    CommandLine,
+}
+
+/// How many expectations of each kind the scenario declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ExpectationCounts {
+    pub reach: usize,
+    pub isolated: usize,
+    pub recover: usize,
+    pub throughput: usize,
+}
+
+impl ExpectationCounts {
+    pub fn of(expect: &ExpectationsM) -> Self {
+        ExpectationCounts {
+            reach: expect.reach.len(),
+            isolated: expect.isolated.len(),
+            recover: expect.recover.len(),
+            throughput: expect.throughput.len(),
+        }
+    }
+}
+
+/// What the simulation stage did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SimulationStatus {
+    /// `not-implemented` until `sim/` exists; `not-run` after input errors.
+    pub status: &'static str,
+    pub expectations_declared: ExpectationCounts,
+    pub expectations_evaluated: usize,
+}
+
+impl SimulationStatus {
+    /// The simulator does not exist yet: nothing was evaluated.
+    pub fn not_implemented(declared: ExpectationCounts) -> Self {
+        SimulationStatus {
+            status: "not-implemented",
+            expectations_declared: declared,
+            expectations_evaluated: 0,
+        }
+    }
+
+    /// The scenario could not be loaded.
+    pub fn not_run() -> Self {
+        SimulationStatus {
+            status: "not-run",
+            expectations_declared: ExpectationCounts::default(),
+            expectations_evaluated: 0,
+        }
+    }
+
+    /// One line for the text report.
+    pub fn line(&self) -> String {
+        let d = self.expectations_declared;
+        match self.status {
+            "not-implemented" => format!(
+                "Simulation: the simulation engine is not implemented yet, so no runtime expectations were evaluated \
+                 ({} reach, {} isolated, {} recover, {} throughput declared).",
+                d.reach, d.isolated, d.recover, d.throughput
+            ),
+            _ => String::from("Simulation: not run, because the scenario could not be loaded."),
+        }
+    }
+}
+
+/// Everything `sim run` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport<'a> {
+    pub file: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed_from: Option<SeedSource>,
+    /// Input errors, or planning and verification findings.
+    pub findings: &'a [Diagnostic],
+    pub plan: Option<PlanReport<'a>>,
+    pub simulation: SimulationStatus,
+    /// The file's text, for source snippets in the text report.
+    #[serde(skip)]
+    pub source: Option<&'a str>,
+}
+
+impl RunReport<'_> {
+    pub fn json(&self) -> String {
+        to_json(self)
+    }
+
+    pub fn text(&self, style: Style, quiet: bool) -> String {
+        let mut out = format!("sim run {}", self.file);
+        if let (Some(name), Some(seed)) = (self.scenario, self.seed) {
+            let from = match self.seed_from {
+                Some(SeedSource::CommandLine) => "from --seed",
+                _ => "from the file",
+            };
+            out.push_str(&format!(": scenario `{name}`, seed {seed} ({from})"));
+        }
+        out.push_str("\n\nStatic checks:\n");
+        let files = [FileDiagnostics {
+            file: self.file,
+            source: self.source,
+            diagnostics: self.findings,
+        }];
+        out.push_str(&diagnostics::check_text(&files, style, quiet));
+        if let Some(plan) = &self.plan {
+            out.push('\n');
+            out.push_str(&plan.text());
+        }
+        out.push('\n');
+        out.push_str(&self.simulation.line());
+        out.push('\n');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_implemented_is_said_in_one_line() {
+        let status = SimulationStatus::not_implemented(ExpectationCounts {
+            reach: 2,
+            isolated: 1,
+            recover: 0,
+            throughput: 0,
+        });
+        let line = status.line();
+        assert!(!line.contains('\n'));
+        assert!(line.contains("not implemented yet"));
+        assert!(line.contains("2 reach, 1 isolated"));
+        let report = RunReport {
+            file: "x.toml",
+            scenario: Some("x"),
+            seed: Some(9),
+            seed_from: Some(SeedSource::CommandLine),
+            findings: &[],
+            plan: None,
+            simulation: status,
+            source: None,
+        };
+        let text = report.text(Style::Plain, false);
+        assert!(
+            text.starts_with("sim run x.toml: scenario `x`, seed 9 (from --seed)\n"),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&report.json()).unwrap_or_default();
+        assert_eq!(json["simulation"]["status"], "not-implemented");
+        assert_eq!(json["seed_from"], "command-line");
+    }
+}
