@@ -458,10 +458,11 @@ fn duplicate_table_is_a_duplicate_name() {
         "{}",
         run.stdout
     );
-    // toml reports only "duplicate key" with a span and no field path (the
-    // source map cannot be built from a file toml rejects); the snippet
-    // shows the second `[hosts.app]` header.
+    // The snippet shows the second `[hosts.app]` header, the message names
+    // the key and the field is located.
     assert!(run.stdout.contains(" 20 | [hosts.app]"), "{}", run.stdout);
+    assert!(run.stdout.contains("`app` is defined twice"), "{}", run.stdout);
+    assert!(run.stdout.contains("field `hosts.app`"), "{}", run.stdout);
 }
 
 #[test]

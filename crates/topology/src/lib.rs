@@ -108,23 +108,32 @@ pub fn load_str(name: &str, text: &str) -> Result<Scenario, LoadError> {
 /// Turns a toml/serde error into a located diagnostic with a stable code and,
 /// for misspelt keys and variants, a "did you mean" hint.
 fn toml_error_diagnostic(source: &SourceFile, map: &SourceMap, error: &toml::de::Error) -> Diagnostic {
-    let message = error.message().trim().to_string();
+    let mut message = error.message().trim().to_string();
     let span = error.span().unwrap_or(0..0);
-    let code = if map == &SourceMap::default() && !source.text.trim().is_empty() {
+    let is_syntax = toml::de::DeTable::parse(&source.text).is_err();
+    let duplicate = message.contains("duplicate key");
+    let code = if duplicate {
+        "duplicate-name"
+    } else if is_syntax {
         "syntax"
     } else if message.starts_with("unknown field") {
         "unknown-field"
     } else if message.starts_with("missing field") {
         "missing-field"
-    } else if message.starts_with("duplicate key") {
-        "duplicate-name"
     } else {
         "invalid-value"
     };
-    let code = if message.contains("duplicate key") { "duplicate-name" } else { code };
-    let mut diagnostic = Diagnostic::at_span(code, Severity::Error, source, span.clone(), message.clone());
+    let mut help = unknown_name_hint(&message);
+    if duplicate {
+        let key = source.text.get(span.clone()).unwrap_or("").trim();
+        message = format!("`{key}` is defined twice; every name in a table must be unique (rename or merge the two)");
+    }
+    if message == "missing field `scenario`" {
+        help = Some("a scenario file starts with a [scenario] table: name = \"...\", seed = N".into());
+    }
+    let mut diagnostic = Diagnostic::at_span(code, Severity::Error, source, span.clone(), message);
     diagnostic.field = map.field_at(&span).map(|p| p.to_string());
-    diagnostic.help = unknown_name_hint(&message);
+    diagnostic.help = help;
     diagnostic
 }
 

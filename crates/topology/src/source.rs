@@ -98,13 +98,13 @@ pub struct SourceMap {
 }
 
 impl SourceMap {
-    /// Builds the map from text that toml already accepted. On a syntax error
-    /// the map is empty; the caller reports the syntax error instead.
+    /// Builds the map. toml's recovering parser keeps going after an error,
+    /// so even a file with a syntax error or a duplicate key gets the spans
+    /// of everything around it, and errors can be located at a field.
     pub fn build(text: &str) -> Self {
         let mut map = SourceMap::default();
-        if let Ok(root) = DeTable::parse(text) {
-            map.walk_table(&FieldPath::root(), root.get_ref());
-        }
+        let (root, _errors) = DeTable::parse_recoverable(text);
+        map.walk_table(&FieldPath::root(), root.get_ref());
         map
     }
 
