@@ -1,0 +1,1 @@
+//! Real-tool acceptance tests (being written).
