@@ -408,15 +408,16 @@ impl<'a> Planner<'a> {
                 // profile's own tun device.
                 let device = profile_device(profile.spec.profile_number);
                 let attachment = Attachment::Profile(deployment, p as u32);
-                self.push(profile.node, &device, attachment, IpAddr::V4(ipam::nth_host_v4(range, 1)), range.prefix_len(), Origin::Allocated);
-                if let Some(r6) = range6 {
-                    let first = IpAddr::V6(Ipv6Addr::from(u128::from(r6.network()) | 1));
-                    self.push(profile.node, &device, attachment, first, r6.prefix_len(), Origin::Allocated);
+                let server_v4 = ipam::next_free(IpNet::V4(range), Reserve::Ends, &Taken::new());
+                let server_v6 = range6.and_then(|r6| ipam::next_free(IpNet::V6(r6), Reserve::Ends, &Taken::new()));
+                for (server, len) in [(server_v4, range.prefix_len()), (server_v6, range6.map_or(128, |r| r.prefix_len()))] {
+                    if let Some(server) = server {
+                        self.push(profile.node, &device, attachment, server, len, Origin::Allocated);
+                    }
                 }
                 // Clients get addresses after the server's (.1), in file order.
                 let attachment = Attachment::Profile(deployment, p as u32);
-                let mut taken: Taken = Taken::default();
-                taken.insert(IpAddr::V4(ipam::nth_host_v4(range, 1)));
+                let mut taken: Taken = server_v4.into_iter().collect();
                 for (client, _) in dep.clients.iter().filter(|(_, cp)| *cp == p) {
                     match ipam::next_free(IpNet::V4(range), Reserve::Ends, &taken) {
                         Some(a) => {

@@ -1178,8 +1178,23 @@ impl Resolver<'_> {
                 if let Some(range @ IpNet::V6(_)) = profile.range {
                     self.error("invalid-value", &ppath.key("range"), format!("range `{range}` must be an IPv4 prefix"));
                 }
-                if profile.range6.is_some_and(|r| !matches!(r, IpNet::V6(_))) {
-                    self.error("invalid-value", &ppath.key("range6"), "range6 must be an IPv6 prefix");
+                if let Some(range @ IpNet::V4(_)) = profile.range
+                    && range.prefix_len() > 29
+                {
+                    self.error(
+                        "invalid-value",
+                        &ppath.key("range"),
+                        format!("range `{range}` is too small: OpenVPN's `server` needs a /29 or larger pool"),
+                    );
+                }
+                match profile.range6 {
+                    Some(IpNet::V4(_)) => self.error("invalid-value", &ppath.key("range6"), "range6 must be an IPv6 prefix"),
+                    Some(range6) if range6.prefix_len() > 112 => self.error(
+                        "invalid-value",
+                        &ppath.key("range6"),
+                        format!("range6 `{range6}` is too small: OpenVPN's `server-ipv6` needs a /112 or larger pool"),
+                    ),
+                    _ => {}
                 }
                 if profile.listeners.is_empty() {
                     self.error("invalid-value", &ppath.key("listeners"), "a profile needs at least one listener");
