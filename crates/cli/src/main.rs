@@ -9,6 +9,7 @@
 mod args;
 mod commands;
 mod pipeline;
+mod write_tree;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;

@@ -19,6 +19,8 @@
 //! - [`cloud`]: cloud route-table entries as JSON and Terraform `aws_route`.
 //! - [`script`]: POSIX shell scripts (bond enslave/release, promotion procedures).
 //!
+//! [`tree`] holds the generated tree as data (`FileSet`) and its manifest.
+//!
 //! Architecture invariant: render is pure. No IO, no clock, no randomness:
 //! keys arrive as values, and the same inputs give byte-identical files.
 
@@ -35,6 +37,7 @@ pub mod peervpn;
 pub mod script;
 pub mod swanctl;
 pub mod sysctl;
+pub mod tree;
 pub mod wgquick;
 pub mod zone;
 
