@@ -35,10 +35,19 @@ impl Drop for TempDir {
 
 /// Writes `files` as the tree `dir`, replacing any tree there atomically.
 pub fn write_tree<'a>(dir: &Path, files: impl IntoIterator<Item = TreeFile<'a>>) -> Result<()> {
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = dir.file_name().with_context(|| format!("{} names no directory", dir.display()))?;
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = dir
+        .file_name()
+        .with_context(|| format!("{} names no directory", dir.display()))?;
     let temp = TempDir {
-        path: parent.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id())),
+        path: parent.join(format!(
+            ".{}.tmp-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        )),
         committed: false,
     };
     let _ = fs::remove_dir_all(&temp.path);
@@ -46,10 +55,15 @@ pub fn write_tree<'a>(dir: &Path, files: impl IntoIterator<Item = TreeFile<'a>>)
     for file in files {
         write_file(&temp.path, &file)?;
     }
-    let old = parent.join(format!(".{}.old-{}", name.to_string_lossy(), std::process::id()));
+    let old = parent.join(format!(
+        ".{}.old-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let replacing = dir.exists();
     if replacing {
-        fs::rename(dir, &old).with_context(|| format!("cannot move the old {} aside", dir.display()))?;
+        fs::rename(dir, &old)
+            .with_context(|| format!("cannot move the old {} aside", dir.display()))?;
     }
     if let Err(e) = fs::rename(&temp.path, dir) {
         if replacing {
@@ -60,7 +74,8 @@ pub fn write_tree<'a>(dir: &Path, files: impl IntoIterator<Item = TreeFile<'a>>)
     let mut temp = temp;
     temp.committed = true;
     if replacing {
-        fs::remove_dir_all(&old).with_context(|| format!("cannot remove the old tree {}", old.display()))?;
+        fs::remove_dir_all(&old)
+            .with_context(|| format!("cannot remove the old tree {}", old.display()))?;
     }
     Ok(())
 }
@@ -74,8 +89,16 @@ fn create_dir(path: &Path) -> Result<()> {
 }
 
 fn write_file(root: &Path, file: &TreeFile<'_>) -> Result<()> {
-    if file.path.is_absolute() || file.path.components().any(|c| !matches!(c, Component::Normal(_))) {
-        bail!("refusing to write {}: not a plain relative path", file.path.display());
+    if file.path.is_absolute()
+        || file
+            .path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+    {
+        bail!(
+            "refusing to write {}: not a plain relative path",
+            file.path.display()
+        );
     }
     let target = root.join(&file.path);
     if let Some(dir) = target.parent() {
@@ -89,8 +112,10 @@ fn write_file(root: &Path, file: &TreeFile<'_>) -> Result<()> {
         .mode(file.mode)
         .open(&target)
         .with_context(|| format!("cannot create {}", target.display()))?;
-    out.write_all(file.contents).with_context(|| format!("cannot write {}", target.display()))?;
-    out.sync_all().with_context(|| format!("cannot flush {}", target.display()))?;
+    out.write_all(file.contents)
+        .with_context(|| format!("cannot write {}", target.display()))?;
+    out.sync_all()
+        .with_context(|| format!("cannot flush {}", target.display()))?;
     // create() is subject to the umask; set the exact mode asked for.
     fs::set_permissions(&target, fs::Permissions::from_mode(file.mode))
         .with_context(|| format!("cannot set the mode of {}", target.display()))?;
@@ -102,29 +127,49 @@ mod tests {
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("vpnsim-write-tree-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("vpnsim-write-tree-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
         dir
     }
 
     fn file<'a>(path: &str, mode: u32, contents: &'a str) -> TreeFile<'a> {
-        TreeFile { path: PathBuf::from(path), mode, contents: contents.as_bytes() }
+        TreeFile {
+            path: PathBuf::from(path),
+            mode,
+            contents: contents.as_bytes(),
+        }
     }
 
     #[test]
     fn writes_with_modes_and_replaces_the_old_tree() {
         let root = scratch("modes");
         let out = root.join("out");
-        write_tree(&out, [file("hub/etc/wireguard/wg0.conf", 0o600, "k"), file("hub/etc/a.conf", 0o644, "a")])
-            .unwrap_or_else(|e| panic!("{e:#}"));
-        let mode = |p: &str| fs::metadata(out.join(p)).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        write_tree(
+            &out,
+            [
+                file("hub/etc/wireguard/wg0.conf", 0o600, "k"),
+                file("hub/etc/a.conf", 0o644, "a"),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        let mode = |p: &str| {
+            fs::metadata(out.join(p))
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0)
+        };
         assert_eq!(mode("hub/etc/wireguard/wg0.conf"), 0o600);
         assert_eq!(mode("hub/etc/a.conf"), 0o644);
         write_tree(&out, [file("other/x", 0o644, "x")]).unwrap_or_else(|e| panic!("{e:#}"));
-        assert!(!out.join("hub").exists(), "the old tree is replaced, not merged");
+        assert!(
+            !out.join("hub").exists(),
+            "the old tree is replaced, not merged"
+        );
         assert!(out.join("other/x").exists());
-        let leftovers: Vec<_> = fs::read_dir(&root).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+        let leftovers: Vec<_> = fs::read_dir(&root)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
         assert_eq!(leftovers, ["out"]);
         let _ = fs::remove_dir_all(&root);
     }
@@ -134,11 +179,19 @@ mod tests {
         let root = scratch("failure");
         let out = root.join("out");
         write_tree(&out, [file("h/keep", 0o644, "old")]).unwrap_or_else(|e| panic!("{e:#}"));
-        let result = write_tree(&out, [file("h/new", 0o644, "new"), file("../escape", 0o644, "x")]);
+        let result = write_tree(
+            &out,
+            [file("h/new", 0o644, "new"), file("../escape", 0o644, "x")],
+        );
         assert!(result.is_err());
-        assert_eq!(fs::read_to_string(out.join("h/keep")).unwrap_or_default(), "old");
+        assert_eq!(
+            fs::read_to_string(out.join("h/keep")).unwrap_or_default(),
+            "old"
+        );
         assert!(!out.join("h/new").exists());
-        let leftovers: Vec<_> = fs::read_dir(&root).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+        let leftovers: Vec<_> = fs::read_dir(&root)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
         assert_eq!(leftovers, ["out"]);
         let _ = fs::remove_dir_all(&root);
     }

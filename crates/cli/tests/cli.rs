@@ -461,7 +461,11 @@ fn duplicate_table_is_a_duplicate_name() {
     // The snippet shows the second `[hosts.app]` header, the message names
     // the key and the field is located.
     assert!(run.stdout.contains(" 20 | [hosts.app]"), "{}", run.stdout);
-    assert!(run.stdout.contains("`app` is defined twice"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("`app` is defined twice"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("field `hosts.app`"), "{}", run.stdout);
 }
 

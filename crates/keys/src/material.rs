@@ -180,7 +180,9 @@ pub(crate) fn decode(kind: KeyKind, text: &str) -> Result<Zeroizing<Vec<u8>>, St
                 ));
             }
             if !trimmed.bytes().all(shared_secret_char_ok) {
-                return Err("a shared secret may hold printable ASCII except whitespace, quotes, \\, $, ` and #".to_owned());
+                return Err(
+                    "a shared secret may hold printable ASCII except whitespace, quotes, \\, $, ` and #".to_owned()
+                );
             }
             Ok(Zeroizing::new(trimmed.as_bytes().to_vec()))
         }

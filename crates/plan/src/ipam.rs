@@ -63,7 +63,9 @@ pub fn usable(net: IpNet, reserve: Reserve) -> u128 {
 
 fn offset_addr(net: IpNet, offset: u128) -> IpAddr {
     match net {
-        IpNet::V4(n) => IpAddr::V4(Ipv4Addr::from(u32::from(n.network()).wrapping_add(offset as u32))),
+        IpNet::V4(n) => IpAddr::V4(Ipv4Addr::from(
+            u32::from(n.network()).wrapping_add(offset as u32),
+        )),
         IpNet::V6(n) => IpAddr::V6(Ipv6Addr::from(u128::from(n.network()).wrapping_add(offset))),
     }
 }
@@ -92,7 +94,10 @@ pub fn next_free(net: IpNet, reserve: Reserve, taken: &Taken) -> Option<IpAddr> 
 /// Number of addresses covered by the union of prefixes of one family each
 /// (overlaps counted once).
 pub fn union_size(nets: &[IpNet]) -> u128 {
-    IpNet::aggregate(&nets.to_vec()).into_iter().map(size).fold(0u128, u128::saturating_add)
+    IpNet::aggregate(&nets.to_vec())
+        .into_iter()
+        .map(size)
+        .fold(0u128, u128::saturating_add)
 }
 
 fn overlaps(a: IpNet, b: IpNet) -> bool {
@@ -108,7 +113,9 @@ pub fn free_v4_block(prefix_len: u8, avoid: &[IpNet]) -> Option<Ipv4Net> {
         Ipv4Net::new(Ipv4Addr::new(192, 168, 0, 0), 16),
     ];
     for space in spaces.into_iter().flatten() {
-        let Ok(mut blocks) = space.subnets(prefix_len) else { continue };
+        let Ok(mut blocks) = space.subnets(prefix_len) else {
+            continue;
+        };
         if let Some(block) = blocks.find(|b| !avoid.iter().any(|a| overlaps(*a, IpNet::V4(*b)))) {
             return Some(block);
         }
@@ -126,7 +133,9 @@ pub fn ula_subnet(ula: Ipv6Net, id: u32) -> Option<Ipv6Net> {
 /// A /64 of the ULA /48 that overlaps none of `avoid`: number `preferred`
 /// when that one is free, else the lowest free number from 1.
 pub fn free_ula_subnet(ula: Ipv6Net, preferred: u32, avoid: &[IpNet]) -> Option<Ipv6Net> {
-    let free = |id: u32| ula_subnet(ula, id).filter(|n| !avoid.iter().any(|a| overlaps(*a, IpNet::V6(*n))));
+    let free = |id: u32| {
+        ula_subnet(ula, id).filter(|n| !avoid.iter().any(|a| overlaps(*a, IpNet::V6(*n))))
+    };
     free(preferred).or_else(|| (1..=u32::from(u16::MAX)).find_map(free))
 }
 
@@ -142,30 +151,49 @@ mod tests {
     fn aws_subnets_keep_five_addresses() {
         assert_eq!(usable(net("12.11.6.0/24"), Reserve::Cloud), 251);
         let first = next_free(net("12.11.6.0/24"), Reserve::Cloud, &Taken::new());
-        assert_eq!(first, Some("12.11.6.4".parse().unwrap_or_else(|e| panic!("{e}"))));
+        assert_eq!(
+            first,
+            Some("12.11.6.4".parse().unwrap_or_else(|e| panic!("{e}")))
+        );
     }
 
     #[test]
     fn tiny_prefixes_do_not_panic() {
-        for p in ["10.0.0.0/32", "10.0.0.0/31", "10.0.0.0/30", "::/128", "::/0", "0.0.0.0/0"] {
+        for p in [
+            "10.0.0.0/32",
+            "10.0.0.0/31",
+            "10.0.0.0/30",
+            "::/128",
+            "::/0",
+            "0.0.0.0/0",
+        ] {
             for r in [Reserve::Ends, Reserve::Router, Reserve::Cloud] {
                 let _ = usable(net(p), r);
                 let _ = next_free(net(p), r, &Taken::new());
             }
         }
         assert_eq!(usable(net("10.0.0.0/30"), Reserve::Cloud), 0);
-        assert_eq!(next_free(net("10.0.0.0/30"), Reserve::Cloud, &Taken::new()), None);
+        assert_eq!(
+            next_free(net("10.0.0.0/30"), Reserve::Cloud, &Taken::new()),
+            None
+        );
     }
 
     #[test]
     fn free_block_skips_declared_ranges() {
         let block = free_v4_block(24, &[net("10.0.0.0/16"), net("10.1.0.0/25")]);
-        assert_eq!(block, Some("10.1.1.0/24".parse().unwrap_or_else(|e| panic!("{e}"))));
+        assert_eq!(
+            block,
+            Some("10.1.1.0/24".parse().unwrap_or_else(|e| panic!("{e}")))
+        );
         assert_eq!(free_v4_block(24, &[net("0.0.0.0/0")]), None);
     }
 
     #[test]
     fn union_counts_overlaps_once() {
-        assert_eq!(union_size(&[net("10.0.0.0/24"), net("10.0.0.0/25"), net("10.0.1.0/24")]), 512);
+        assert_eq!(
+            union_size(&[net("10.0.0.0/24"), net("10.0.0.0/25"), net("10.0.1.0/24")]),
+            512
+        );
     }
 }

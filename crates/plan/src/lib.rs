@@ -145,7 +145,9 @@ impl Plan {
 
     /// Client range of a profile.
     pub fn client_range(&self, deployment: OpenVpnId, profile: usize) -> Option<&ClientRange> {
-        self.client_ranges.iter().find(|r| r.deployment == deployment && r.profile as usize == profile)
+        self.client_ranges
+            .iter()
+            .find(|r| r.deployment == deployment && r.profile as usize == profile)
     }
 }
 
@@ -205,25 +207,53 @@ impl<'a> Planner<'a> {
         Planner {
             scenario,
             t,
-            plan: Plan { ula: ula_for(&t.name), addresses: Vec::new(), client_ranges: Vec::new(), pools: Vec::new() },
+            plan: Plan {
+                ula: ula_for(&t.name),
+                addresses: Vec::new(),
+                client_ranges: Vec::new(),
+                pools: Vec::new(),
+            },
             findings: Vec::new(),
             order,
         }
     }
 
     fn exhausted(&mut self, field: &FieldPath, what: String) {
-        let d = self.scenario.diagnostic("pool-exhausted", Severity::Error, field, what);
-        self.findings.push(d.with_help("use a larger prefix or give the address explicitly"));
+        let d = self
+            .scenario
+            .diagnostic("pool-exhausted", Severity::Error, field, what);
+        self.findings
+            .push(d.with_help("use a larger prefix or give the address explicitly"));
     }
 
-    fn push(&mut self, host: HostId, interface: &str, attachment: Attachment, address: IpAddr, prefix_len: u8, origin: Origin) {
-        self.plan.addresses.push(Address { host, interface: interface.to_string(), attachment, address, prefix_len, origin });
+    fn push(
+        &mut self,
+        host: HostId,
+        interface: &str,
+        attachment: Attachment,
+        address: IpAddr,
+        prefix_len: u8,
+        origin: Origin,
+    ) {
+        self.plan.addresses.push(Address {
+            host,
+            interface: interface.to_string(),
+            attachment,
+            address,
+            prefix_len,
+            origin,
+        });
     }
 
     /// Reserved addresses of a subnet depend on the site: AWS keeps five per
     /// subnet, other routers one (the gateway) plus network and broadcast.
     fn subnet_reserve(&self, subnet: SubnetId) -> Reserve {
-        match self.t.sites.get(self.t.subnet(subnet).site.index()).map(|s| s.kind) {
+        match self
+            .t
+            .sites
+            .get(self.t.subnet(subnet).site.index())
+            .map(|s| s.kind)
+        {
             Some(SiteKind::CloudVpc) => Reserve::Cloud,
             _ => Reserve::Router,
         }
@@ -259,13 +289,22 @@ impl<'a> Planner<'a> {
                         let len = prefix_len_for(address, v4_net, v6_net);
                         self.push(id, &iface.name, attachment, address, len, Origin::Declared);
                     }
-                    (None, Some(net)) => self.allocate(id, iface, attachment, net, reserve, pool_taken),
+                    (None, Some(net)) => {
+                        self.allocate(id, iface, attachment, net, reserve, pool_taken)
+                    }
                     (None, None) => {}
                 }
                 match (iface.address6, v6_net) {
                     (Some(a6), _) => {
                         let len = v6_net.map_or(128, |n| n.prefix_len());
-                        self.push(id, &iface.name, attachment, IpAddr::V6(a6), len, Origin::Declared);
+                        self.push(
+                            id,
+                            &iface.name,
+                            attachment,
+                            IpAddr::V6(a6),
+                            len,
+                            Origin::Declared,
+                        );
                     }
                     // Dual-stack segment: the v6 address comes in addition to the v4 one.
                     (None, Some(net)) if v4_net.is_some() => {
@@ -292,10 +331,21 @@ impl<'a> Planner<'a> {
         match ipam::next_free(net, reserve, taken) {
             Some(a) => {
                 taken.insert(a);
-                self.push(host, &iface.name, attachment, a, net.prefix_len(), Origin::Allocated);
+                self.push(
+                    host,
+                    &iface.name,
+                    attachment,
+                    a,
+                    net.prefix_len(),
+                    Origin::Allocated,
+                );
             }
             None => {
-                let message = format!("no free address left in {net} for `{}` {}", self.t.host(host).name, iface.name);
+                let message = format!(
+                    "no free address left in {net} for `{}` {}",
+                    self.t.host(host).name,
+                    iface.name
+                );
                 self.exhausted(&iface.path, message);
             }
         }
@@ -314,15 +364,32 @@ impl<'a> Planner<'a> {
         let mut taken: Taken = members.iter().filter_map(|(_, a)| *a).collect();
         for (host, declared) in members {
             match declared {
-                Some(a) => self.push(*host, interface, attachment, *a, cidr.prefix_len(), Origin::Declared),
+                Some(a) => self.push(
+                    *host,
+                    interface,
+                    attachment,
+                    *a,
+                    cidr.prefix_len(),
+                    Origin::Declared,
+                ),
                 None => match ipam::next_free(cidr, Reserve::Ends, &taken) {
                     Some(a) => {
                         taken.insert(a);
-                        self.push(*host, interface, attachment, a, cidr.prefix_len(), Origin::Allocated);
+                        self.push(
+                            *host,
+                            interface,
+                            attachment,
+                            a,
+                            cidr.prefix_len(),
+                            Origin::Allocated,
+                        );
                     }
                     None => {
                         let name = self.t.host(*host).name.clone();
-                        self.exhausted(path, format!("overlay {cidr} has no free address for `{name}`"));
+                        self.exhausted(
+                            path,
+                            format!("overlay {cidr} has no free address for `{name}`"),
+                        );
                     }
                 },
             }
@@ -331,23 +398,45 @@ impl<'a> Planner<'a> {
 
     fn star_addresses(&mut self) {
         for (i, star) in self.t.stars.iter().enumerate() {
-            let members: Vec<(HostId, Option<IpAddr>)> =
-                star.members().map(|h| (h, star.addresses.get(&h).copied())).collect();
-            self.overlay_addresses(star.cidr, &star.interface, Attachment::Star(StarId(i as u32)), &members, &star.path.key("cidr"));
+            let members: Vec<(HostId, Option<IpAddr>)> = star
+                .members()
+                .map(|h| (h, star.addresses.get(&h).copied()))
+                .collect();
+            self.overlay_addresses(
+                star.cidr,
+                &star.interface,
+                Attachment::Star(StarId(i as u32)),
+                &members,
+                &star.path.key("cidr"),
+            );
         }
     }
 
     fn mesh_addresses(&mut self) {
         for (i, mesh) in self.t.meshes.iter().enumerate() {
-            let members: Vec<(HostId, Option<IpAddr>)> = mesh.members.iter().map(|m| (m.host, m.address)).collect();
-            self.overlay_addresses(mesh.cidr, &mesh.interface, Attachment::Mesh(MeshId(i as u32)), &members, &mesh.path.key("cidr"));
+            let members: Vec<(HostId, Option<IpAddr>)> =
+                mesh.members.iter().map(|m| (m.host, m.address)).collect();
+            self.overlay_addresses(
+                mesh.cidr,
+                &mesh.interface,
+                Attachment::Mesh(MeshId(i as u32)),
+                &members,
+                &mesh.path.key("cidr"),
+            );
         }
     }
 
     fn bond_addresses(&mut self) {
         for (i, bond) in self.t.bonds.iter().enumerate() {
             for (host, net) in &bond.addresses {
-                self.push(*host, &bond.interface, Attachment::Bond(BondId(i as u32)), net.addr(), net.prefix_len(), Origin::Declared);
+                self.push(
+                    *host,
+                    &bond.interface,
+                    Attachment::Bond(BondId(i as u32)),
+                    net.addr(),
+                    net.prefix_len(),
+                    Origin::Declared,
+                );
             }
         }
     }
@@ -358,11 +447,19 @@ impl<'a> Planner<'a> {
         let t = self.t;
         let mut nets: Vec<IpNet> = Vec::new();
         nets.extend(t.sites.iter().flat_map(|s| s.cidrs.iter().copied()));
-        nets.extend(t.subnets.iter().flat_map(|s| std::iter::once(s.cidr).chain(s.cidr6)));
+        nets.extend(
+            t.subnets
+                .iter()
+                .flat_map(|s| std::iter::once(s.cidr).chain(s.cidr6)),
+        );
         nets.extend(t.links.iter().filter_map(|l| l.cidr));
         nets.extend(t.stars.iter().map(|s| s.cidr));
         nets.extend(t.meshes.iter().map(|m| m.cidr));
-        nets.extend(t.bonds.iter().flat_map(|b| b.addresses.values().map(|n| n.trunc())));
+        nets.extend(
+            t.bonds
+                .iter()
+                .flat_map(|b| b.addresses.values().map(|n| n.trunc())),
+        );
         for dep in &t.openvpn {
             for p in &dep.profiles {
                 nets.extend(p.spec.range);
@@ -385,7 +482,11 @@ impl<'a> Planner<'a> {
                         if let Some(r) = found {
                             avoid.push(IpNet::V4(r));
                         } else {
-                            self.exhausted(&profile.path, "no free /24 left in 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 for the client range".into());
+                            self.exhausted(
+                                &profile.path,
+                                "no free /24 left in 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 for the client range"
+                                    .into(),
+                            );
                         }
                         (found, Origin::Allocated)
                     }
@@ -395,7 +496,11 @@ impl<'a> Planner<'a> {
                     _ => {
                         // /64 number = profileNumber when free, so addresses read
                         // naturally; otherwise the lowest free one.
-                        let found = ipam::free_ula_subnet(self.plan.ula, profile.spec.profile_number, &avoid);
+                        let found = ipam::free_ula_subnet(
+                            self.plan.ula,
+                            profile.spec.profile_number,
+                            &avoid,
+                        );
                         if let Some(r6) = found {
                             avoid.push(IpNet::V6(r6));
                         }
@@ -403,16 +508,34 @@ impl<'a> Planner<'a> {
                     }
                 };
                 let Some(range) = range else { continue };
-                self.plan.client_ranges.push(ClientRange { deployment, profile: p as u32, range, range6, origin, origin6 });
+                self.plan.client_ranges.push(ClientRange {
+                    deployment,
+                    profile: p as u32,
+                    range,
+                    range6,
+                    origin,
+                    origin6,
+                });
                 // The node's server address: the first of each range, on the
                 // profile's own tun device.
                 let device = profile_device(profile.spec.profile_number);
                 let attachment = Attachment::Profile(deployment, p as u32);
                 let server_v4 = ipam::next_free(IpNet::V4(range), Reserve::Ends, &Taken::new());
-                let server_v6 = range6.and_then(|r6| ipam::next_free(IpNet::V6(r6), Reserve::Ends, &Taken::new()));
-                for (server, len) in [(server_v4, range.prefix_len()), (server_v6, range6.map_or(128, |r| r.prefix_len()))] {
+                let server_v6 = range6
+                    .and_then(|r6| ipam::next_free(IpNet::V6(r6), Reserve::Ends, &Taken::new()));
+                for (server, len) in [
+                    (server_v4, range.prefix_len()),
+                    (server_v6, range6.map_or(128, |r| r.prefix_len())),
+                ] {
                     if let Some(server) = server {
-                        self.push(profile.node, &device, attachment, server, len, Origin::Allocated);
+                        self.push(
+                            profile.node,
+                            &device,
+                            attachment,
+                            server,
+                            len,
+                            Origin::Allocated,
+                        );
                     }
                 }
                 // Clients get addresses after the server's (.1), in file order.
@@ -422,11 +545,21 @@ impl<'a> Planner<'a> {
                     match ipam::next_free(IpNet::V4(range), Reserve::Ends, &taken) {
                         Some(a) => {
                             taken.insert(a);
-                            self.push(*client, CLIENT_DEVICE, attachment, a, range.prefix_len(), Origin::Allocated);
+                            self.push(
+                                *client,
+                                CLIENT_DEVICE,
+                                attachment,
+                                a,
+                                range.prefix_len(),
+                                Origin::Allocated,
+                            );
                         }
                         None => {
                             let name = t.host(*client).name.clone();
-                            self.exhausted(&profile.path, format!("client range {range} has no free address for `{name}`"));
+                            self.exhausted(
+                                &profile.path,
+                                format!("client range {range} has no free address for `{name}`"),
+                            );
                         }
                     }
                 }
@@ -437,7 +570,12 @@ impl<'a> Planner<'a> {
     fn pools(&mut self) {
         let t = self.t;
         let used_in = |net: IpNet, addresses: &[Address]| -> u128 {
-            addresses.iter().filter(|a| net.contains(&a.address)).map(|a| a.address).collect::<BTreeSet<_>>().len() as u128
+            addresses
+                .iter()
+                .filter(|a| net.contains(&a.address))
+                .map(|a| a.address)
+                .collect::<BTreeSet<_>>()
+                .len() as u128
         };
         let mut pools = Vec::new();
         for site in &t.sites {
@@ -488,7 +626,11 @@ impl<'a> Planner<'a> {
             .stars
             .iter()
             .map(|s| (s.cidr, format!("wireguard {}", s.name), s.path.key("cidr")))
-            .chain(t.meshes.iter().map(|m| (m.cidr, format!("mesh {}", m.name), m.path.key("cidr"))));
+            .chain(
+                t.meshes
+                    .iter()
+                    .map(|m| (m.cidr, format!("mesh {}", m.name), m.path.key("cidr"))),
+            );
         for (net, owner, path) in overlays {
             pools.push(Pool {
                 range: net,
@@ -502,7 +644,11 @@ impl<'a> Planner<'a> {
         for r in &self.plan.client_ranges {
             let dep = &t.openvpn[r.deployment.index()];
             let profile = &dep.profiles[r.profile as usize];
-            let clients = dep.clients.iter().filter(|(_, p)| *p == r.profile as usize).count() as u128;
+            let clients = dep
+                .clients
+                .iter()
+                .filter(|(_, p)| *p == r.profile as usize)
+                .count() as u128;
             let owner = format!("openvpn {} profile {}", dep.name, profile.id);
             pools.push(Pool {
                 range: IpNet::V4(r.range),
@@ -542,7 +688,16 @@ impl<'a> Planner<'a> {
         self.plan.pools = pools;
         let order = &self.order;
         self.plan.addresses.sort_by_key(|a| {
-            (a.host, order.get(&(a.host, a.interface.clone())).copied().unwrap_or(usize::MAX), a.interface.clone(), a.address.is_ipv6(), a.address)
+            (
+                a.host,
+                order
+                    .get(&(a.host, a.interface.clone()))
+                    .copied()
+                    .unwrap_or(usize::MAX),
+                a.interface.clone(),
+                a.address.is_ipv6(),
+                a.address,
+            )
         });
     }
 }
@@ -558,8 +713,16 @@ pub const CLIENT_DEVICE: &str = "tun0";
 
 fn split_families(a: Option<IpNet>, b: Option<IpNet>) -> (Option<IpNet>, Option<IpNet>) {
     let nets = [a, b];
-    let v4 = nets.iter().flatten().find(|n| matches!(n, IpNet::V4(_))).copied();
-    let v6 = nets.iter().flatten().find(|n| matches!(n, IpNet::V6(_))).copied();
+    let v4 = nets
+        .iter()
+        .flatten()
+        .find(|n| matches!(n, IpNet::V4(_)))
+        .copied();
+    let v6 = nets
+        .iter()
+        .flatten()
+        .find(|n| matches!(n, IpNet::V6(_)))
+        .copied();
     (v4, v6)
 }
 
@@ -609,7 +772,9 @@ interfaces = [{ name = "eth0", subnet = "lan" }]
 
     fn address_of(plan: &Plan, t: &Topology, host: &str) -> Vec<String> {
         let id = t.host_id(host).unwrap_or_else(|| panic!("no host {host}"));
-        plan.host_addresses(id).map(|a| format!("{}/{}", a.address, a.prefix_len)).collect()
+        plan.host_addresses(id)
+            .map(|a| format!("{}/{}", a.address, a.prefix_len))
+            .collect()
     }
 
     #[test]
@@ -618,9 +783,15 @@ interfaces = [{ name = "eth0", subnet = "lan" }]
         let planned = plan(&s);
         assert!(planned.findings.is_empty());
         // .1-.3 are AWS's; .4 is declared by gw.
-        assert_eq!(address_of(&planned.plan, &s.topology, "app"), ["10.11.4.5/24"]);
+        assert_eq!(
+            address_of(&planned.plan, &s.topology, "app"),
+            ["10.11.4.5/24"]
+        );
         // Other sites keep .1 for the router; v6 is allocated too.
-        assert_eq!(address_of(&planned.plan, &s.topology, "pc"), ["192.168.1.2/24", "fd00:1::2/64"]);
+        assert_eq!(
+            address_of(&planned.plan, &s.topology, "pc"),
+            ["192.168.1.2/24", "fd00:1::2/64"]
+        );
     }
 
     #[test]
@@ -635,9 +806,23 @@ interfaces = [{ name = "eth0", subnet = "lan" }]
             .addresses
             .iter()
             .filter(|a| matches!(a.attachment, Attachment::Star(_)))
-            .map(|a| format!("{} {} {:?}", s.topology.host(a.host).name, a.address, a.origin))
+            .map(|a| {
+                format!(
+                    "{} {} {:?}",
+                    s.topology.host(a.host).name,
+                    a.address,
+                    a.origin
+                )
+            })
             .collect();
-        assert_eq!(star, ["app 10.5.4.2 Declared", "gw 10.5.4.1 Allocated", "pc 10.5.4.3 Allocated"]);
+        assert_eq!(
+            star,
+            [
+                "app 10.5.4.2 Declared",
+                "gw 10.5.4.1 Allocated",
+                "pc 10.5.4.3 Allocated"
+            ]
+        );
     }
 
     #[test]
@@ -663,7 +848,12 @@ interfaces = [{ name = "eth0", subnet = "lan" }]
              [openvpn.two]\ncontroller = \"gw\"\n[openvpn.two.profiles.q]\nprofile_number = 1\ndisplay_name = \"Q\"\nnode = \"pc\"\nhost_name = \"b.example.org\"\n"
         );
         let planned = plan(&scenario(&text));
-        let r6: Vec<_> = planned.plan.client_ranges.iter().map(|r| r.range6).collect();
+        let r6: Vec<_> = planned
+            .plan
+            .client_ranges
+            .iter()
+            .map(|r| r.range6)
+            .collect();
         assert_eq!(r6.len(), 2);
         assert_ne!(r6[0], r6[1]);
         let r4: Vec<_> = planned.plan.client_ranges.iter().map(|r| r.range).collect();
@@ -680,24 +870,42 @@ interfaces = [{ name = "eth0", subnet = "lan" }]
 
     #[test]
     fn exhausted_pools_are_reported_at_the_interface() {
-        let text = BASE.replace("cidr = \"10.11.4.0/24\"", "cidr = \"10.11.4.0/29\"").replace("address = \"10.11.4.4\"", "address = \"10.11.4.5\"")
+        let text = BASE
+            .replace("cidr = \"10.11.4.0/24\"", "cidr = \"10.11.4.0/29\"")
+            .replace("address = \"10.11.4.4\"", "address = \"10.11.4.5\"")
             + "[hosts.app2]\nsite = \"vpc\"\ninterfaces = [{ name = \"eth0\", subnet = \"a\" }]\n";
         let s = scenario(&text);
         let planned = plan(&s);
         // /29 in AWS: .4, .5 (gw), .6 usable; app gets .4, app2 gets .6.
         assert!(planned.findings.is_empty(), "{:?}", planned.findings);
-        let text = text + "[hosts.app3]\nsite = \"vpc\"\ninterfaces = [{ name = \"eth0\", subnet = \"a\" }]\n";
+        let text = text
+            + "[hosts.app3]\nsite = \"vpc\"\ninterfaces = [{ name = \"eth0\", subnet = \"a\" }]\n";
         let s = scenario(&text);
         let planned = plan(&s);
-        let fields: Vec<_> = planned.findings.iter().map(|d| (d.code.as_str(), d.field.clone().unwrap_or_default())).collect();
-        assert_eq!(fields, [("pool-exhausted", "hosts.app3.interfaces[0]".to_string())]);
+        let fields: Vec<_> = planned
+            .findings
+            .iter()
+            .map(|d| (d.code.as_str(), d.field.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            fields,
+            [("pool-exhausted", "hosts.app3.interfaces[0]".to_string())]
+        );
     }
 
     #[test]
     fn pools_report_use_of_sites_and_subnets() {
         let s = scenario(BASE);
         let planned = plan(&s);
-        let pool = |owner: &str| planned.plan.pools.iter().find(|p| p.owner == owner).cloned().unwrap_or_else(|| panic!("no pool {owner}"));
+        let pool = |owner: &str| {
+            planned
+                .plan
+                .pools
+                .iter()
+                .find(|p| p.owner == owner)
+                .cloned()
+                .unwrap_or_else(|| panic!("no pool {owner}"))
+        };
         assert_eq!((pool("site vpc").size, pool("site vpc").used), (65536, 256));
         assert_eq!((pool("subnet a").size, pool("subnet a").used), (251, 2));
     }

@@ -301,13 +301,11 @@ pub fn matrix_table(matrix: &SiteMatrix) -> String {
     for (i, site) in matrix.sites.iter().enumerate() {
         let mut row = vec![site.clone()];
         let cells = matrix.cells.get(i).map(Vec::as_slice).unwrap_or_default();
-        row.extend(
-            (0..matrix.sites.len()).map(|j| match cells.get(j) {
-                Some(Reach::NoPairs) => "-".into(),
-                Some(cell) => name_of(cell),
-                None => "?".into(),
-            }),
-        );
+        row.extend((0..matrix.sites.len()).map(|j| match cells.get(j) {
+            Some(Reach::NoPairs) => "-".into(),
+            Some(cell) => name_of(cell),
+            None => "?".into(),
+        }));
         t.row(row);
     }
     t.render("  ")

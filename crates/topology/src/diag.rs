@@ -102,7 +102,13 @@ impl Diagnostic {
 
     /// Sort key that orders diagnostics as they appear in the file.
     pub fn position_key(&self) -> (String, usize, usize, String, String) {
-        (self.file.clone(), self.line, self.column, self.code.clone(), self.message.clone())
+        (
+            self.file.clone(),
+            self.line,
+            self.column,
+            self.code.clone(),
+            self.message.clone(),
+        )
     }
 }
 
@@ -125,7 +131,10 @@ impl fmt::Display for Diagnostic {
 }
 
 /// "did you mean" for a misspelt name among candidates, by edit distance.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), c))

@@ -215,7 +215,9 @@ fn is_default_mtu(m: &u32) -> bool {
 }
 
 /// Roles a host plays; several may apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Routes between a site and the VPN (VPN server, IPsec gateway).
@@ -600,8 +602,14 @@ pub struct Profile {
 
 fn default_listeners() -> Vec<Listener> {
     vec![
-        Listener { proto: Proto::Udp, port: 1194 },
-        Listener { proto: Proto::Tcp, port: 1194 },
+        Listener {
+            proto: Proto::Udp,
+            port: 1194,
+        },
+        Listener {
+            proto: Proto::Tcp,
+            port: 1194,
+        },
     ]
 }
 fn default_ext_if() -> String {
@@ -736,7 +744,10 @@ pub struct TapLink {
 }
 
 fn default_tap_listener() -> Listener {
-    Listener { proto: Proto::Udp, port: 1194 }
+    Listener {
+        proto: Proto::Udp,
+        port: 1194,
+    }
 }
 fn default_ping() -> Duration {
     Duration::from_secs(10)

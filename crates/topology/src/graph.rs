@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 
 use petgraph::graph::UnGraph;
 
-use crate::model::{BondId, HostId, LinkId, MeshId, OverlayId, Segment, SiteId, SubnetId, Topology};
+use crate::model::{
+    BondId, HostId, LinkId, MeshId, OverlayId, Segment, SiteId, SubnetId, Topology,
+};
 
 /// What a graph node stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -38,7 +40,8 @@ impl NetworkGraph {
     pub fn build(t: &Topology) -> Self {
         let mut g = UnGraph::new_undirected();
         let mut index = std::collections::BTreeMap::new();
-        let mut node = |g: &mut UnGraph<Node, ()>, n: Node| *index.entry(n).or_insert_with(|| g.add_node(n));
+        let mut node =
+            |g: &mut UnGraph<Node, ()>, n: Node| *index.entry(n).or_insert_with(|| g.add_node(n));
         for id in t.host_ids() {
             node(&mut g, Node::Host(id));
         }
@@ -93,8 +96,18 @@ impl NetworkGraph {
             .meshes
             .iter()
             .enumerate()
-            .map(|(i, m)| (OverlayId::Mesh(MeshId(i as u32)), m.members.iter().map(|m| m.host).collect::<Vec<_>>()))
-            .chain(t.bonds.iter().enumerate().map(|(i, b)| (OverlayId::Bond(BondId(i as u32)), b.hosts.to_vec())));
+            .map(|(i, m)| {
+                (
+                    OverlayId::Mesh(MeshId(i as u32)),
+                    m.members.iter().map(|m| m.host).collect::<Vec<_>>(),
+                )
+            })
+            .chain(
+                t.bonds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| (OverlayId::Bond(BondId(i as u32)), b.hosts.to_vec())),
+            );
         for (overlay, hosts) in shared_segments {
             let o = node(&mut g, Node::Overlay(overlay));
             for h in hosts {
@@ -102,7 +115,10 @@ impl NetworkGraph {
                 g.add_edge(o, h, ());
             }
         }
-        let hosts = t.host_ids().filter_map(|h| index.get(&Node::Host(h)).copied()).collect();
+        let hosts = t
+            .host_ids()
+            .filter_map(|h| index.get(&Node::Host(h)).copied())
+            .collect();
         NetworkGraph { graph: g, hosts }
     }
 

@@ -46,7 +46,10 @@ pub enum LoadError {
     #[error("{path} is not UTF-8 text")]
     NotUtf8 { path: String },
     #[error("{} problem(s) in {}", diagnostics.len(), file.name)]
-    Invalid { file: Box<SourceFile>, diagnostics: Vec<Diagnostic> },
+    Invalid {
+        file: Box<SourceFile>,
+        diagnostics: Vec<Diagnostic>,
+    },
 }
 
 /// A loaded scenario: the file as written, where things are in it, and the
@@ -75,7 +78,10 @@ impl Scenario {
 /// Reads and loads a scenario file.
 pub fn load_file(path: &Path) -> Result<Scenario, LoadError> {
     let name = path.display().to_string();
-    let read_error = |source| LoadError::Read { path: name.clone(), source };
+    let read_error = |source| LoadError::Read {
+        path: name.clone(),
+        source,
+    };
     let size = std::fs::metadata(path).map_err(read_error)?.len();
     if size > MAX_FILE_BYTES {
         return Err(LoadError::TooLarge { path: name, size });
@@ -88,7 +94,10 @@ pub fn load_file(path: &Path) -> Result<Scenario, LoadError> {
 /// Loads a scenario from text; `name` is used in diagnostics.
 pub fn load_str(name: &str, text: &str) -> Result<Scenario, LoadError> {
     if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(LoadError::TooLarge { path: name.into(), size: text.len() as u64 });
+        return Err(LoadError::TooLarge {
+            path: name.into(),
+            size: text.len() as u64,
+        });
     }
     let source = SourceFile::new(name, text);
     let map = SourceMap::build(text);
@@ -96,18 +105,33 @@ pub fn load_str(name: &str, text: &str) -> Result<Scenario, LoadError> {
         Ok(file) => file,
         Err(error) => {
             let diagnostic = toml_error_diagnostic(&source, &map, &error);
-            return Err(LoadError::Invalid { file: Box::new(source), diagnostics: vec![diagnostic] });
+            return Err(LoadError::Invalid {
+                file: Box::new(source),
+                diagnostics: vec![diagnostic],
+            });
         }
     };
     match model::resolve(&file, &source, &map) {
-        Ok(topology) => Ok(Scenario { source, map, file, topology }),
-        Err(diagnostics) => Err(LoadError::Invalid { file: Box::new(source), diagnostics }),
+        Ok(topology) => Ok(Scenario {
+            source,
+            map,
+            file,
+            topology,
+        }),
+        Err(diagnostics) => Err(LoadError::Invalid {
+            file: Box::new(source),
+            diagnostics,
+        }),
     }
 }
 
 /// Turns a toml/serde error into a located diagnostic with a stable code and,
 /// for misspelt keys and variants, a "did you mean" hint.
-fn toml_error_diagnostic(source: &SourceFile, map: &SourceMap, error: &toml::de::Error) -> Diagnostic {
+fn toml_error_diagnostic(
+    source: &SourceFile,
+    map: &SourceMap,
+    error: &toml::de::Error,
+) -> Diagnostic {
     let mut message = error.message().trim().to_string();
     let span = error.span().unwrap_or(0..0);
     let is_syntax = toml::de::DeTable::parse(&source.text).is_err();
@@ -126,10 +150,13 @@ fn toml_error_diagnostic(source: &SourceFile, map: &SourceMap, error: &toml::de:
     let mut help = unknown_name_hint(&message);
     if duplicate {
         let key = source.text.get(span.clone()).unwrap_or("").trim();
-        message = format!("`{key}` is defined twice; every name in a table must be unique (rename or merge the two)");
+        message = format!(
+            "`{key}` is defined twice; every name in a table must be unique (rename or merge the two)"
+        );
     }
     if message == "missing field `scenario`" {
-        help = Some("a scenario file starts with a [scenario] table: name = \"...\", seed = N".into());
+        help =
+            Some("a scenario file starts with a [scenario] table: name = \"...\", seed = N".into());
     }
     let mut diagnostic = Diagnostic::at_span(code, Severity::Error, source, span.clone(), message);
     diagnostic.field = map.field_at(&span).map(|p| p.to_string());
@@ -140,7 +167,9 @@ fn toml_error_diagnostic(source: &SourceFile, map: &SourceMap, error: &toml::de:
 /// serde writes "unknown field `x`, expected one of `a`, `b`" (and the same
 /// for variants); offer the closest expected name.
 fn unknown_name_hint(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("unknown variant `"))?;
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))?;
     let (word, expected) = rest.split_once('`')?;
     let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
     diag::did_you_mean(word, candidates)

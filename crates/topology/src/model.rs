@@ -284,7 +284,11 @@ impl OpenVpnM {
     /// Hosts that run at least one profile, in order of first appearance.
     pub fn nodes(&self) -> Vec<HostId> {
         let mut seen = BTreeSet::new();
-        self.profiles.iter().map(|p| p.node).filter(|n| seen.insert(*n)).collect()
+        self.profiles
+            .iter()
+            .map(|p| p.node)
+            .filter(|n| seen.insert(*n))
+            .collect()
     }
 }
 
@@ -477,7 +481,10 @@ impl Topology {
         &self.links[id.index()]
     }
     pub fn host_id(&self, name: &str) -> Option<HostId> {
-        self.hosts.iter().position(|h| h.name == name).map(|i| HostId(i as u32))
+        self.hosts
+            .iter()
+            .position(|h| h.name == name)
+            .map(|i| HostId(i as u32))
     }
     pub fn host_ids(&self) -> impl Iterator<Item = HostId> {
         (0..self.hosts.len() as u32).map(HostId)
@@ -510,7 +517,9 @@ pub fn is_valid_name(name: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 63
         && bytes[0].is_ascii_alphanumeric()
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && !name.ends_with('-')
 }
 
@@ -518,7 +527,9 @@ pub fn is_valid_name(name: &str) -> bool {
 pub fn is_valid_ifname(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 15
-        && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
 }
 
 fn is_valid_dns_name(name: &str) -> bool {
@@ -528,7 +539,9 @@ fn is_valid_dns_name(name: &str) -> bool {
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -536,7 +549,9 @@ fn is_valid_dns_name(name: &str) -> bool {
 
 fn is_valid_date(text: &str) -> bool {
     let parts: Vec<&str> = text.split('-').collect();
-    let [y, m, d] = parts.as_slice() else { return false };
+    let [y, m, d] = parts.as_slice() else {
+        return false;
+    };
     let num = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit());
     if !(num(y, 4) && num(m, 2) && num(d, 2)) {
         return false;
@@ -568,7 +583,11 @@ pub fn resolve(
     source: &SourceFile,
     map: &SourceMap,
 ) -> Result<Topology, Vec<Diagnostic>> {
-    let mut r = Resolver { source, map, diagnostics: Vec::new() };
+    let mut r = Resolver {
+        source,
+        map,
+        diagnostics: Vec::new(),
+    };
     let topology = r.topology(file);
     if r.diagnostics.is_empty() {
         Ok(topology)
@@ -588,7 +607,14 @@ struct Names<'a> {
 
 impl<'a> Names<'a> {
     fn new<V>(kind: &'static str, table: &'a BTreeMap<String, V>) -> Self {
-        Names { kind, ids: table.keys().enumerate().map(|(i, k)| (k.as_str(), i as u32)).collect() }
+        Names {
+            kind,
+            ids: table
+                .keys()
+                .enumerate()
+                .map(|(i, k)| (k.as_str(), i as u32))
+                .collect(),
+        }
     }
 }
 
@@ -608,8 +634,15 @@ impl Resolver<'_> {
         self.diagnostics.push(d);
     }
 
-    fn error_with_help(&mut self, code: &str, field: &FieldPath, message: String, help: Option<String>) {
-        let mut d = Diagnostic::at_field(code, Severity::Error, self.source, self.map, field, message);
+    fn error_with_help(
+        &mut self,
+        code: &str,
+        field: &FieldPath,
+        message: String,
+        help: Option<String>,
+    ) {
+        let mut d =
+            Diagnostic::at_field(code, Severity::Error, self.source, self.map, field, message);
         d.help = help;
         self.diagnostics.push(d);
     }
@@ -648,7 +681,9 @@ impl Resolver<'_> {
             self.error(
                 "invalid-name",
                 field,
-                format!("interface name `{name}` must be 1-15 printable characters without `/` or `:`"),
+                format!(
+                    "interface name `{name}` must be 1-15 printable characters without `/` or `:`"
+                ),
             );
         }
     }
@@ -721,30 +756,55 @@ impl Resolver<'_> {
                 self.error(
                     "duplicate-name",
                     &root(section).key(name),
-                    format!("overlay name `{name}` is used by both [{first}] and [{section}]; overlay names must be unique"),
+                    format!(
+                        "overlay name `{name}` is used by both [{first}] and [{section}]; overlay names must be unique"
+                    ),
                 );
             }
         }
         if !file.scenario.name.is_empty() && !is_valid_name(&file.scenario.name) {
-            self.check_name("scenario", &file.scenario.name, &root("scenario").key("name"));
+            self.check_name(
+                "scenario",
+                &file.scenario.name,
+                &root("scenario").key("name"),
+            );
         }
     }
 
     fn check_meta(&mut self, meta: &Meta) {
         let path = root("scenario");
         if meta.name.is_empty() {
-            self.error("invalid-value", &path.key("name"), "scenario name must not be empty");
+            self.error(
+                "invalid-value",
+                &path.key("name"),
+                "scenario name must not be empty",
+            );
         }
-        for (field, value) in [("valid_from", &meta.valid_from), ("valid_until", &meta.valid_until)] {
+        for (field, value) in [
+            ("valid_from", &meta.valid_from),
+            ("valid_until", &meta.valid_until),
+        ] {
             if let Some(date) = value
-                && !is_valid_date(date) {
-                    self.error("invalid-value", &path.key(field), format!("`{date}` is not a date like 2026-01-01"));
-                }
+                && !is_valid_date(date)
+            {
+                self.error(
+                    "invalid-value",
+                    &path.key(field),
+                    format!("`{date}` is not a date like 2026-01-01"),
+                );
+            }
         }
         if let (Some(from), Some(until)) = (&meta.valid_from, &meta.valid_until)
-            && is_valid_date(from) && is_valid_date(until) && from >= until {
-                self.error("invalid-value", &path.key("valid_until"), format!("valid_until {until} must be after valid_from {from}"));
-            }
+            && is_valid_date(from)
+            && is_valid_date(until)
+            && from >= until
+        {
+            self.error(
+                "invalid-value",
+                &path.key("valid_until"),
+                format!("valid_until {until} must be after valid_from {from}"),
+            );
+        }
     }
 
     fn regions(&mut self, file: &ScenarioFile) -> Vec<RegionM> {
@@ -809,11 +869,18 @@ impl Resolver<'_> {
         let mut subnets = Vec::new();
         for (name, subnet) in &file.subnets {
             let path = root("subnets").key(name);
-            let site = self.lookup(&names.sites, &subnet.site, &path.key("site")).map(SiteId);
+            let site = self
+                .lookup(&names.sites, &subnet.site, &path.key("site"))
+                .map(SiteId);
             if let Some(cidr6) = subnet.cidr6
-                && !matches!(cidr6, IpNet::V6(_)) {
-                    self.error("invalid-value", &path.key("cidr6"), format!("cidr6 `{cidr6}` must be an IPv6 prefix"));
-                }
+                && !matches!(cidr6, IpNet::V6(_))
+            {
+                self.error(
+                    "invalid-value",
+                    &path.key("cidr6"),
+                    format!("cidr6 `{cidr6}` must be an IPv6 prefix"),
+                );
+            }
             self.check_mtu(subnet.mtu, &path.key("mtu"));
             subnets.push(SubnetM {
                 name: name.clone(),
@@ -831,29 +898,57 @@ impl Resolver<'_> {
 
     fn check_mtu(&mut self, mtu: u32, field: &FieldPath) {
         if !(576..=65535).contains(&mtu) {
-            self.error("invalid-value", field, format!("MTU {mtu} is outside 576..=65535"));
+            self.error(
+                "invalid-value",
+                field,
+                format!("MTU {mtu} is outside 576..=65535"),
+            );
         }
     }
 
-    fn hosts(&mut self, file: &ScenarioFile, names: &AllNames<'_>, subnets: &[SubnetM]) -> Vec<HostM> {
+    fn hosts(
+        &mut self,
+        file: &ScenarioFile,
+        names: &AllNames<'_>,
+        subnets: &[SubnetM],
+    ) -> Vec<HostM> {
         let mut hosts = Vec::new();
         for (name, host) in &file.hosts {
             let path = root("hosts").key(name);
-            let site = self.lookup(&names.sites, &host.site, &path.key("site")).map(SiteId);
+            let site = self
+                .lookup(&names.sites, &host.site, &path.key("site"))
+                .map(SiteId);
             if let Some(dns) = &host.dns_name
-                && !is_valid_dns_name(dns) {
-                    self.error("invalid-value", &path.key("dns_name"), format!("`{dns}` is not a valid DNS name"));
-                }
+                && !is_valid_dns_name(dns)
+            {
+                self.error(
+                    "invalid-value",
+                    &path.key("dns_name"),
+                    format!("`{dns}` is not a valid DNS name"),
+                );
+            }
             let interfaces = self.interfaces(host, &path, names, subnets, file);
             for (i, route) in host.routes.iter().enumerate() {
                 let field = path.key("routes").index(i);
                 if route.via.is_none() && route.dev.is_none() {
-                    self.error("missing-field", &field, "a route needs `via` (next hop) or `dev` (interface)");
+                    self.error(
+                        "missing-field",
+                        &field,
+                        "a route needs `via` (next hop) or `dev` (interface)",
+                    );
                 }
                 if let Some(via) = route.via
-                    && route.to.addr().is_ipv4() != via.is_ipv4() {
-                        self.error("invalid-value", &field.key("via"), format!("next hop {via} is not of the same address family as {}", route.to));
-                    }
+                    && route.to.addr().is_ipv4() != via.is_ipv4()
+                {
+                    self.error(
+                        "invalid-value",
+                        &field.key("via"),
+                        format!(
+                            "next hop {via} is not of the same address family as {}",
+                            route.to
+                        ),
+                    );
+                }
             }
             hosts.push(HostM {
                 name: name.clone(),
@@ -888,24 +983,44 @@ impl Resolver<'_> {
             let ipath = path.key("interfaces").index(i);
             self.check_ifname(&iface.name, &ipath.key("name"));
             if !seen.insert(iface.name.as_str()) {
-                self.error("duplicate-name", &ipath.key("name"), format!("interface `{}` is declared twice on this host", iface.name));
+                self.error(
+                    "duplicate-name",
+                    &ipath.key("name"),
+                    format!("interface `{}` is declared twice on this host", iface.name),
+                );
             }
             let segment = match (&iface.subnet, &iface.link) {
-                (Some(s), None) => self.lookup(&names.subnets, s, &ipath.key("subnet")).map(|s| Segment::Subnet(SubnetId(s))),
-                (None, Some(l)) => self.lookup(&names.links, l, &ipath.key("link")).map(|l| Segment::Link(LinkId(l))),
+                (Some(s), None) => self
+                    .lookup(&names.subnets, s, &ipath.key("subnet"))
+                    .map(|s| Segment::Subnet(SubnetId(s))),
+                (None, Some(l)) => self
+                    .lookup(&names.links, l, &ipath.key("link"))
+                    .map(|l| Segment::Link(LinkId(l))),
                 (Some(_), Some(_)) => {
-                    self.error("invalid-value", &ipath, "an interface attaches to a `subnet` or a `link`, not both");
+                    self.error(
+                        "invalid-value",
+                        &ipath,
+                        "an interface attaches to a `subnet` or a `link`, not both",
+                    );
                     None
                 }
                 (None, None) => {
-                    self.error("missing-field", &ipath, "an interface needs `subnet` or `link`");
+                    self.error(
+                        "missing-field",
+                        &ipath,
+                        "an interface needs `subnet` or `link`",
+                    );
                     None
                 }
             };
             if let (Some(Segment::Link(l)), None) = (segment, iface.address) {
                 let link = file.links.values().nth(l.index());
                 if link.is_some_and(|l| l.kind == LinkKind::Wan) {
-                    self.error("missing-field", &ipath.key("address"), "an interface on a wan link needs an explicit public `address`");
+                    self.error(
+                        "missing-field",
+                        &ipath.key("address"),
+                        "an interface on a wan link needs an explicit public `address`",
+                    );
                 }
             }
             if let Some(mtu) = iface.mtu {
@@ -913,7 +1028,9 @@ impl Resolver<'_> {
             }
             let segment_mtu = match segment {
                 Some(Segment::Subnet(s)) => subnets.get(s.index()).map_or(1500, |s| s.mtu),
-                Some(Segment::Link(l)) => file.links.values().nth(l.index()).map_or(1500, |l| l.mtu),
+                Some(Segment::Link(l)) => {
+                    file.links.values().nth(l.index()).map_or(1500, |l| l.mtu)
+                }
                 None => 1500,
             };
             interfaces.push(InterfaceM {
@@ -934,11 +1051,19 @@ impl Resolver<'_> {
         for (name, link) in &file.links {
             let path = root("links").key(name);
             if link.kind == LinkKind::Lan && link.cidr.is_none() {
-                self.error("missing-field", &path.key("cidr"), "a lan link needs a `cidr`");
+                self.error(
+                    "missing-field",
+                    &path.key("cidr"),
+                    "a lan link needs a `cidr`",
+                );
             }
             let loss = link.loss.unwrap_or(0.0);
             if !(0.0..=100.0).contains(&loss) {
-                self.error("invalid-value", &path.key("loss"), format!("loss {loss} must be a percentage between 0 and 100"));
+                self.error(
+                    "invalid-value",
+                    &path.key("loss"),
+                    format!("loss {loss} must be a percentage between 0 and 100"),
+                );
             }
             self.check_mtu(link.mtu, &path.key("mtu"));
             links.push(LinkM {
@@ -956,13 +1081,22 @@ impl Resolver<'_> {
         links
     }
 
-    fn host_list(&mut self, names: &AllNames<'_>, list: &[String], field: &FieldPath) -> Vec<HostId> {
+    fn host_list(
+        &mut self,
+        names: &AllNames<'_>,
+        list: &[String],
+        field: &FieldPath,
+    ) -> Vec<HostId> {
         let mut out = Vec::new();
         for (i, name) in list.iter().enumerate() {
             let f = field.index(i);
             if let Some(h) = self.lookup(&names.hosts, name, &f) {
                 if out.contains(&HostId(h)) {
-                    self.error("duplicate-name", &f, format!("host `{name}` is listed twice"));
+                    self.error(
+                        "duplicate-name",
+                        &f,
+                        format!("host `{name}` is listed twice"),
+                    );
                 } else {
                     out.push(HostId(h));
                 }
@@ -986,51 +1120,105 @@ impl Resolver<'_> {
                 if members.contains(&HostId(h)) {
                     out.insert(HostId(h), value.clone());
                 } else {
-                    self.error("dangling-reference", &f, format!("host `{name}` is not a member of this {what}"));
+                    self.error(
+                        "dangling-reference",
+                        &f,
+                        format!("host `{name}` is not a member of this {what}"),
+                    );
                 }
             }
         }
         out
     }
 
-    fn ipsec(&mut self, file: &ScenarioFile, names: &AllNames<'_>, sites: &[SiteM], hosts: &[HostM]) -> Vec<IpsecM> {
+    fn ipsec(
+        &mut self,
+        file: &ScenarioFile,
+        names: &AllNames<'_>,
+        sites: &[SiteM],
+        hosts: &[HostM],
+    ) -> Vec<IpsecM> {
         let mut out = Vec::new();
         for (name, ipsec) in &file.ipsec {
             let path = root("ipsec").key(name);
-            let hub = ipsec.hub.as_ref().and_then(|h| self.lookup(&names.hosts, h, &path.key("hub"))).map(HostId);
+            let hub = ipsec
+                .hub
+                .as_ref()
+                .and_then(|h| self.lookup(&names.hosts, h, &path.key("hub")))
+                .map(HostId);
             let gateways = self.host_list(names, &ipsec.gateways, &path.key("gateways"));
             match ipsec.layout {
                 IpsecLayout::HubAndSpoke if ipsec.hub.is_none() => {
-                    self.error("missing-field", &path.key("hub"), "layout hub-and-spoke needs a `hub`");
+                    self.error(
+                        "missing-field",
+                        &path.key("hub"),
+                        "layout hub-and-spoke needs a `hub`",
+                    );
                 }
                 IpsecLayout::FullMesh if ipsec.hub.is_some() => {
-                    self.error("invalid-value", &path.key("hub"), "layout full-mesh has no hub; list every gateway in `gateways`");
+                    self.error(
+                        "invalid-value",
+                        &path.key("hub"),
+                        "layout full-mesh has no hub; list every gateway in `gateways`",
+                    );
                 }
                 _ => {}
             }
             if let Some(h) = hub
-                && gateways.contains(&h) {
-                    self.error("invalid-value", &path.key("gateways"), "the hub must not also be listed as a spoke");
-                }
-            let needed = if ipsec.layout == IpsecLayout::HubAndSpoke { 1 } else { 2 };
+                && gateways.contains(&h)
+            {
+                self.error(
+                    "invalid-value",
+                    &path.key("gateways"),
+                    "the hub must not also be listed as a spoke",
+                );
+            }
+            let needed = if ipsec.layout == IpsecLayout::HubAndSpoke {
+                1
+            } else {
+                2
+            };
             if ipsec.gateways.len() < needed {
-                self.error("invalid-value", &path.key("gateways"), format!("layout needs at least {needed} gateway(s)"));
+                self.error(
+                    "invalid-value",
+                    &path.key("gateways"),
+                    format!("layout needs at least {needed} gateway(s)"),
+                );
             }
             if !matches!(ipsec.ike_version, 1 | 2) {
-                self.error("invalid-value", &path.key("ike_version"), format!("ike_version must be 1 or 2, not {}", ipsec.ike_version));
+                self.error(
+                    "invalid-value",
+                    &path.key("ike_version"),
+                    format!("ike_version must be 1 or 2, not {}", ipsec.ike_version),
+                );
             }
             let members: Vec<HostId> = hub.into_iter().chain(gateways.iter().copied()).collect();
-            let selectors = self.host_map(names, &ipsec.subnets, &path.key("subnets"), &members, "IPsec deployment");
+            let selectors = self.host_map(
+                names,
+                &ipsec.subnets,
+                &path.key("subnets"),
+                &members,
+                "IPsec deployment",
+            );
             let selector_of = |h: HostId| -> Vec<IpNet> {
                 selectors.get(&h).cloned().unwrap_or_else(|| {
-                    hosts.get(h.index()).and_then(|host| sites.get(host.site.index())).map(|s| s.cidrs.clone()).unwrap_or_default()
+                    hosts
+                        .get(h.index())
+                        .and_then(|host| sites.get(host.site.index()))
+                        .map(|s| s.cidrs.clone())
+                        .unwrap_or_default()
                 })
             };
             let site_name = |h: HostId| -> String {
-                hosts.get(h.index()).and_then(|host| sites.get(host.site.index())).map_or_else(|| "unknown".into(), |s| s.name.clone())
+                hosts
+                    .get(h.index())
+                    .and_then(|host| sites.get(host.site.index()))
+                    .map_or_else(|| "unknown".into(), |s| s.name.clone())
             };
             let pairs: Vec<(HostId, HostId)> = match (ipsec.layout, hub) {
-                (IpsecLayout::HubAndSpoke, Some(hub)) => gateways.iter().map(|g| (hub, *g)).collect(),
+                (IpsecLayout::HubAndSpoke, Some(hub)) => {
+                    gateways.iter().map(|g| (hub, *g)).collect()
+                }
                 (IpsecLayout::FullMesh, _) => gateways
                     .iter()
                     .enumerate()
@@ -1073,12 +1261,19 @@ impl Resolver<'_> {
         for (name, star) in &file.wireguard {
             let path = root("wireguard").key(name);
             self.check_ifname(&star.interface, &path.key("interface"));
-            let hub = self.lookup(&names.hosts, &star.hub, &path.key("hub")).map(HostId);
+            let hub = self
+                .lookup(&names.hosts, &star.hub, &path.key("hub"))
+                .map(HostId);
             let workers = self.host_list(names, &star.workers, &path.key("workers"));
             if let Some(h) = hub
-                && workers.contains(&h) {
-                    self.error("invalid-value", &path.key("workers"), format!("the hub `{}` must not also be a worker", star.hub));
-                }
+                && workers.contains(&h)
+            {
+                self.error(
+                    "invalid-value",
+                    &path.key("workers"),
+                    format!("the hub `{}` must not also be a worker", star.hub),
+                );
+            }
             if star.port == 0 {
                 self.error("invalid-value", &path.key("port"), "port must not be 0");
             }
@@ -1086,8 +1281,20 @@ impl Resolver<'_> {
                 self.check_mtu(mtu, &path.key("mtu"));
             }
             let members: Vec<HostId> = hub.into_iter().chain(workers.iter().copied()).collect();
-            let addresses = self.host_map(names, &star.addresses, &path.key("addresses"), &members, "star");
-            let raw_endpoints = self.host_map(names, &star.endpoints, &path.key("endpoints"), &members, "star");
+            let addresses = self.host_map(
+                names,
+                &star.addresses,
+                &path.key("addresses"),
+                &members,
+                "star",
+            );
+            let raw_endpoints = self.host_map(
+                names,
+                &star.endpoints,
+                &path.key("endpoints"),
+                &members,
+                "star",
+            );
             let mut endpoints = BTreeMap::new();
             for (host, text) in raw_endpoints {
                 match parse_endpoint(&text) {
@@ -1095,12 +1302,23 @@ impl Resolver<'_> {
                         endpoints.insert(host, e);
                     }
                     Err(message) => {
-                        let key = file.hosts.keys().nth(host.index()).cloned().unwrap_or_default();
+                        let key = file
+                            .hosts
+                            .keys()
+                            .nth(host.index())
+                            .cloned()
+                            .unwrap_or_default();
                         self.error("invalid-value", &path.key("endpoints").key(&key), message);
                     }
                 }
             }
-            let allowed_ips = self.host_map(names, &star.allowed_ips, &path.key("allowed_ips"), &members, "star");
+            let allowed_ips = self.host_map(
+                names,
+                &star.allowed_ips,
+                &path.key("allowed_ips"),
+                &members,
+                "star",
+            );
             out.push(StarM {
                 name: name.clone(),
                 path,
@@ -1130,20 +1348,37 @@ impl Resolver<'_> {
             let mut members = Vec::new();
             for (i, member) in mesh.members.iter().enumerate() {
                 let mpath = path.key("members").index(i);
-                let Some(host) = names.hosts.ids.get(member.host.as_str()).map(|h| HostId(*h)) else { continue };
+                let Some(host) = names
+                    .hosts
+                    .ids
+                    .get(member.host.as_str())
+                    .map(|h| HostId(*h))
+                else {
+                    continue;
+                };
                 let mut init_peers = Vec::new();
                 for (j, peer) in member.init_peers.iter().enumerate() {
                     let f = mpath.key("init_peers").index(j);
-                    let Some(p) = self.lookup(&names.hosts, peer, &f).map(HostId) else { continue };
+                    let Some(p) = self.lookup(&names.hosts, peer, &f).map(HostId) else {
+                        continue;
+                    };
                     if p == host {
                         self.error("invalid-value", &f, format!("`{peer}` cannot dial itself"));
                     } else if !hosts.contains(&p) {
-                        self.error("dangling-reference", &f, format!("`{peer}` is not a member of mesh `{name}`"));
+                        self.error(
+                            "dangling-reference",
+                            &f,
+                            format!("`{peer}` is not a member of mesh `{name}`"),
+                        );
                     } else {
                         init_peers.push(p);
                     }
                 }
-                members.push(MeshMemberM { host, address: member.address, init_peers });
+                members.push(MeshMemberM {
+                    host,
+                    address: member.address,
+                    init_peers,
+                });
             }
             out.push(MeshM {
                 name: name.clone(),
@@ -1162,7 +1397,9 @@ impl Resolver<'_> {
         let mut out = Vec::new();
         for (name, dep) in &file.openvpn {
             let path = root("openvpn").key(name);
-            let controller = self.lookup(&names.hosts, &dep.controller, &path.key("controller")).map(HostId);
+            let controller = self
+                .lookup(&names.hosts, &dep.controller, &path.key("controller"))
+                .map(HostId);
             let management_mesh = dep
                 .management_mesh
                 .as_ref()
@@ -1173,10 +1410,18 @@ impl Resolver<'_> {
                 let ppath = path.key("profiles").key(id);
                 self.check_name("profile", id, &ppath);
                 if !is_valid_dns_name(&profile.host_name) {
-                    self.error("invalid-value", &ppath.key("host_name"), format!("`{}` is not a valid DNS name", profile.host_name));
+                    self.error(
+                        "invalid-value",
+                        &ppath.key("host_name"),
+                        format!("`{}` is not a valid DNS name", profile.host_name),
+                    );
                 }
                 if let Some(range @ IpNet::V6(_)) = profile.range {
-                    self.error("invalid-value", &ppath.key("range"), format!("range `{range}` must be an IPv4 prefix"));
+                    self.error(
+                        "invalid-value",
+                        &ppath.key("range"),
+                        format!("range `{range}` must be an IPv4 prefix"),
+                    );
                 }
                 if let Some(range @ IpNet::V4(_)) = profile.range
                     && range.prefix_len() > 29
@@ -1188,7 +1433,9 @@ impl Resolver<'_> {
                     );
                 }
                 match profile.range6 {
-                    Some(IpNet::V4(_)) => self.error("invalid-value", &ppath.key("range6"), "range6 must be an IPv6 prefix"),
+                    Some(IpNet::V4(_)) => {
+                        self.error("invalid-value", &ppath.key("range6"), "range6 must be an IPv6 prefix")
+                    }
                     Some(range6) if range6.prefix_len() > 112 => self.error(
                         "invalid-value",
                         &ppath.key("range6"),
@@ -1197,10 +1444,19 @@ impl Resolver<'_> {
                     _ => {}
                 }
                 if profile.listeners.is_empty() {
-                    self.error("invalid-value", &ppath.key("listeners"), "a profile needs at least one listener");
+                    self.error(
+                        "invalid-value",
+                        &ppath.key("listeners"),
+                        "a profile needs at least one listener",
+                    );
                 }
                 if let Some(node) = self.lookup(&names.hosts, &profile.node, &ppath.key("node")) {
-                    profiles.push(ProfileM { id: id.clone(), path: ppath, node: HostId(node), spec: profile.clone() });
+                    profiles.push(ProfileM {
+                        id: id.clone(),
+                        path: ppath,
+                        node: HostId(node),
+                        spec: profile.clone(),
+                    });
                 }
             }
             let mut clients = Vec::new();
@@ -1209,8 +1465,14 @@ impl Resolver<'_> {
                 let host = self.lookup(&names.hosts, &client.host, &cpath.key("host"));
                 let profile = profiles.iter().position(|p| p.id == client.profile);
                 if profile.is_none() {
-                    let help = did_you_mean(&client.profile, dep.profiles.keys().map(String::as_str));
-                    self.error_with_help("dangling-reference", &cpath.key("profile"), format!("no profile named `{}` in `{name}`", client.profile), help);
+                    let help =
+                        did_you_mean(&client.profile, dep.profiles.keys().map(String::as_str));
+                    self.error_with_help(
+                        "dangling-reference",
+                        &cpath.key("profile"),
+                        format!("no profile named `{}` in `{name}`", client.profile),
+                        help,
+                    );
                 }
                 if let (Some(h), Some(p)) = (host, profile) {
                     clients.push((HostId(h), p));
@@ -1242,21 +1504,44 @@ impl Resolver<'_> {
                 [a, b] => [*a, *b],
                 _ => {
                     if bond.hosts.len() != 2 {
-                        self.error("invalid-value", &path.key("hosts"), format!("a bond joins exactly two hosts, not {}", bond.hosts.len()));
+                        self.error(
+                            "invalid-value",
+                            &path.key("hosts"),
+                            format!("a bond joins exactly two hosts, not {}", bond.hosts.len()),
+                        );
                     }
                     [HostId(u32::MAX), HostId(u32::MAX)]
                 }
             };
-            let addresses = self.host_map(names, &bond.addresses, &path.key("addresses"), &hosts, "bond");
+            let addresses = self.host_map(
+                names,
+                &bond.addresses,
+                &path.key("addresses"),
+                &hosts,
+                "bond",
+            );
             for h in &hosts {
                 if !addresses.contains_key(h) {
-                    let host = file.hosts.keys().nth(h.index()).cloned().unwrap_or_default();
-                    self.error("missing-field", &path.key("addresses"), format!("no bond address for `{host}`"));
+                    let host = file
+                        .hosts
+                        .keys()
+                        .nth(h.index())
+                        .cloned()
+                        .unwrap_or_default();
+                    self.error(
+                        "missing-field",
+                        &path.key("addresses"),
+                        format!("no bond address for `{host}`"),
+                    );
                 }
             }
             let macs = self.host_map(names, &bond.macs, &path.key("macs"), &hosts, "bond");
             if bond.links.is_empty() {
-                self.error("invalid-value", &path.key("links"), "a bond needs at least one link");
+                self.error(
+                    "invalid-value",
+                    &path.key("links"),
+                    "a bond needs at least one link",
+                );
             }
             let mut links = Vec::new();
             let mut link_names = BTreeSet::new();
@@ -1264,18 +1549,36 @@ impl Resolver<'_> {
                 let lpath = path.key("links").index(i);
                 self.check_ifname(&link.name, &lpath.key("name"));
                 if !link_names.insert(link.name.as_str()) {
-                    self.error("duplicate-name", &lpath.key("name"), format!("link `{}` is declared twice in this bond", link.name));
+                    self.error(
+                        "duplicate-name",
+                        &lpath.key("name"),
+                        format!("link `{}` is declared twice in this bond", link.name),
+                    );
                 }
-                let client = self.lookup(&names.hosts, &link.client, &lpath.key("client")).map(HostId);
-                let server = self.lookup(&names.hosts, &link.server, &lpath.key("server")).map(HostId);
-                let via = self.lookup(&names.links, &link.via, &lpath.key("via")).map(LinkId);
+                let client = self
+                    .lookup(&names.hosts, &link.client, &lpath.key("client"))
+                    .map(HostId);
+                let server = self
+                    .lookup(&names.hosts, &link.server, &lpath.key("server"))
+                    .map(HostId);
+                let via = self
+                    .lookup(&names.links, &link.via, &lpath.key("via"))
+                    .map(LinkId);
                 for (field, h) in [("client", client), ("server", server)] {
                     if h.is_some_and(|h| !hosts.contains(&h)) {
-                        self.error("dangling-reference", &lpath.key(field), "must be one of the bond's two hosts");
+                        self.error(
+                            "dangling-reference",
+                            &lpath.key(field),
+                            "must be one of the bond's two hosts",
+                        );
                     }
                 }
                 if client.is_some() && client == server {
-                    self.error("invalid-value", &lpath.key("server"), "client and server must be different hosts");
+                    self.error(
+                        "invalid-value",
+                        &lpath.key("server"),
+                        "client and server must be different hosts",
+                    );
                 }
                 let macs = self.host_map(names, &link.macs, &lpath.key("macs"), &hosts, "bond");
                 if let (Some(client), Some(server), Some(via)) = (client, server, via) {
@@ -1309,11 +1612,17 @@ impl Resolver<'_> {
         out
     }
 
-    fn firewalls(&mut self, file: &ScenarioFile, names: &AllNames<'_>) -> BTreeMap<HostId, FirewallM> {
+    fn firewalls(
+        &mut self,
+        file: &ScenarioFile,
+        names: &AllNames<'_>,
+    ) -> BTreeMap<HostId, FirewallM> {
         let mut out = BTreeMap::new();
         for (host, fw) in &file.firewall {
             let path = root("firewall").key(host);
-            let Some(h) = self.lookup(&names.hosts, host, &path) else { continue };
+            let Some(h) = self.lookup(&names.hosts, host, &path) else {
+                continue;
+            };
             let mut allow = Vec::new();
             for (i, rule) in fw.allow.iter().enumerate() {
                 let rpath = path.key("allow").index(i);
@@ -1324,12 +1633,21 @@ impl Resolver<'_> {
                     "icmp" => RuleProto::Icmp,
                     other => {
                         let help = did_you_mean(other, ["any", "tcp", "udp", "icmp"]);
-                        self.error_with_help("invalid-value", &rpath.key("proto"), format!("proto `{other}` must be tcp, udp, icmp or any"), help);
+                        self.error_with_help(
+                            "invalid-value",
+                            &rpath.key("proto"),
+                            format!("proto `{other}` must be tcp, udp, icmp or any"),
+                            help,
+                        );
                         RuleProto::Any
                     }
                 };
                 if !rule.ports.is_empty() && !matches!(proto, RuleProto::Tcp | RuleProto::Udp) {
-                    self.error("invalid-value", &rpath.key("ports"), "ports only apply to tcp or udp rules");
+                    self.error(
+                        "invalid-value",
+                        &rpath.key("ports"),
+                        "ports only apply to tcp or udp rules",
+                    );
                 }
                 let mut from = Vec::new();
                 for (j, src) in rule.from.iter().enumerate() {
@@ -1345,18 +1663,36 @@ impl Resolver<'_> {
                     }
                 }
                 if rule.from.is_empty() {
-                    self.error("invalid-value", &rpath.key("from"), "list at least one source (a host, a CIDR or \"any\")");
+                    self.error(
+                        "invalid-value",
+                        &rpath.key("from"),
+                        "list at least one source (a host, a CIDR or \"any\")",
+                    );
                 }
-                allow.push(AllowM { path: rpath, from, proto, ports: rule.ports.clone() });
+                allow.push(AllowM {
+                    path: rpath,
+                    from,
+                    proto,
+                    ports: rule.ports.clone(),
+                });
             }
             for (i, rule) in fw.forward.iter().enumerate() {
                 let rpath = path.key("forward").index(i);
-                for (field, pattern) in [("in_interface", &rule.in_interface), ("out_interface", &rule.out_interface)] {
-                    self.check_ifname(pattern.strip_suffix('+').unwrap_or(pattern), &rpath.key(field));
+                for (field, pattern) in [
+                    ("in_interface", &rule.in_interface),
+                    ("out_interface", &rule.out_interface),
+                ] {
+                    self.check_ifname(
+                        pattern.strip_suffix('+').unwrap_or(pattern),
+                        &rpath.key(field),
+                    );
                 }
             }
             for (i, pattern) in fw.trusted_interfaces.iter().enumerate() {
-                self.check_ifname(pattern.strip_suffix('+').unwrap_or(pattern), &path.key("trusted_interfaces").index(i));
+                self.check_ifname(
+                    pattern.strip_suffix('+').unwrap_or(pattern),
+                    &path.key("trusted_interfaces").index(i),
+                );
             }
             out.insert(
                 HostId(h),
@@ -1378,24 +1714,48 @@ impl Resolver<'_> {
         for (name, record) in &file.dns {
             let path = root("dns").key(name);
             if !is_valid_dns_name(name) {
-                self.error("invalid-name", &path, format!("`{name}` is not a valid DNS name"));
+                self.error(
+                    "invalid-name",
+                    &path,
+                    format!("`{name}` is not a valid DNS name"),
+                );
             }
             let mut a = record.a.clone();
             let mut aaaa = record.aaaa.clone();
             for (i, host) in record.hosts.iter().enumerate() {
                 let f = path.key("hosts").index(i);
-                let Some(h) = self.lookup(&names.hosts, host, &f) else { continue };
-                let Some(host_m) = hosts.get(h as usize) else { continue };
+                let Some(h) = self.lookup(&names.hosts, host, &f) else {
+                    continue;
+                };
+                let Some(host_m) = hosts.get(h as usize) else {
+                    continue;
+                };
                 if host_m.public_address.is_none() && host_m.public_address6.is_none() {
-                    self.error("invalid-value", &f, format!("host `{host}` has no public_address or public_address6 to publish"));
+                    self.error(
+                        "invalid-value",
+                        &f,
+                        format!(
+                            "host `{host}` has no public_address or public_address6 to publish"
+                        ),
+                    );
                 }
                 a.extend(host_m.public_address);
                 aaaa.extend(host_m.public_address6);
             }
             if a.is_empty() && aaaa.is_empty() {
-                self.error("invalid-value", &path, format!("`{name}` has no A or AAAA record"));
+                self.error(
+                    "invalid-value",
+                    &path,
+                    format!("`{name}` has no A or AAAA record"),
+                );
             }
-            out.push(DnsM { name: name.clone(), path, a, aaaa, ttl: record.ttl.unwrap_or(300) });
+            out.push(DnsM {
+                name: name.clone(),
+                path,
+                a,
+                aaaa,
+                ttl: record.ttl.unwrap_or(300),
+            });
         }
         out
     }
@@ -1409,16 +1769,39 @@ impl Resolver<'_> {
             if let Some(name) = &event.name {
                 self.check_name("event", name, &path.key("name"));
                 if !event_names.insert(name.as_str()) {
-                    self.error("duplicate-name", &path.key("name"), format!("event name `{name}` is used twice"));
+                    self.error(
+                        "duplicate-name",
+                        &path.key("name"),
+                        format!("event name `{name}` is used twice"),
+                    );
                 }
             }
             if event.at < last_at {
-                self.error("invalid-value", &path.key("at"), format!("events must be in time order: {} comes after {last_at}", event.at));
+                self.error(
+                    "invalid-value",
+                    &path.key("at"),
+                    format!(
+                        "events must be in time order: {} comes after {last_at}",
+                        event.at
+                    ),
+                );
             }
             last_at = last_at.max(event.at);
-            let host = event.host.as_ref().and_then(|h| self.lookup(&names.hosts, h, &path.key("host"))).map(HostId);
-            let link = event.link.as_ref().and_then(|l| self.lookup(&names.links, l, &path.key("link"))).map(LinkId);
-            let star = event.star.as_ref().and_then(|s| self.lookup(&names.stars, s, &path.key("star"))).map(StarId);
+            let host = event
+                .host
+                .as_ref()
+                .and_then(|h| self.lookup(&names.hosts, h, &path.key("host")))
+                .map(HostId);
+            let link = event
+                .link
+                .as_ref()
+                .and_then(|l| self.lookup(&names.links, l, &path.key("link")))
+                .map(LinkId);
+            let star = event
+                .star
+                .as_ref()
+                .and_then(|s| self.lookup(&names.stars, s, &path.key("star")))
+                .map(StarId);
             let mut groups = Vec::new();
             for (g, group) in event.groups.iter().enumerate() {
                 groups.push(self.host_list(names, group, &path.key("groups").index(g)));
@@ -1468,77 +1851,160 @@ impl Resolver<'_> {
             Action::EndpointChange => (&["host", "address"], &["interface"]),
             Action::Promote => (&["host", "star"], &[]),
         };
-        let action = serde_json::to_value(e.action).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let action = serde_json::to_value(e.action)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
         for (field, is_set) in present {
             if required.contains(&field) && !is_set {
-                self.error("missing-field", &path.key(field), format!("action `{action}` needs `{field}`"));
+                self.error(
+                    "missing-field",
+                    &path.key(field),
+                    format!("action `{action}` needs `{field}`"),
+                );
             } else if is_set && !required.contains(&field) && !optional.contains(&field) {
-                self.error("invalid-value", &path.key(field), format!("action `{action}` does not use `{field}`"));
+                self.error(
+                    "invalid-value",
+                    &path.key(field),
+                    format!("action `{action}` does not use `{field}`"),
+                );
             }
         }
         match (e.action, e.procedure) {
-            (Action::Promote, None) => self.error("missing-field", &path.key("procedure"), "action `promote` needs `procedure` (alive-leader or dead-leader)"),
+            (Action::Promote, None) => self.error(
+                "missing-field",
+                &path.key("procedure"),
+                "action `promote` needs `procedure` (alive-leader or dead-leader)",
+            ),
             (Action::Promote, Some(_)) | (_, None) => {}
-            (_, Some(_)) => self.error("invalid-value", &path.key("procedure"), format!("action `{action}` does not use `procedure`")),
+            (_, Some(_)) => self.error(
+                "invalid-value",
+                &path.key("procedure"),
+                format!("action `{action}` does not use `procedure`"),
+            ),
         }
         if e.action == Action::Partition && e.groups.len() < 2 {
-            self.error("invalid-value", &path.key("groups"), "a partition needs at least two groups");
+            self.error(
+                "invalid-value",
+                &path.key("groups"),
+                "a partition needs at least two groups",
+            );
         }
         if let Some(loss) = e.loss
-            && !(0.0..=100.0).contains(&loss) {
-                self.error("invalid-value", &path.key("loss"), format!("loss {loss} must be a percentage between 0 and 100"));
-            }
+            && !(0.0..=100.0).contains(&loss)
+        {
+            self.error(
+                "invalid-value",
+                &path.key("loss"),
+                format!("loss {loss} must be a percentage between 0 and 100"),
+            );
+        }
     }
 
     fn flow(&mut self, names: &AllNames<'_>, flow: &Flow, path: FieldPath) -> Option<FlowM> {
-        let from = self.lookup(&names.hosts, &flow.from, &path.key("from")).map(HostId);
-        let to = self.lookup(&names.hosts, &flow.to, &path.key("to")).map(HostId);
+        let from = self
+            .lookup(&names.hosts, &flow.from, &path.key("from"))
+            .map(HostId);
+        let to = self
+            .lookup(&names.hosts, &flow.to, &path.key("to"))
+            .map(HostId);
         let via = self.via(names, flow.via.as_deref(), &path);
         self.check_probe(flow.proto, flow.port, &path);
         if from.is_some() && from == to {
-            self.error("invalid-value", &path.key("to"), "a flow needs two different hosts");
+            self.error(
+                "invalid-value",
+                &path.key("to"),
+                "a flow needs two different hosts",
+            );
         }
-        Some(FlowM { path, from: from?, to: to?, via: via?, proto: flow.proto, port: flow.port, reason: flow.reason.clone() })
+        Some(FlowM {
+            path,
+            from: from?,
+            to: to?,
+            via: via?,
+            proto: flow.proto,
+            port: flow.port,
+            reason: flow.reason.clone(),
+        })
     }
 
     fn check_probe(&mut self, proto: ProbeProto, port: Option<u16>, path: &FieldPath) {
         if proto == ProbeProto::Icmp && port.is_some() {
-            self.error("invalid-value", &path.key("port"), "icmp probes have no port; set proto = \"tcp\" or \"udp\"");
+            self.error(
+                "invalid-value",
+                &path.key("port"),
+                "icmp probes have no port; set proto = \"tcp\" or \"udp\"",
+            );
         }
         if proto != ProbeProto::Icmp && port.is_none() {
-            self.error("missing-field", &path.key("port"), "tcp and udp probes need a `port`");
+            self.error(
+                "missing-field",
+                &path.key("port"),
+                "tcp and udp probes need a `port`",
+            );
         }
     }
 
     /// `Some(None)`: no via; `Some(Some(id))`: resolved; `None`: dangling.
-    fn via(&mut self, names: &AllNames<'_>, via: Option<&str>, path: &FieldPath) -> Option<Option<OverlayId>> {
+    fn via(
+        &mut self,
+        names: &AllNames<'_>,
+        via: Option<&str>,
+        path: &FieldPath,
+    ) -> Option<Option<OverlayId>> {
         let Some(via) = via else { return Some(None) };
         let found = names.overlay(via);
         if found.is_none() {
             let help = did_you_mean(via, names.overlay_sections().map(|(_, n)| n));
-            self.error_with_help("dangling-reference", &path.key("via"), format!("no overlay named `{via}`"), help);
+            self.error_with_help(
+                "dangling-reference",
+                &path.key("via"),
+                format!("no overlay named `{via}`"),
+                help,
+            );
         }
         found.map(Some)
     }
 
-    fn expectations(&mut self, file: &ScenarioFile, names: &AllNames<'_>, events: &[EventM]) -> ExpectationsM {
+    fn expectations(
+        &mut self,
+        file: &ScenarioFile,
+        names: &AllNames<'_>,
+        events: &[EventM],
+    ) -> ExpectationsM {
         let base = root("expect");
         let mut expect = ExpectationsM::default();
         for (i, flow) in file.expect.reach.iter().enumerate() {
-            expect.reach.extend(self.flow(names, flow, base.key("reach").index(i)));
+            expect
+                .reach
+                .extend(self.flow(names, flow, base.key("reach").index(i)));
         }
         for (i, flow) in file.expect.isolated.iter().enumerate() {
-            expect.isolated.extend(self.flow(names, flow, base.key("isolated").index(i)));
+            expect
+                .isolated
+                .extend(self.flow(names, flow, base.key("isolated").index(i)));
         }
         for (i, rec) in file.expect.recover.iter().enumerate() {
             let path = base.key("recover").index(i);
-            let from = self.lookup(&names.hosts, &rec.from, &path.key("from")).map(HostId);
-            let to = self.lookup(&names.hosts, &rec.to, &path.key("to")).map(HostId);
+            let from = self
+                .lookup(&names.hosts, &rec.from, &path.key("from"))
+                .map(HostId);
+            let to = self
+                .lookup(&names.hosts, &rec.to, &path.key("to"))
+                .map(HostId);
             let via = self.via(names, rec.via.as_deref(), &path);
-            let after = events.iter().position(|e| e.name.as_deref() == Some(rec.after.as_str()));
+            let after = events
+                .iter()
+                .position(|e| e.name.as_deref() == Some(rec.after.as_str()));
             if after.is_none() {
-                let help = did_you_mean(&rec.after, events.iter().filter_map(|e| e.name.as_deref()));
-                self.error_with_help("dangling-reference", &path.key("after"), format!("no event named `{}`", rec.after), help);
+                let help =
+                    did_you_mean(&rec.after, events.iter().filter_map(|e| e.name.as_deref()));
+                self.error_with_help(
+                    "dangling-reference",
+                    &path.key("after"),
+                    format!("no event named `{}`", rec.after),
+                    help,
+                );
             }
             self.check_probe(rec.proto, rec.port, &path);
             if let (Some(from), Some(to), Some(via), Some(after)) = (from, to, via, after) {
@@ -1556,11 +2022,21 @@ impl Resolver<'_> {
         }
         for (i, tp) in file.expect.throughput.iter().enumerate() {
             let path = base.key("throughput").index(i);
-            let from = self.lookup(&names.hosts, &tp.from, &path.key("from")).map(HostId);
-            let to = self.lookup(&names.hosts, &tp.to, &path.key("to")).map(HostId);
+            let from = self
+                .lookup(&names.hosts, &tp.from, &path.key("from"))
+                .map(HostId);
+            let to = self
+                .lookup(&names.hosts, &tp.to, &path.key("to"))
+                .map(HostId);
             let via = self.via(names, tp.via.as_deref(), &path);
             if let (Some(from), Some(to), Some(via)) = (from, to, via) {
-                expect.throughput.push(ThroughputM { path, from, to, via, at_least: tp.at_least });
+                expect.throughput.push(ThroughputM {
+                    path,
+                    from,
+                    to,
+                    via,
+                    at_least: tp.at_least,
+                });
             }
         }
         expect
@@ -1671,7 +2147,16 @@ mod resolve_tests {
             Ok(_) => Vec::new(),
             Err(LoadError::Invalid { diagnostics, .. }) => diagnostics
                 .iter()
-                .map(|d| format!("{}:{}:{} {} {}", d.line, d.column, d.code, d.field.clone().unwrap_or_default(), d.help.clone().unwrap_or_default()))
+                .map(|d| {
+                    format!(
+                        "{}:{}:{} {} {}",
+                        d.line,
+                        d.column,
+                        d.code,
+                        d.field.clone().unwrap_or_default(),
+                        d.help.clone().unwrap_or_default()
+                    )
+                })
                 .collect(),
             Err(other) => vec![other.to_string()],
         }
@@ -1681,7 +2166,9 @@ mod resolve_tests {
 
     #[test]
     fn every_dangling_reference_is_reported_at_once() {
-        let text = format!("{HEAD}[hosts.c]\nsite = \"ss\"\n[[expect.reach]]\nfrom = \"aa\"\nto = \"b\"\n[[expect.recover]]\nfrom = \"a\"\nto = \"b\"\nafter = \"boom\"\nwithin = \"5s\"\n");
+        let text = format!(
+            "{HEAD}[hosts.c]\nsite = \"ss\"\n[[expect.reach]]\nfrom = \"aa\"\nto = \"b\"\n[[expect.recover]]\nfrom = \"a\"\nto = \"b\"\nafter = \"boom\"\nwithin = \"5s\"\n"
+        );
         assert_eq!(
             errors(&text),
             [
@@ -1694,11 +2181,28 @@ mod resolve_tests {
 
     #[test]
     fn events_need_the_fields_of_their_action() {
-        let text = format!("{HEAD}[[events]]\nat = \"1s\"\naction = \"crash\"\n[[events]]\nat = \"2s\"\naction = \"link-down\"\nlink = \"l\"\nhost = \"a\"\n[[events]]\nat = \"1s\"\naction = \"heal\"\n");
+        let text = format!(
+            "{HEAD}[[events]]\nat = \"1s\"\naction = \"crash\"\n[[events]]\nat = \"2s\"\naction = \"link-down\"\nlink = \"l\"\nhost = \"a\"\n[[events]]\nat = \"1s\"\naction = \"heal\"\n"
+        );
         let found = errors(&text);
-        assert!(found.iter().any(|e| e.contains("missing-field events[0].host")), "{found:?}");
-        assert!(found.iter().any(|e| e.contains("invalid-value events[1].host")), "{found:?}");
-        assert!(found.iter().any(|e| e.contains("invalid-value events[2].at")), "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|e| e.contains("missing-field events[0].host")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|e| e.contains("invalid-value events[1].host")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|e| e.contains("invalid-value events[2].at")),
+            "{found:?}"
+        );
     }
 
     #[test]
@@ -1707,14 +2211,31 @@ mod resolve_tests {
             "{HEAD}[mesh.x]\nnetwork_name = \"n\"\ncidr = \"10.42.42.0/24\"\nmembers = [{{ host = \"a\" }}]\n[wireguard.x]\ncidr = \"10.5.4.0/24\"\nhub = \"a\"\nworkers = [\"b\", \"b\"]\n"
         );
         let found = errors(&text);
-        assert!(found.iter().any(|e| e.contains("duplicate-name wireguard.x ") || e.contains("duplicate-name mesh.x ")), "{found:?}");
-        assert!(found.iter().any(|e| e.contains("duplicate-name wireguard.x.workers[1]")), "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|e| e.contains("duplicate-name wireguard.x ")
+                    || e.contains("duplicate-name mesh.x ")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|e| e.contains("duplicate-name wireguard.x.workers[1]")),
+            "{found:?}"
+        );
     }
 
     #[test]
     fn names_must_be_dns_labels() {
         let text = HEAD.replace("[hosts.b]", "[hosts.Bad_Name]");
-        assert!(errors(&text).iter().any(|e| e.contains("invalid-name hosts.Bad_Name")), "{:?}", errors(&text));
+        assert!(
+            errors(&text)
+                .iter()
+                .any(|e| e.contains("invalid-name hosts.Bad_Name")),
+            "{:?}",
+            errors(&text)
+        );
     }
 
     #[test]

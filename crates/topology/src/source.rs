@@ -28,13 +28,20 @@ impl SourceFile {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
-        SourceFile { name: name.into(), text, line_starts }
+        SourceFile {
+            name: name.into(),
+            text,
+            line_starts,
+        }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let line = self.line_starts.partition_point(|&start| start <= offset).max(1);
+        let line = self
+            .line_starts
+            .partition_point(|&start| start <= offset)
+            .max(1);
         let start = self.line_starts[line - 1];
         let column = self
             .text
@@ -57,9 +64,19 @@ impl FieldPath {
     /// `a.b` + `c` → `a.b.c`; keys that are not bare TOML keys are quoted.
     pub fn key(&self, key: &str) -> Self {
         let bare = !key.is_empty()
-            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        let key = if bare { key.to_string() } else { format!("{key:?}") };
-        if self.0.is_empty() { FieldPath(key) } else { FieldPath(format!("{}.{key}", self.0)) }
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let key = if bare {
+            key.to_string()
+        } else {
+            format!("{key:?}")
+        };
+        if self.0.is_empty() {
+            FieldPath(key)
+        } else {
+            FieldPath(format!("{}.{key}", self.0))
+        }
     }
 
     /// `a.b` + 3 → `a.b[3]`.
@@ -111,7 +128,13 @@ impl SourceMap {
     fn walk_table(&mut self, path: &FieldPath, table: &DeTable<'_>) {
         for (key, value) in table {
             let child = path.key(key.get_ref());
-            self.spans.insert(child.clone(), FieldSpan { key: key.span(), value: value.span() });
+            self.spans.insert(
+                child.clone(),
+                FieldSpan {
+                    key: key.span(),
+                    value: value.span(),
+                },
+            );
             self.walk_value(&child, value.get_ref());
         }
     }
@@ -123,7 +146,13 @@ impl SourceMap {
                 for (i, item) in items.iter().enumerate() {
                     let child = path.index(i);
                     let span = item.span();
-                    self.spans.insert(child.clone(), FieldSpan { key: span.clone(), value: span });
+                    self.spans.insert(
+                        child.clone(),
+                        FieldSpan {
+                            key: span.clone(),
+                            value: span,
+                        },
+                    );
                     self.walk_value(&child, item.get_ref());
                 }
             }
@@ -174,14 +203,26 @@ mod tests {
     fn map_finds_nested_fields() {
         let text = "[hosts.a]\nsite = \"s\"\n[[hosts.a.interfaces]]\nname = \"eth0\"\n[dns.\"x.example\"]\na = [\"192.0.2.1\"]\n";
         let map = SourceMap::build(text);
-        let path = FieldPath::root().key("hosts").key("a").key("interfaces").index(0).key("name");
+        let path = FieldPath::root()
+            .key("hosts")
+            .key("a")
+            .key("interfaces")
+            .index(0)
+            .key("name");
         assert_eq!(path.as_str(), "hosts.a.interfaces[0].name");
         let span = map.find(&path).map(|s| s.key.clone());
         assert_eq!(span.map(|s| &text[s]), Some("name"));
-        let dns = FieldPath::root().key("dns").key("x.example").key("a").index(0);
+        let dns = FieldPath::root()
+            .key("dns")
+            .key("x.example")
+            .key("a")
+            .index(0);
         assert_eq!(dns.as_str(), "dns.\"x.example\".a[0]");
         assert!(map.find(&dns).is_some());
         let missing = FieldPath::root().key("hosts").key("a").key("forwarding");
-        assert_eq!(map.find(&missing), map.find(&FieldPath::root().key("hosts").key("a")));
+        assert_eq!(
+            map.find(&missing),
+            map.find(&FieldPath::root().key("hosts").key("a"))
+        );
     }
 }

@@ -130,7 +130,9 @@ impl FromStr for Bandwidth {
             .find(|(name, _)| *name == unit)
             .map(|(_, scale)| *scale)
             .ok_or_else(|| {
-                format!("bandwidth `{text}` needs a unit: bit, kbit, Mbit or Gbit (e.g. \"100Mbit\")")
+                format!(
+                    "bandwidth `{text}` needs a unit: bit, kbit, Mbit or Gbit (e.g. \"100Mbit\")"
+                )
             })?;
         let value = parse_decimal(number, scale)
             .filter(|v| *v > 0)
@@ -228,7 +230,8 @@ impl Mac {
 impl FromStr for Mac {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        let bad = || format!("MAC address `{text}` must be six hex octets like \"16:b9:3f:58:cb:4c\"");
+        let bad =
+            || format!("MAC address `{text}` must be six hex octets like \"16:b9:3f:58:cb:4c\"");
         let mut octets = [0u8; 6];
         let mut parts = text.split(':');
         for octet in octets.iter_mut() {
@@ -296,7 +299,13 @@ mod tests {
     fn durations_parse_and_print() {
         assert_eq!("25s".parse::<Duration>(), Ok(Duration::from_secs(25)));
         assert_eq!("0.1s".parse::<Duration>(), Ok(Duration::from_millis(100)));
-        assert_eq!("150ms".parse::<Duration>().map(|d| d.to_string()).as_deref(), Ok("150ms"));
+        assert_eq!(
+            "150ms"
+                .parse::<Duration>()
+                .map(|d| d.to_string())
+                .as_deref(),
+            Ok("150ms")
+        );
         assert_eq!(Duration::from_secs(120).to_string(), "2m");
         assert!("25".parse::<Duration>().is_err());
         assert!("s".parse::<Duration>().is_err());
@@ -307,7 +316,13 @@ mod tests {
     #[test]
     fn bandwidths_parse_and_print() {
         assert_eq!("100Mbit".parse::<Bandwidth>(), Ok(Bandwidth(100_000_000)));
-        assert_eq!("1.5Gbit".parse::<Bandwidth>().map(|b| b.to_string()).as_deref(), Ok("1500Mbit"));
+        assert_eq!(
+            "1.5Gbit"
+                .parse::<Bandwidth>()
+                .map(|b| b.to_string())
+                .as_deref(),
+            Ok("1500Mbit")
+        );
         assert!("0Mbit".parse::<Bandwidth>().is_err());
         assert!("100MB".parse::<Bandwidth>().is_err());
     }
@@ -318,7 +333,9 @@ mod tests {
         assert_eq!((l.proto, l.port), (Proto::Udp, 1194));
         assert!("sctp/1".parse::<Listener>().is_err());
         assert!("udp/0".parse::<Listener>().is_err());
-        let m: Mac = "16:B9:3f:58:cb:4c".parse().unwrap_or_else(|e| panic!("{e}"));
+        let m: Mac = "16:B9:3f:58:cb:4c"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(m.to_string(), "16:b9:3f:58:cb:4c");
         assert!(m.is_local_unicast());
         assert!("16:b9:3f:58:cb".parse::<Mac>().is_err());

@@ -37,7 +37,6 @@
 //! - `public-address-space`: a subnet (or other range) inside a site CIDR
 //!   that was already reported is not reported again.
 
-
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -48,8 +47,8 @@ use vpnsim_topology::FieldPath;
 use vpnsim_topology::format::{AddressSpace, LinkKind, SiteKind};
 use vpnsim_topology::model::{LinkId, OpenVpnId, OverlayId, Segment, SiteId, SubnetId, Topology};
 
-use crate::check_util::{finding, host_name, overlaps, position};
 use crate::Ctx;
+use crate::check_util::{finding, host_name, overlaps, position};
 
 pub fn check(ctx: &Ctx<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
@@ -201,9 +200,8 @@ fn inside_own_site(t: &Topology, subnet: SubnetId, net: &IpNet) -> bool {
 fn must_be_disjoint(t: &Topology, a: &Range, b: &Range) -> Option<&'static str> {
     use Kind::*;
     match (a.kind, b.kind) {
-        (Site(x), Site(y)) => (x != y).then_some(
-            "IPsec traffic selectors and route tables cannot tell the two sites apart; renumber one site",
-        ),
+        (Site(x), Site(y)) => (x != y)
+            .then_some("IPsec traffic selectors and route tables cannot tell the two sites apart; renumber one site"),
         (Subnet(x), Subnet(y)) => (x != y).then_some("give them disjoint prefixes"),
         (Subnet(s), Site(x)) | (Site(x), Subnet(s)) => {
             let (subnet_range, foreign) = if matches!(a.kind, Subnet(_)) { (a, x) } else { (b, x) };
@@ -215,7 +213,9 @@ fn must_be_disjoint(t: &Topology, a: &Range, b: &Range) -> Option<&'static str> 
         (Client(..), _) | (_, Client(..)) => Some(
             "VPN clients would get addresses that also exist there, and the routes of one would capture the other; choose a client range outside every site, subnet, link and overlay",
         ),
-        (Overlay(x), Overlay(y)) => (x != y).then_some("two overlays with one prefix cannot be routed apart; give each its own prefix"),
+        (Overlay(x), Overlay(y)) => {
+            (x != y).then_some("two overlays with one prefix cannot be routed apart; give each its own prefix")
+        }
         (Overlay(_), _) | (_, Overlay(_)) => Some(
             "the overlay's routes would shadow the underlay network (or the other way round); move the overlay to a prefix not used anywhere in the underlay",
         ),
@@ -512,14 +512,18 @@ enum Owner {
 fn domain_name(t: &Topology, d: Domain) -> String {
     match d {
         Domain::Public => "the public internet".into(),
-        Domain::Site(s) => format!(
-            "site `{}`",
-            t.sites.get(s.index()).map_or("?", |s| s.name.as_str())
-        ),
-        Domain::Lan(l) => format!(
-            "link `{}`",
-            t.links.get(l.index()).map_or("?", |l| l.name.as_str())
-        ),
+        Domain::Site(s) => {
+            format!(
+                "site `{}`",
+                t.sites.get(s.index()).map_or("?", |s| s.name.as_str())
+            )
+        }
+        Domain::Lan(l) => {
+            format!(
+                "link `{}`",
+                t.links.get(l.index()).map_or("?", |l| l.name.as_str())
+            )
+        }
         Domain::Overlay(a) => attachment_name(t, a),
     }
 }
@@ -527,26 +531,36 @@ fn domain_name(t: &Topology, d: Domain) -> String {
 fn attachment_name(t: &Topology, a: Attachment) -> String {
     let name = |list: Option<&str>| list.unwrap_or("?").to_string();
     match a {
-        Attachment::Subnet(s) => format!(
-            "subnet `{}`",
-            name(t.subnets.get(s.index()).map(|s| s.name.as_str()))
-        ),
-        Attachment::Link(l) => format!(
-            "link `{}`",
-            name(t.links.get(l.index()).map(|l| l.name.as_str()))
-        ),
-        Attachment::Star(s) => format!(
-            "star `{}`",
-            name(t.stars.get(s.index()).map(|s| s.name.as_str()))
-        ),
-        Attachment::Mesh(m) => format!(
-            "mesh `{}`",
-            name(t.meshes.get(m.index()).map(|m| m.name.as_str()))
-        ),
-        Attachment::Bond(b) => format!(
-            "bond `{}`",
-            name(t.bonds.get(b.index()).map(|b| b.name.as_str()))
-        ),
+        Attachment::Subnet(s) => {
+            format!(
+                "subnet `{}`",
+                name(t.subnets.get(s.index()).map(|s| s.name.as_str()))
+            )
+        }
+        Attachment::Link(l) => {
+            format!(
+                "link `{}`",
+                name(t.links.get(l.index()).map(|l| l.name.as_str()))
+            )
+        }
+        Attachment::Star(s) => {
+            format!(
+                "star `{}`",
+                name(t.stars.get(s.index()).map(|s| s.name.as_str()))
+            )
+        }
+        Attachment::Mesh(m) => {
+            format!(
+                "mesh `{}`",
+                name(t.meshes.get(m.index()).map(|m| m.name.as_str()))
+            )
+        }
+        Attachment::Bond(b) => {
+            format!(
+                "bond `{}`",
+                name(t.bonds.get(b.index()).map(|b| b.name.as_str()))
+            )
+        }
         Attachment::Profile(d, p) => {
             let dep = t.openvpn.get(d.index());
             let profile = dep
@@ -825,10 +839,12 @@ fn public_address_space(ctx: &Ctx<'_>) -> Vec<Diagnostic> {
                     }
                 }
             }
-            IpNet::V6(_) => format!(
-                "renumber into ULA space, e.g. a prefix of the scenario's {}",
-                ctx.plan.ula
-            ),
+            IpNet::V6(_) => {
+                format!(
+                    "renumber into ULA space, e.g. a prefix of the scenario's {}",
+                    ctx.plan.ula
+                )
+            }
         };
         out.push(finding(
             ctx,
@@ -844,8 +860,8 @@ fn public_address_space(ctx: &Ctx<'_>) -> Vec<Diagnostic> {
 
 #[cfg(test)]
 mod tests {
-    use crate::check_util::testing::{fields, run, with_code};
     use super::*;
+    use crate::check_util::testing::{fields, run, with_code};
 
     const HEAD: &str = "[scenario]\nname = \"t\"\nseed = 1\n";
 

@@ -279,7 +279,10 @@ fn profile_range_collision(ctx: &Ctx<'_>) -> Vec<Diagnostic> {
     let name = |d: vpnsim_topology::model::OpenVpnId, p: u32| -> Option<(String, FieldPath)> {
         let dep = t.openvpn.get(d.index())?;
         let profile = dep.profiles.get(p as usize)?;
-        Some((format!("profile `{}` of openvpn `{}`", profile.id, dep.name), profile.path.clone()))
+        Some((
+            format!("profile `{}` of openvpn `{}`", profile.id, dep.name),
+            profile.path.clone(),
+        ))
     };
     let mut out = Vec::new();
     for (j, b) in ranges.iter().enumerate() {
@@ -393,7 +396,10 @@ fn trusted_exposure(ctx: &Ctx<'_>, dep: &OpenVpnM, node: HostId, pattern: &str) 
             }
             Segment::Subnet(s) => {
                 let subnet = t.subnets.get(s.index()).map_or("?", |s| s.name.as_str());
-                out.push(format!("{} is on subnet `{subnet}`: every host there and everything the site router forwards", iface.name));
+                out.push(format!(
+                    "{} is on subnet `{subnet}`: every host there and everything the site router forwards",
+                    iface.name
+                ));
             }
         }
     }
@@ -888,7 +894,13 @@ allow = [{ from = ["controller"], proto = "tcp", ports = [41194] }]
             ]
         );
         let d = with_code(&findings, "daemon-port-exposed");
-        assert!(d[0].message.contains("holds addresses beyond the controller `controller`, including `node-b` (narrow it to 145.0.6.71/32)"), "{}", d[0].message);
+        assert!(
+            d[0].message.contains(
+                "holds addresses beyond the controller `controller`, including `node-b` (narrow it to 145.0.6.71/32)"
+            ),
+            "{}",
+            d[0].message
+        );
         assert!(
             d[1].message
                 .contains("from `node-b`, which is not the controller"),

@@ -322,14 +322,26 @@ allowed_ips = { worker-2 = ["192.168.2.0/24", "10.5.4.0/24"], worker-3 = ["192.1
             ]
         );
         let d = with_code(&findings, "allowed-ips-overlap");
-        assert!(d[0].message.contains("10.5.4.3/32 (the overlay address of `worker-3`) and 10.5.4.0/24 in the allowed_ips of `worker-2`"), "{}", d[0].message);
+        assert!(
+            d[0].message.contains(
+                "10.5.4.3/32 (the overlay address of `worker-3`) and 10.5.4.0/24 in the allowed_ips of `worker-2`"
+            ),
+            "{}",
+            d[0].message
+        );
         assert!(
             d[0].message
                 .contains("longest-prefix match sends 10.5.4.3/32 to `worker-3`"),
             "{}",
             d[0].message
         );
-        assert!(d[1].message.contains("192.168.2.0/24 in the allowed_ips of `worker-3` and 192.168.2.0/24 in the allowed_ips of `worker-2`"), "{}", d[1].message);
+        assert!(
+            d[1].message.contains(
+                "192.168.2.0/24 in the allowed_ips of `worker-3` and 192.168.2.0/24 in the allowed_ips of `worker-2`"
+            ),
+            "{}",
+            d[1].message
+        );
         assert!(d[1].message.contains("whichever peer was configured last"));
         assert!(
             d.iter()

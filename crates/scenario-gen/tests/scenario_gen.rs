@@ -1,0 +1,113 @@
+//! The generators produce what they promise: valid, deterministic scenarios
+//! that survive being written as TOML.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+
+use ipnet::IpNet;
+use proptest::prelude::*;
+use vpnsim_scenario_gen::{arb_scenario, large, to_toml, try_to_toml};
+use vpnsim_topology::{LoadError, load_str};
+
+fn load(name: &str, text: &str) -> vpnsim_topology::Scenario {
+    match load_str(name, text) {
+        Ok(s) => s,
+        Err(LoadError::Invalid { diagnostics, .. }) => {
+            let shown: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+            panic!(
+                "{name} does not load:\n{}\n--- text ---\n{text}",
+                shown.join("\n")
+            )
+        }
+        Err(e) => panic!("{name}: {e}"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn generated_scenarios_load(file in arb_scenario()) {
+        let text = to_toml(&file);
+        let loaded = load("generated.toml", &text);
+        prop_assert_eq!(&loaded.file, &file);
+    }
+}
+
+#[test]
+fn large_loads_and_round_trips() {
+    for (sites, seed) in [(2, 0), (3, 1), (10, 42), (300, 7), (1000, 3)] {
+        let file = large(sites, seed);
+        let text = to_toml(&file);
+        let loaded = load("large.toml", &text);
+        assert_eq!(loaded.file, file, "large({sites}, {seed}) round trip");
+        assert_eq!(loaded.topology.sites.len(), sites);
+        assert_eq!(loaded.topology.stars[0].workers.len(), sites - 1);
+    }
+}
+
+#[test]
+fn large_is_a_function_of_sites_and_seed() {
+    assert_eq!(to_toml(&large(50, 9)), to_toml(&large(50, 9)));
+    assert_ne!(to_toml(&large(50, 9)), to_toml(&large(50, 10)));
+    // Any u64 seed can be written (TOML integers are signed).
+    assert!(try_to_toml(&large(5, u64::MAX)).is_ok());
+}
+
+#[test]
+fn large_site_blocks_never_overlap_up_to_4000_sites() {
+    for sites in [1, 272, 273, 4000, 4352, 4353] {
+        let blocks: Vec<_> = (0..sites)
+            .map(|i| vpnsim_scenario_gen::large::site_block(i, sites))
+            .collect();
+        let mut sorted = blocks.clone();
+        sorted.sort();
+        for pair in sorted.windows(2) {
+            assert!(
+                pair[0].broadcast() < pair[1].network(),
+                "{} overlaps {} ({sites} sites)",
+                pair[0],
+                pair[1]
+            );
+        }
+        for b in &blocks {
+            let private = ["10.0.0.0/8", "172.16.0.0/12"]
+                .iter()
+                .any(|p| p.parse::<ipnet::Ipv4Net>().unwrap().contains(b));
+            assert!(private, "{b} is not RFC 1918");
+        }
+    }
+    let publics: BTreeSet<_> = (0..4000)
+        .map(vpnsim_scenario_gen::large::public_address)
+        .collect();
+    assert_eq!(publics.len(), 4000);
+    assert!(publics.iter().all(|a| {
+        "198.18.0.0/15"
+            .parse::<ipnet::Ipv4Net>()
+            .unwrap()
+            .contains(a)
+    }));
+}
+
+#[test]
+fn large_subnets_lie_in_their_site() {
+    let file = large(400, 5);
+    for (name, subnet) in &file.subnets {
+        let site = &file.sites[&subnet.site];
+        assert!(
+            site.cidrs.iter().any(|c: &IpNet| c.contains(&subnet.cidr)),
+            "{name}"
+        );
+    }
+    let zones: BTreeSet<_> = file
+        .subnets
+        .values()
+        .filter(|s| s.site == "site-0007")
+        .map(|s| s.zone.clone())
+        .collect();
+    assert!(
+        zones.len() >= 2,
+        "subnets of one site sit in different zones"
+    );
+}
