@@ -10,11 +10,12 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 ///
 /// `sim check` reports every problem of a scenario at file:line:column with
 /// the field to change; `sim plan` prints its address plan and site
-/// reachability. Generating host configs and the simulator are not
+/// reachability; `sim gen` writes every host's config files; `sim diff`
+/// compares them with a tree collected from the hosts. The simulator is not
 /// implemented yet: `sim run` says so rather than evaluating expectations.
 #[derive(Debug, Parser)]
 #[command(name = "sim", version, propagate_version = true)]
-#[command(after_help = "Exit codes: 0 no error findings, 1 error findings, 2 bad input or usage.")]
+#[command(after_help = "Exit codes: 0 ok, 1 error findings or drift, 2 bad input or usage.")]
 pub struct Cli {
     /// Print less: only error findings, no summary, only error logs.
     #[arg(short, long, global = true)]
@@ -36,6 +37,13 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run a scenario: checks, plan, then the simulation (not implemented yet).
     Run(RunArgs),
+    /// Generate every host's config files into a directory, with a manifest.
+    Gen(GenArgs),
+    /// Compare what a scenario would generate with a tree collected from hosts.
+    Diff(DiffArgs),
+    /// Manage the production key store.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Print the JSON Schema of the scenario format (for editors).
     Schema,
     /// Print a shell completion script.
@@ -102,6 +110,96 @@ pub struct RunArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: FormatArg,
+}
+
+/// Where keys come from: exactly one of the two.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct KeyArgs {
+    /// Production keys: drawn from the OS CSPRNG on first use, stored in
+    /// KEYDIR (files 0600) and reused on every later run. Only
+    /// `sim keys rotate` changes one.
+    #[arg(long, value_name = "KEYDIR")]
+    pub keys: Option<PathBuf>,
+
+    /// Keys derived from the scenario seed, for tests and demos only: anyone
+    /// with the scenario file can derive them. Every file holding one says so.
+    #[arg(long)]
+    pub demo_keys: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Scenario file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Output directory: DIR/<host>/... mirrors each host's filesystem, plus
+    /// DIR/manifest.json. Replaced atomically.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
+
+    #[command(flatten)]
+    pub keys: KeyArgs,
+
+    /// Generate the WireGuard files as they are after promoting this worker
+    /// to leader of its star.
+    #[arg(long, value_name = "HOST")]
+    pub promote: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Scenario file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Tree collected from the hosts, in the layout `sim gen` writes.
+    #[arg(long, value_name = "DIR")]
+    pub against: PathBuf,
+
+    #[command(flatten)]
+    pub keys: KeyArgs,
+
+    /// Compare with the files as they are after promoting this worker.
+    #[arg(long, value_name = "HOST")]
+    pub promote: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Replace keys in the store with fresh ones from the OS CSPRNG; the next
+    /// `sim gen` renders every file that uses them.
+    Rotate(RotateArgs),
+    /// List the labels of the keys in the store (never their values).
+    List {
+        /// The key store.
+        #[arg(long, value_name = "KEYDIR")]
+        keys: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(skip)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["host", "link", "label"])))]
+pub struct RotateArgs {
+    /// The key store.
+    #[arg(long, value_name = "KEYDIR")]
+    pub keys: PathBuf,
+
+    /// Every key and certificate of this host (its WireGuard keys and the
+    /// certificates issued to it).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// The shared secret of one link: an IPsec tunnel, a PeerVPN mesh, or a
+    /// WireGuard pre-shared key scope.
+    #[arg(long, value_name = "NAME")]
+    pub link: Option<String>,
+
+    /// Every key whose label starts with this prefix, e.g. `wireguard/hub`.
+    #[arg(long, value_name = "PREFIX")]
+    pub label: Option<String>,
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 mod args;
 mod commands;
+mod generate;
 mod pipeline;
 mod write_tree;
 
@@ -47,6 +48,9 @@ fn dispatch(cli: &Cli) -> anyhow::Result<(Output, Outcome)> {
         Command::Check(args) => commands::check(args, term),
         Command::Plan(args) => commands::plan(args, term),
         Command::Run(args) => commands::run(args, term),
+        Command::Gen(args) => generate::gen_command(args, term),
+        Command::Diff(args) => generate::diff_command(args, term),
+        Command::Keys(command) => generate::keys_command(command),
         Command::Schema => (commands::schema(), Outcome::Clean),
         Command::Completions { shell } => (commands::completions(*shell), Outcome::Clean),
         Command::Man => (commands::man()?, Outcome::Clean),

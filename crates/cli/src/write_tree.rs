@@ -3,8 +3,6 @@
 //! which is renamed into place only after every file was written. On any
 //! failure the temporary directory is removed and the old tree is untouched.
 
-#![allow(dead_code)] // Wired to `sim gen` with the renderers (issue 3).
-
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};

@@ -827,3 +827,312 @@ fn warnings_only_exit_0() {
     let quiet = dir.sim(&["-q", "check", "warn.toml"]);
     assert_eq!(quiet.stdout, "", "quiet hides warnings");
 }
+
+// ---------------------------------------------------------------------------
+// (e) sim gen, sim diff, sim keys (issue 3).
+// ---------------------------------------------------------------------------
+
+fn star_scenario() -> String {
+    workspace_root()
+        .join("scenarios/wireguard-star.toml")
+        .display()
+        .to_string()
+}
+
+/// Every file under `dir` with its mode and contents, sorted by path.
+fn tree(dir: &Path) -> Vec<(String, u32, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u32, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .flatten()
+        {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let mode = std::fs::metadata(&path)
+                    .map(|m| m.permissions().mode() & 0o777)
+                    .unwrap_or(0);
+                let contents = std::fs::read(&path).unwrap_or_default();
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
+                out.push((rel, mode, contents));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The star's hub (the leader, `node1` in wireguard-star.toml).
+const HUB: &str = "node1";
+
+fn hub_conf(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(HUB).join("etc/wireguard/wg0.conf"))
+        .unwrap_or_else(|e| panic!("{HUB}/etc/wireguard/wg0.conf: {e}"))
+}
+
+#[test]
+fn gen_without_a_key_source_refuses_and_explains_both() {
+    let dir = TempDir::new("gen-nokeys");
+    let run = dir.sim(&["gen", &star_scenario(), "-o", "out"]);
+    run.assert_no_panic();
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("--keys KEYDIR") && run.stderr.contains("--demo-keys"),
+        "{}",
+        run.stderr
+    );
+    assert!(!dir.0.join("out").exists(), "nothing written");
+}
+
+#[test]
+fn gen_with_demo_keys_writes_a_reproducible_tree_with_manifest_and_modes() {
+    let dir = TempDir::new("gen-demo");
+    let first = dir.sim(&["gen", &star_scenario(), "-o", "a", "--demo-keys"]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    assert!(first.stdout.contains("DEMO keys"), "{}", first.stdout);
+    let second = dir.sim(&["gen", &star_scenario(), "-o", "b", "--demo-keys"]);
+    assert_eq!(second.code, 0, "{}", second.all());
+    let a = tree(&dir.0.join("a"));
+    assert_eq!(
+        a,
+        tree(&dir.0.join("b")),
+        "same inputs, byte-identical trees"
+    );
+    assert!(a.len() > 1, "files besides the manifest");
+
+    let manifest = json(&String::from_utf8_lossy(
+        &a.iter()
+            .find(|f| f.0 == "manifest.json")
+            .map(|f| f.2.clone())
+            .unwrap_or_default(),
+    ));
+    let listed = manifest["files"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        listed.len(),
+        a.len() - 1,
+        "the manifest lists every file:\n{manifest:#}"
+    );
+    for (path, mode, contents) in a.iter().filter(|f| f.0 != "manifest.json") {
+        let entry = listed
+            .iter()
+            .find(|e| {
+                format!(
+                    "{}/{}",
+                    e["host"].as_str().unwrap_or(""),
+                    e["path"].as_str().unwrap_or("")
+                ) == *path
+            })
+            .unwrap_or_else(|| panic!("{path} missing from the manifest"));
+        assert_eq!(
+            entry["mode"].as_str(),
+            Some(format!("{mode:04o}").as_str()),
+            "{path}"
+        );
+        let text = String::from_utf8_lossy(contents);
+        if path.ends_with("wg0.conf") {
+            assert_eq!(*mode, 0o600, "{path} holds a private key");
+            assert!(
+                text.contains("DEMO KEY"),
+                "{path} must say its key is a demo key"
+            );
+        }
+    }
+    assert!(hub_conf(&dir.0.join("a")).contains("[Peer]"));
+}
+
+#[test]
+fn gen_with_a_key_store_reuses_keys_and_rotate_changes_only_that_host() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("gen-store");
+    let run = dir.sim(&["gen", &star_scenario(), "-o", "a", "--keys", "keys"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let a = tree(&dir.0.join("a"));
+    assert!(
+        a.iter()
+            .all(|(_, _, c)| !String::from_utf8_lossy(c).contains("DEMO KEY")),
+        "production keys are not demo keys"
+    );
+    for (path, mode, _) in tree(&dir.0.join("keys")) {
+        if path.ends_with(".key") {
+            assert_eq!(mode, 0o600, "key store file {path}");
+        }
+    }
+    let mode = std::fs::metadata(dir.0.join("keys"))
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0);
+    assert_eq!(mode, 0o700);
+    let again = dir.sim(&["gen", &star_scenario(), "-o", "b", "--keys", "keys"]);
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert_eq!(
+        a,
+        tree(&dir.0.join("b")),
+        "regenerating never rotates a key"
+    );
+
+    let list = dir.sim(&["keys", "list", "--keys", "keys"]);
+    assert_eq!(list.code, 0, "{}", list.all());
+    assert!(
+        list.stdout.contains("wireguard/node1/wg0"),
+        "{}",
+        list.stdout
+    );
+
+    let rotate = dir.sim(&["keys", "rotate", "--keys", "keys", "--host", HUB]);
+    assert_eq!(rotate.code, 0, "{}", rotate.all());
+    assert!(
+        rotate.stdout.contains("rotated wireguard/node1/wg0"),
+        "{}",
+        rotate.stdout
+    );
+    let after = dir.sim(&["gen", &star_scenario(), "-o", "c", "--keys", "keys"]);
+    assert_eq!(after.code, 0, "{}", after.all());
+    let changed: Vec<String> = tree(&dir.0.join("c"))
+        .into_iter()
+        .zip(a)
+        .filter(|(x, y)| x != y)
+        .map(|(x, _)| x.0)
+        .collect();
+    assert!(
+        changed.iter().any(|p| p.starts_with("node1/")),
+        "the leader's key changed: {changed:?}"
+    );
+    assert!(
+        changed
+            .iter()
+            .filter(|p| p.as_str() != "manifest.json")
+            .all(|p| p.ends_with("etc/wireguard/wg0.conf")
+                || p.contains("/usr/local/sbin/vpnsim-promote-")),
+        "only files holding the leader's keys (its wg0.conf, the peers' PublicKey lines, promotion scripts) change: {changed:?}"
+    );
+    assert!(
+        changed.len() < tree(&dir.0.join("c")).len(),
+        "firewall, sysctl and other files keep their bytes"
+    );
+    let nothing = dir.sim(&["keys", "rotate", "--keys", "keys", "--host", "no-such-host"]);
+    assert_eq!(nothing.code, 2, "{}", nothing.all());
+}
+
+#[test]
+fn gen_failure_leaves_the_old_tree_untouched() {
+    let dir = TempDir::new("gen-fail");
+    assert_eq!(
+        dir.sim(&["gen", &star_scenario(), "-o", "out", "--demo-keys"])
+            .code,
+        0
+    );
+    let before = tree(&dir.0.join("out"));
+    let run = dir.sim(&[
+        "gen",
+        &star_scenario(),
+        "-o",
+        "out",
+        "--demo-keys",
+        "--promote",
+        "no-such-worker",
+    ]);
+    run.assert_no_panic();
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("no-such-worker"), "{}", run.stderr);
+    assert_eq!(before, tree(&dir.0.join("out")));
+    let leftovers: Vec<_> = std::fs::read_dir(&dir.0)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert_eq!(leftovers, ["out"], "no temporary directory remains");
+}
+
+#[test]
+fn diff_ignores_peer_order_and_comments_and_reports_a_changed_allowed_ips() {
+    let dir = TempDir::new("diff");
+    assert_eq!(
+        dir.sim(&["gen", &star_scenario(), "-o", "hosts", "--demo-keys"])
+            .code,
+        0
+    );
+    let clean = dir.sim(&[
+        "diff",
+        &star_scenario(),
+        "--against",
+        "hosts",
+        "--demo-keys",
+    ]);
+    assert_eq!(clean.code, 0, "{}", clean.all());
+    assert!(clean.stdout.contains("no drift"), "{}", clean.stdout);
+
+    // Reverse the peers and add a comment: the same configuration.
+    let hub = hub_conf(&dir.0.join("hosts"));
+    let mut blocks: Vec<&str> = hub.split("\n[Peer]").collect();
+    let head = blocks.remove(0);
+    blocks.reverse();
+    let reordered = format!(
+        "# collected from the host\n{head}{}",
+        blocks
+            .iter()
+            .map(|b| format!("\n[Peer]{b}"))
+            .collect::<String>()
+    );
+    dir.write("hosts/node1/etc/wireguard/wg0.conf", &reordered);
+    let same = dir.sim(&[
+        "diff",
+        &star_scenario(),
+        "--against",
+        "hosts",
+        "--demo-keys",
+    ]);
+    assert_eq!(same.code, 0, "{}", same.all());
+
+    // A changed AllowedIPs is drift, named by host and file.
+    let line = hub
+        .lines()
+        .find(|l| l.starts_with("AllowedIPs"))
+        .unwrap_or_else(|| panic!("no AllowedIPs in\n{hub}"));
+    let changed = hub.replacen(line, "AllowedIPs = 192.0.2.99/32", 1);
+    dir.write("hosts/node1/etc/wireguard/wg0.conf", &changed);
+    let drift = dir.sim(&[
+        "diff",
+        &star_scenario(),
+        "--against",
+        "hosts",
+        "--demo-keys",
+    ]);
+    assert_eq!(drift.code, 1, "{}", drift.all());
+    assert!(
+        drift.stdout.contains("node1:") && drift.stdout.contains("etc/wireguard/wg0.conf: changed"),
+        "{}",
+        drift.stdout
+    );
+    assert!(
+        drift.stdout.contains("+ AllowedIPs = 192.0.2.99/32"),
+        "{}",
+        drift.stdout
+    );
+    assert!(
+        !drift.stdout.contains("PrivateKey = ") || drift.stdout.contains("<secret>"),
+        "{}",
+        drift.stdout
+    );
+
+    // A removed file is drift too.
+    std::fs::remove_file(dir.0.join("hosts/node1/etc/wireguard/wg0.conf"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let missing = dir.sim(&[
+        "diff",
+        &star_scenario(),
+        "--against",
+        "hosts",
+        "--demo-keys",
+    ]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stdout.contains("etc/wireguard/wg0.conf: missing"),
+        "{}",
+        missing.stdout
+    );
+}

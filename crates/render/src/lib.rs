@@ -19,14 +19,21 @@
 //! - [`cloud`]: cloud route-table entries as JSON and Terraform `aws_route`.
 //! - [`script`]: POSIX shell scripts (bond enslave/release, promotion procedures).
 //!
+//! [`hosts`] turns the model, the plan and key material into every host's
+//! files, using the formats above.
+//!
+//! [`drift`] compares a generated tree with one collected from hosts.
+//!
 //! [`tree`] holds the generated tree as data (`FileSet`) and its manifest.
 //!
 //! Architecture invariant: render is pure. No IO, no clock, no randomness:
 //! keys arrive as values, and the same inputs give byte-identical files.
 
 pub mod cloud;
+pub mod drift;
 pub mod eduvpn;
 pub mod format;
+pub mod hosts;
 pub mod ifupdown;
 pub mod iptables;
 pub mod libreswan;

@@ -47,7 +47,12 @@ impl std::fmt::Debug for RenderedFile {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TreeError {
     #[error("{host}/{path}: generated twice (by {first} and {second})")]
-    Duplicate { host: String, path: String, first: &'static str, second: &'static str },
+    Duplicate {
+        host: String,
+        path: String,
+        first: &'static str,
+        second: &'static str,
+    },
     #[error("{host}/{path}: not a safe relative path (no `..`, no leading `/`, no empty parts)")]
     UnsafePath { host: String, path: String },
 }
@@ -77,11 +82,19 @@ impl FileSet {
     /// Adds a file; two renderers writing one path is a bug worth failing on.
     pub fn add(&mut self, file: RenderedFile) -> Result<(), TreeError> {
         if !is_safe_relative(&file.host) || !is_safe_relative(&file.path) {
-            return Err(TreeError::UnsafePath { host: file.host, path: file.path });
+            return Err(TreeError::UnsafePath {
+                host: file.host,
+                path: file.path,
+            });
         }
         let key = (file.host.clone(), file.path.clone());
         if let Some(first) = self.files.get(&key) {
-            return Err(TreeError::Duplicate { host: file.host, path: file.path, first: first.producer, second: file.producer });
+            return Err(TreeError::Duplicate {
+                host: file.host,
+                path: file.path,
+                first: first.producer,
+                second: file.producer,
+            });
         }
         self.files.insert(key, file);
         Ok(())
@@ -124,7 +137,10 @@ impl FileSet {
             scenario: &'a str,
             files: Vec<ManifestEntry>,
         }
-        let manifest = Manifest { scenario, files: self.manifest() };
+        let manifest = Manifest {
+            scenario,
+            files: self.manifest(),
+        };
         let mut text = serde_json::to_string_pretty(&manifest).unwrap_or_default();
         text.push('\n');
         text
@@ -136,7 +152,11 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn is_safe_relative(path: &str) -> bool {
-    !path.is_empty() && !path.starts_with('/') && path.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+    !path.is_empty()
+        && !path.starts_with('/')
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
 }
 
 #[cfg(test)]
@@ -144,17 +164,28 @@ mod tests {
     use super::*;
 
     fn file(host: &str, path: &str, mode: u32, contents: &str) -> RenderedFile {
-        RenderedFile { host: host.into(), path: path.into(), mode, producer: "test", contents: contents.into() }
+        RenderedFile {
+            host: host.into(),
+            path: path.into(),
+            mode,
+            producer: "test",
+            contents: contents.into(),
+        }
     }
 
     #[test]
     fn manifest_lists_files_in_order_with_digests() {
         let mut set = FileSet::new();
-        set.add(file("hub", "etc/wireguard/wg0.conf", MODE_SECRET, "x")).unwrap_or_else(|e| panic!("{e}"));
-        set.add(file("a", "etc/sysctl.d/90-vpnsim.conf", MODE_CONFIG, "")).unwrap_or_else(|e| panic!("{e}"));
+        set.add(file("hub", "etc/wireguard/wg0.conf", MODE_SECRET, "x"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        set.add(file("a", "etc/sysctl.d/90-vpnsim.conf", MODE_CONFIG, ""))
+            .unwrap_or_else(|e| panic!("{e}"));
         let m = set.manifest();
         assert_eq!(m[0].host, "a");
-        assert_eq!(m[0].sha256, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            m[0].sha256,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         assert_eq!(m[1].mode, "0600");
         assert!(set.manifest_json("s").ends_with("}\n"));
     }
@@ -162,10 +193,20 @@ mod tests {
     #[test]
     fn duplicates_and_escaping_paths_are_refused() {
         let mut set = FileSet::new();
-        set.add(file("h", "etc/a", MODE_CONFIG, "")).unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(set.add(file("h", "etc/a", MODE_CONFIG, "")), Err(TreeError::Duplicate { .. })));
+        set.add(file("h", "etc/a", MODE_CONFIG, ""))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            set.add(file("h", "etc/a", MODE_CONFIG, "")),
+            Err(TreeError::Duplicate { .. })
+        ));
         for bad in ["../etc/passwd", "/etc/a", "etc//a", "etc/./a", ""] {
-            assert!(matches!(set.add(file("h", bad, MODE_CONFIG, "")), Err(TreeError::UnsafePath { .. })), "{bad}");
+            assert!(
+                matches!(
+                    set.add(file("h", bad, MODE_CONFIG, "")),
+                    Err(TreeError::UnsafePath { .. })
+                ),
+                "{bad}"
+            );
         }
     }
 

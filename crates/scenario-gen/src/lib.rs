@@ -4,6 +4,8 @@
 //! - [`large`]: a realistic multi-region cloud deployment of any size
 //!   (IPsec hub-and-spoke plus a WireGuard management star), a pure
 //!   function of `(sites, seed)`; used by the benchmarks.
+//! - [`star::star_text`]: a WireGuard star of any size (render and simulator
+//!   benchmarks).
 //! - [`arb`]: proptest strategies producing random *valid* scenarios
 //!   ([`arb_scenario`]) for property tests of every stage.
 //! - [`to_toml`]: writes a [`ScenarioFile`] back as scenario text.
@@ -13,11 +15,13 @@
 
 pub mod arb;
 pub mod large;
+pub mod star;
 
 use vpnsim_topology::ScenarioFile;
 
 pub use arb::arb_scenario;
 pub use large::large;
+pub use star::star_text;
 
 /// A format value from JSON holding its required fields; every other field
 /// takes its serde default, so fields added to the format later never break

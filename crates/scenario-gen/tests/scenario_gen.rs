@@ -111,3 +111,21 @@ fn large_subnets_lie_in_their_site() {
         "subnets of one site sit in different zones"
     );
 }
+
+#[test]
+fn generated_stars_load_and_plan_cleanly() {
+    for workers in [1, 10, 1_000] {
+        let text = vpnsim_scenario_gen::star_text(workers);
+        let scenario = vpnsim_topology::load_str("star.toml", &text)
+            .unwrap_or_else(|e| panic!("{workers}: {e}"));
+        assert_eq!(scenario.topology.stars[0].workers.len(), workers);
+        let planned = vpnsim_plan::plan(&scenario);
+        let errors: Vec<String> = planned
+            .findings
+            .iter()
+            .filter(|d| d.severity == vpnsim_topology::Severity::Error)
+            .map(|d| d.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{workers}: {errors:?}");
+    }
+}

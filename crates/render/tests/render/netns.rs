@@ -15,9 +15,20 @@ pub struct Netns {
 
 impl Netns {
     pub fn new() -> Netns {
-        let name = format!("vpnsim-t{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
-        let out = Command::new("ip").args(["netns", "add", &name]).output().unwrap_or_else(|e| panic!("ip netns add: {e}"));
-        assert!(out.status.success(), "ip netns add {name}: {}", String::from_utf8_lossy(&out.stderr));
+        let name = format!(
+            "vpnsim-t{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .unwrap_or_else(|e| panic!("ip netns add: {e}"));
+        assert!(
+            out.status.success(),
+            "ip netns add {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let ns = Netns { name };
         ns.run("ip", &["link", "set", "lo", "up"]);
         ns
@@ -48,7 +59,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -58,5 +71,8 @@ pub fn require(tool: &str, package: &str) {
     let found = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
         .unwrap_or(false);
-    assert!(found, "`{tool}` is not installed: run scripts/test (it installs Debian package `{package}`)");
+    assert!(
+        found,
+        "`{tool}` is not installed: run scripts/test (it installs Debian package `{package}`)"
+    );
 }
