@@ -2,6 +2,7 @@
 //! line. Loading, planning and key access happen here; the files themselves
 //! come from `vpnsim_render::hosts::generate`, which does no IO.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -65,11 +66,18 @@ pub fn gen_command(args: &GenArgs, term: Terminal) -> (Output, Outcome) {
             Outcome::BadInput,
         );
     }
-    let hosts: std::collections::BTreeSet<&str> = files.files().map(|f| f.host.as_str()).collect();
+    // `_cloud`, `_dns`: files for a provider or service, not for a host.
+    let (pseudo, hosts): (BTreeSet<&str>, BTreeSet<&str>) = files
+        .files()
+        .map(|f| f.host.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .partition(|h| h.starts_with('_'));
     let mut stdout = format!(
-        "wrote {} files for {} hosts and manifest.json to {}\n",
+        "wrote {} files for {} hosts{} and manifest.json to {}\n",
         files.len(),
         hosts.len(),
+        pseudo.iter().map(|p| format!(", {p}/")).collect::<String>(),
         args.output.display()
     );
     if demo {
@@ -142,7 +150,7 @@ pub fn diff_command(args: &DiffArgs, term: Terminal) -> (Output, Outcome) {
             }
         }
     }
-    let hosts: std::collections::BTreeSet<&str> = drifts.iter().map(|d| d.host.as_str()).collect();
+    let hosts: BTreeSet<&str> = drifts.iter().map(|d| d.host.as_str()).collect();
     stdout.push_str(&format!(
         "drift in {} files on {} hosts\n",
         drifts.len(),
@@ -357,8 +365,7 @@ fn read_collected(dir: &Path, expected: &FileSet) -> Result<FileSet> {
     if !dir.is_dir() {
         bail!("not a directory");
     }
-    let hosts: std::collections::BTreeSet<&str> =
-        expected.files().map(|f| f.host.as_str()).collect();
+    let hosts: BTreeSet<&str> = expected.files().map(|f| f.host.as_str()).collect();
     let mut set = FileSet::new();
     for host in hosts {
         let root = dir.join(host);

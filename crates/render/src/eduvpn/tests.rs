@@ -797,40 +797,26 @@ fn snapshot_more_servers_config_yaml() {
 // The reference documents' own snippets, read back
 // ---------------------------------------------------------------------------
 
-fn reference(name: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-}
-
-/// The lines from the first line equal to `start` (after `from`) up to the
-/// first line starting with `end`, with `indent` leading spaces removed.
-fn block(doc: &str, from: &str, start: &str, end: &str, indent: usize) -> String {
-    let tail = &doc[doc
-        .find(from)
-        .unwrap_or_else(|| panic!("`{from}` not in the document"))..];
-    let mut out = String::new();
-    let mut on = false;
-    for line in tail.lines() {
-        if !on && line.trim_end() == start {
-            on = true;
-        } else if on && line.starts_with(end) {
-            break;
-        }
-        if on {
-            out.push_str(line.get(indent..).unwrap_or(""));
-            out.push('\n');
-        }
+/// Configuration snippets of the reference documents (000: eduVPN
+/// multi-node draft, 001: multi-node how-to), cut out verbatim with their
+/// markdown indentation removed, so the tests do not need the documents.
+fn fixture(name: &str) -> &'static str {
+    match name {
+        "000-more-locations.yaml" => include_str!("testdata/000-more-locations.yaml"),
+        "000-more-servers.yaml" => include_str!("testdata/000-more-servers.yaml"),
+        "001-require-any.conf" => include_str!("testdata/001-require-any.conf"),
+        "001-vpn-daemon.env" => include_str!("testdata/001-vpn-daemon.env"),
+        "001-controller-skeleton.php" => include_str!("testdata/001-controller-skeleton.php"),
+        "001-node-config-lines.php" => include_str!("testdata/001-node-config-lines.php"),
+        "001-firewall-input-rules.php" => include_str!("testdata/001-firewall-input-rules.php"),
+        "001-firewall-nat-rules.php" => include_str!("testdata/001-firewall-nat-rules.php"),
+        other => panic!("no fixture {other}"),
     }
-    assert!(on, "`{start}` not found");
-    out
 }
 
 #[test]
 fn reference_000_more_locations_yaml_reads_as_the_example() {
-    let doc = reference("000_ca6ed6ef0d37fe7e.txt");
-    let yaml = block(&doc, "## More Locations", "vpnProfiles:", "Make sure", 0);
+    let yaml = fixture("000-more-locations.yaml").to_string();
     assert_eq!(
         ServerApiConfig::parse_yaml(&yaml),
         Ok(examples::locations_config()),
@@ -840,8 +826,7 @@ fn reference_000_more_locations_yaml_reads_as_the_example() {
 
 #[test]
 fn reference_000_more_servers_yaml_reads_as_the_example() {
-    let doc = reference("000_ca6ed6ef0d37fe7e.txt");
-    let yaml = block(&doc, "## More Servers", "    vpnProfiles:", "Notice", 4);
+    let yaml = fixture("000-more-servers.yaml").to_string();
     assert_eq!(
         ServerApiConfig::parse_yaml(&yaml),
         Ok(examples::more_servers_config()),
@@ -851,14 +836,7 @@ fn reference_000_more_servers_yaml_reads_as_the_example() {
 
 #[test]
 fn reference_001_require_any_reads_as_the_example() {
-    let doc = reference("001_d42e8c60f8eb973d.txt");
-    let conf = block(
-        &doc,
-        "Next, modify the `RequireAny`",
-        "    <RequireAny>",
-        "Restart",
-        4,
-    );
+    let conf = fixture("001-require-any.conf").to_string();
     let parsed = ApacheAccess::parse(&conf);
     let want = ApacheAccess {
         section: None,
@@ -869,14 +847,7 @@ fn reference_001_require_any_reads_as_the_example() {
 
 #[test]
 fn reference_001_vpn_daemon_reads_as_the_example() {
-    let doc = reference("001_d42e8c60f8eb973d.txt");
-    let env = block(
-        &doc,
-        "Modify `/etc/sysconfig/vpn-daemon`",
-        "    ENABLE_TLS=-enable-tls",
-        "**NOTE**",
-        4,
-    );
+    let env = fixture("001-vpn-daemon.env").to_string();
     assert_eq!(
         VpnDaemonSysconfig::parse(&env),
         Ok(examples::multinode_vpn_daemon()),
@@ -886,15 +857,8 @@ fn reference_001_vpn_daemon_reads_as_the_example() {
 
 #[test]
 fn reference_001_php_snippets_parse() {
-    let doc = reference("001_d42e8c60f8eb973d.txt");
     // The controller skeleton with `// ...` comments inside the arrays.
-    let skeleton = block(
-        &doc,
-        "Also add the `useVpnDaemon` option",
-        "    <?php return array (",
-        "Modify",
-        4,
-    );
+    let skeleton = fixture("001-controller-skeleton.php").to_string();
     let c = ServerApiConfig::parse(&skeleton).unwrap_or_else(|e| panic!("{e}\n{skeleton}"));
     assert_eq!(c.use_vpn_daemon, Some(true));
     assert_eq!(
@@ -906,33 +870,15 @@ fn reference_001_php_snippets_parse() {
     );
 
     // The node config lines, wrapped into a file.
-    let lines = block(
-        &doc,
-        "add the following configuration options",
-        "    'useVpnDaemon' => true,",
-        "Now the",
-        4,
-    );
+    let lines = fixture("001-node-config-lines.php").to_string();
     let node = NodeConfig::parse(&format!("<?php\n\nreturn [\n{lines}];\n"))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(node.use_vpn_daemon, Some(true));
     assert_eq!(node.profile_list, Some(vec!["node-a".to_string()]));
 
     // The firewall fragments, wrapped into a file.
-    let input = block(
-        &doc,
-        "Under `inputRules` you add this",
-        "    [",
-        "This allows",
-        4,
-    );
-    let nat = block(
-        &doc,
-        "update the\n`natRules` section",
-        "    'natRules' => [",
-        "Now you are",
-        4,
-    );
+    let input = fixture("001-firewall-input-rules.php").to_string();
+    let nat = fixture("001-firewall-nat-rules.php").to_string();
     let text = format!("<?php\n\nreturn [\n'inputRules' => [\n{input}],\n{nat}];\n");
     let fw = NodeFirewall::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let want = examples::multinode_firewall("node-a");

@@ -1,0 +1,6 @@
+'natRules' => [
+    'node-a' => [
+        'enableNat' => ['IPv4', 'IPv6']
+    ],
+],
+

@@ -1,0 +1,3 @@
+'useVpnDaemon' => true,
+'profileList' => ['node-a'],
+
