@@ -11,11 +11,13 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 /// `sim check` reports every problem of a scenario at file:line:column with
 /// the field to change; `sim plan` prints its address plan and site
 /// reachability; `sim gen` writes every host's config files; `sim diff`
-/// compares them with a tree collected from the hosts. The simulator is not
-/// implemented yet: `sim run` says so rather than evaluating expectations.
+/// compares them with a tree collected from the hosts; `sim run` simulates
+/// the rendered files on a virtual clock and judges the expectations.
 #[derive(Debug, Parser)]
 #[command(name = "sim", version, propagate_version = true)]
-#[command(after_help = "Exit codes: 0 ok, 1 error findings or drift, 2 bad input or usage.")]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 error findings, a failed expectation or drift, 2 bad input or usage."
+)]
 pub struct Cli {
     /// Print less: only error findings, no summary, only error logs.
     #[arg(short, long, global = true)]
@@ -35,7 +37,7 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the address plan and the site reachability matrix of a scenario.
     Plan(PlanArgs),
-    /// Run a scenario: checks, plan, then the simulation (not implemented yet).
+    /// Run a scenario: checks, plan, render, then the simulation.
     Run(RunArgs),
     /// Generate every host's config files into a directory, with a manifest.
     Gen(GenArgs),
@@ -97,6 +99,18 @@ pub struct PlanArgs {
     pub format: FormatArg,
 }
 
+/// Output format of `sim run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum RunFormatArg {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// One JSON document on stdout.
+    Json,
+    /// JUnit XML, one testcase per expectation (for CI gates).
+    Junit,
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Scenario file.
@@ -109,7 +123,34 @@ pub struct RunArgs {
 
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
-    pub format: FormatArg,
+    pub format: RunFormatArg,
+
+    /// Run the host files in DIR (the layout `sim gen` writes, e.g. collected
+    /// from real hosts or edited by hand) instead of rendering them.
+    #[arg(long, value_name = "DIR", conflicts_with = "keys")]
+    pub configs: Option<PathBuf>,
+
+    /// Render with the production keys in KEYDIR instead of demo keys.
+    #[arg(long, value_name = "KEYDIR")]
+    pub keys: Option<PathBuf>,
+
+    /// Run twice and fail unless every output byte is equal.
+    #[arg(long)]
+    pub check_determinism: bool,
+
+    /// Also run the N-1 following seeds and report, per expectation, how
+    /// often it held and the distribution of its recovery time.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub seeds: Option<u32>,
+
+    /// Write the event trace (one line per event, virtual time first) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+
+    /// Write one pcap file per link and subnet (what crossed it, raw IP) into
+    /// DIR, for Wireshark, tshark or tcpdump.
+    #[arg(long, value_name = "DIR")]
+    pub pcap: Option<PathBuf>,
 }
 
 /// Where keys come from: exactly one of the two.

@@ -5,12 +5,13 @@ use clap::CommandFactory;
 use vpnsim_report::diagnostics::{self, FileDiagnostics};
 use vpnsim_report::plan::PlanReport;
 use vpnsim_report::run::{ExpectationCounts, RunReport, SeedSource, SimulationStatus};
+use vpnsim_report::sim::{SimulationReport, SweepReport};
 use vpnsim_report::{Format, Style};
 use vpnsim_topology::Diagnostic;
 use vpnsim_verify::Ctx;
 use vpnsim_verify::reach::{SiteMatrix, site_matrix};
 
-use crate::args::{CheckArgs, Cli, PlanArgs, RunArgs};
+use crate::args::{CheckArgs, Cli, PlanArgs, RunArgs, RunFormatArg};
 use crate::pipeline::{self, BadInput, Checked};
 
 /// How the process ends.
@@ -169,7 +170,10 @@ fn bad_input_output(bad: &BadInput, format: Format, term: Terminal) -> Output {
 /// `sim run FILE`: checks, plan, and the simulation status.
 pub fn run(args: &RunArgs, term: Terminal) -> (Output, Outcome) {
     let file = args.file.display().to_string();
-    let format: Format = args.format.into();
+    let format: Format = match args.format {
+        RunFormatArg::Json => Format::Json,
+        _ => Format::Text,
+    };
     let mut scenario = match pipeline::load(&args.file) {
         Ok(s) => s,
         Err(bad) => {
@@ -181,6 +185,8 @@ pub fn run(args: &RunArgs, term: Terminal) -> (Output, Outcome) {
                 findings: &bad.diagnostics,
                 plan: None,
                 simulation: SimulationStatus::not_run(),
+                result: None,
+                sweep: None,
                 source: bad.source.as_deref(),
             };
             return (render_run(&report, format, term), Outcome::BadInput);
@@ -196,9 +202,23 @@ pub fn run(args: &RunArgs, term: Terminal) -> (Output, Outcome) {
     let checked = pipeline::plan_and_verify(file.clone(), scenario);
     let matrix = matrix(&checked);
     let t = &checked.scenario.topology;
-    tracing::warn!(
-        "the simulation engine is not implemented yet; no runtime expectations were evaluated"
-    );
+    let declared = ExpectationCounts::of(&t.expect);
+    let mut stderr = String::new();
+    let (simulation, result, sweep) = match crate::simulate::simulate(args, &checked) {
+        Ok(simulated) => {
+            let report = SimulationReport::new(&simulated.result);
+            let sweep = (!simulated.sweep.is_empty()).then(|| SweepReport::new(&simulated.sweep));
+            (
+                SimulationStatus::ran(declared, report.expectations.len()),
+                Some(report),
+                sweep,
+            )
+        }
+        Err(error) => {
+            stderr = format!("sim run: {error:#}\n");
+            (SimulationStatus::failed(declared), None, None)
+        }
+    };
     let report = RunReport {
         file: &file,
         scenario: Some(&t.name),
@@ -211,13 +231,32 @@ pub fn run(args: &RunArgs, term: Terminal) -> (Output, Outcome) {
             &checked.planned,
             &matrix,
         )),
-        simulation: SimulationStatus::not_implemented(ExpectationCounts::of(&t.expect)),
+        simulation,
+        result,
+        sweep,
         source: Some(&checked.scenario.source.text),
     };
-    (
-        render_run(&report, format, term),
-        Outcome::of_findings(&checked.findings),
-    )
+    let outcome = match &report.result {
+        None => Outcome::BadInput,
+        Some(r) if !r.all_passed() || report.sweep.as_ref().is_some_and(|s| !s.all_passed()) => {
+            Outcome::Findings.max(Outcome::of_findings(&checked.findings))
+        }
+        Some(_) => Outcome::of_findings(&checked.findings),
+    };
+    let mut output = match args.format {
+        RunFormatArg::Junit => Output {
+            stdout: report
+                .result
+                .as_ref()
+                .map(|r| r.junit(&t.name))
+                .unwrap_or_default(),
+            stderr: String::new(),
+        },
+        RunFormatArg::Json => render_run(&report, Format::Json, term),
+        RunFormatArg::Text => render_run(&report, Format::Text, term),
+    };
+    output.stderr.push_str(&stderr);
+    (output, outcome)
 }
 
 fn render_run(report: &RunReport<'_>, format: Format, term: Terminal) -> Output {

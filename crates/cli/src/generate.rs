@@ -376,6 +376,31 @@ fn read_collected(dir: &Path, expected: &FileSet) -> Result<FileSet> {
     Ok(set)
 }
 
+/// Every host directory of a tree in the layout `sim gen` writes (the
+/// manifest and dot-files are skipped), for `sim run --configs DIR`.
+pub fn read_tree(dir: &Path) -> Result<FileSet> {
+    if !dir.is_dir() {
+        bail!("not a directory");
+    }
+    let mut hosts: Vec<_> = fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("cannot list {}", dir.display()))?;
+    hosts.sort_by_key(|e| e.file_name());
+    let mut set = FileSet::new();
+    for entry in hosts {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !entry.path().is_dir() {
+            continue;
+        }
+        walk(&entry.path(), &entry.path(), &name, &mut set)?;
+    }
+    if set.is_empty() {
+        bail!("no host files (expected DIR/<host>/etc/..., as `sim gen` writes)");
+    }
+    Ok(set)
+}
+
 fn walk(root: &Path, dir: &Path, host: &str, set: &mut FileSet) -> Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?

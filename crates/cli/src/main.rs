@@ -10,6 +10,7 @@ mod args;
 mod commands;
 mod generate;
 mod pipeline;
+mod simulate;
 mod write_tree;
 
 use std::io::{IsTerminal, Write};

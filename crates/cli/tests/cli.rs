@@ -286,11 +286,16 @@ fn plan_json_names_hosts_and_has_every_section() {
 }
 
 #[test]
-fn run_echoes_the_seed_and_says_the_simulator_is_missing() {
+fn run_simulates_and_judges_every_expectation() {
     let file = "scenarios/aws-three-regions.toml";
-    let check = sim(&["check", file]);
     let run = sim(&["run", "--seed", "4242", file]);
-    assert_eq!(run.code, check.code, "run exits like check");
+    run.assert_no_panic();
+    assert_eq!(
+        run.code,
+        0,
+        "every expectation of aws-three-regions holds:\n{}",
+        run.all()
+    );
     let first = run.stdout.lines().next().unwrap_or_default();
     assert_eq!(
         first,
@@ -298,18 +303,17 @@ fn run_echoes_the_seed_and_says_the_simulator_is_missing() {
     );
     assert!(run.stdout.contains("Static checks:"));
     assert!(run.stdout.contains("Address plan of scenario"));
-    let lines: Vec<&str> = run
-        .stdout
-        .lines()
-        .filter(|l| l.contains("not implemented yet"))
-        .collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "one line says the simulator is missing:\n{}",
+    assert!(
+        run.stdout
+            .contains("12 expectations passed, 0 failed, 0 not measured"),
+        "{}",
         run.stdout
     );
-    assert!(lines[0].contains("no runtime expectations were evaluated"));
+    assert!(
+        run.stdout.contains("[hub-crash] vpn-virginia crashes"),
+        "{}",
+        run.stdout
+    );
 
     let from_file = sim(&["run", file]);
     assert!(
@@ -324,9 +328,60 @@ fn run_echoes_the_seed_and_says_the_simulator_is_missing() {
     let run_json = sim(&["run", "--format", "json", "--seed", "7", file]);
     let report = json(&run_json.stdout);
     assert_eq!(report["seed"], 7);
-    assert_eq!(report["simulation"]["status"], "not-implemented");
-    assert_eq!(report["simulation"]["expectations_evaluated"], 0);
+    assert_eq!(report["simulation"]["status"], "ran");
+    assert_eq!(report["simulation"]["expectations_evaluated"], 12);
+    assert_eq!(
+        report["result"]["expectations"].as_array().map(Vec::len),
+        Some(12)
+    );
+    let recover = &report["result"]["expectations"][10];
+    assert_eq!(recover["kind"], "recover");
+    assert!(recover["recovery_ms"].is_string(), "{recover:#}");
     assert!(report["plan"]["addresses"].is_array());
+
+    let junit = sim(&["run", "--format", "junit", file]);
+    assert!(junit.stdout.starts_with("<?xml"), "{}", junit.stdout);
+    assert_eq!(junit.stdout.matches("<testcase ").count(), 12);
+}
+
+#[test]
+fn run_exits_1_with_evidence_when_an_expectation_fails() {
+    // The hub never comes back (its restart event becomes a second crash):
+    // the recover expectations cannot hold.
+    let broken = std::fs::read_to_string(workspace_root().join("scenarios/aws-three-regions.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = TempDir::new("run-fail");
+    let restart = broken
+        .find("name = \"hub-restart\"")
+        .unwrap_or_else(|| panic!("no hub-restart event"));
+    let never = format!(
+        "{}{}",
+        &broken[..restart],
+        broken[restart..].replacen("action = \"restart\"", "action = \"crash\"", 1)
+    );
+    dir.write("broken.toml", never);
+    let run = dir.sim(&["run", "broken.toml"]);
+    run.assert_no_panic();
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stdout.contains("FAIL"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("reach did not come back"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn run_check_determinism_and_seed_sweep() {
+    let file = "scenarios/wireguard-star.toml";
+    let run = sim(&["run", "--check-determinism", "--seeds", "3", file]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("Seed sweep: 3 runs, seeds 2..=4"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("expect.recover[0]"), "{}", run.stdout);
 }
 
 #[test]
@@ -1135,4 +1190,49 @@ fn diff_ignores_peer_order_and_comments_and_reports_a_changed_allowed_ips() {
         "{}",
         missing.stdout
     );
+}
+
+#[test]
+fn run_writes_pcaps_that_tcpdump_reads() {
+    let dir = TempDir::new("pcap");
+    let run = dir.sim(&[
+        "run",
+        &star_scenario(),
+        "--pcap",
+        "captures",
+        "--trace",
+        "trace.txt",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let trace = std::fs::read_to_string(dir.0.join("trace.txt")).unwrap_or_default();
+    assert!(
+        trace.lines().count() > 10,
+        "a trace line per event:\n{trace}"
+    );
+    for (file, expect) in [
+        // WireGuard handshake initiation (148 B) and response (92 B) on the WAN.
+        ("internet.pcap", "UDP, length 148"),
+        ("internet.pcap", "UDP, length 92"),
+        // The probes inside the tunnel, as the hub's wg0 sees them.
+        ("node1-wg0.pcap", "ICMP echo request"),
+    ] {
+        let out = Command::new("tcpdump")
+            .args(["-nr"])
+            .arg(dir.0.join("captures").join(file))
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("tcpdump (scripts/test installs Debian package `tcpdump`): {e}")
+            });
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "tcpdump -r {file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(expect),
+            "{file} lacks `{expect}`:\n{}",
+            text.lines().take(20).collect::<Vec<_>>().join("\n")
+        );
+    }
 }

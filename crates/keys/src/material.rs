@@ -313,7 +313,11 @@ pub struct WireGuardKeyPair {
 impl WireGuardKeyPair {
     pub(crate) fn from_raw(label: Label, provenance: Provenance, raw: &[u8]) -> Self {
         let private = array32(raw);
-        let public = x25519_dalek::x25519(*private, x25519_dalek::X25519_BASEPOINT_BYTES);
+        // Fixed-base multiplication with precomputed tables: several times
+        // faster than the Montgomery ladder of `x25519(k, 9)`, same result
+        // (a 10,000-worker star derives 10,000 keys).
+        let public =
+            x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*private)).to_bytes();
         WireGuardKeyPair {
             label,
             provenance,

@@ -61,6 +61,18 @@ pub fn usable(net: IpNet, reserve: Reserve) -> u128 {
     usable_range(net, reserve).map_or(0, |(low, high)| (high - low).saturating_add(1))
 }
 
+/// Offset of `addr` inside `net` (`None` outside it).
+fn offset_of(net: IpNet, addr: IpAddr) -> Option<u128> {
+    if !net.contains(&addr) {
+        return None;
+    }
+    Some(match (net, addr) {
+        (IpNet::V4(n), IpAddr::V4(a)) => u128::from(u32::from(a) - u32::from(n.network())),
+        (IpNet::V6(n), IpAddr::V6(a)) => u128::from(a) - u128::from(n.network()),
+        _ => return None,
+    })
+}
+
 fn offset_addr(net: IpNet, offset: u128) -> IpAddr {
     match net {
         IpNet::V4(n) => IpAddr::V4(Ipv4Addr::from(
@@ -77,8 +89,25 @@ pub fn nth_host_v4(net: Ipv4Net, n: u32) -> Ipv4Addr {
 
 /// The lowest usable address of `net` that is not taken.
 pub fn next_free(net: IpNet, reserve: Reserve, taken: &Taken) -> Option<IpAddr> {
+    next_free_after(net, reserve, taken, None)
+}
+
+/// The lowest usable address of `net` above `after` that is not taken.
+/// Allocating in order with the last result as `after` gives the same
+/// addresses as [`next_free`] (everything below the last allocation is
+/// taken) in linear instead of quadratic time: a 10,000-member overlay.
+pub fn next_free_after(
+    net: IpNet,
+    reserve: Reserve,
+    taken: &Taken,
+    after: Option<IpAddr>,
+) -> Option<IpAddr> {
     let (low, high) = usable_range(net, reserve)?;
-    let mut offset = low;
+    let mut offset = match after.and_then(|a| offset_of(net, a)) {
+        Some(o) if o >= high => return None,
+        Some(o) => (o + 1).max(low),
+        None => low,
+    };
     loop {
         let candidate = offset_addr(net, offset);
         if !taken.contains(&candidate) {
@@ -195,5 +224,33 @@ mod tests {
             union_size(&[net("10.0.0.0/24"), net("10.0.0.0/25"), net("10.0.1.0/24")]),
             512
         );
+    }
+}
+
+#[cfg(test)]
+mod next_free_after_tests {
+    use super::*;
+
+    #[test]
+    fn allocating_after_the_last_gives_the_same_addresses_as_from_the_start() {
+        let net: IpNet = "10.0.0.0/28".parse().unwrap_or_else(|e| panic!("{e}"));
+        let mut taken: Taken = ["10.0.0.3", "10.0.0.4", "10.0.0.9"]
+            .iter()
+            .map(|a| a.parse().unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        let (mut slow, mut fast) = (taken.clone(), Vec::new());
+        let mut last = None;
+        while let Some(a) = next_free_after(net, Reserve::Ends, &taken, last) {
+            taken.insert(a);
+            last = Some(a);
+            fast.push(a);
+        }
+        let mut expected = Vec::new();
+        while let Some(a) = next_free(net, Reserve::Ends, &slow) {
+            slow.insert(a);
+            expected.push(a);
+        }
+        assert_eq!(fast, expected);
+        assert_eq!(fast.len(), 14 - 3);
     }
 }

@@ -362,6 +362,7 @@ impl<'a> Planner<'a> {
         path: &FieldPath,
     ) {
         let mut taken: Taken = members.iter().filter_map(|(_, a)| *a).collect();
+        let mut last_allocated = None;
         for (host, declared) in members {
             match declared {
                 Some(a) => self.push(
@@ -372,9 +373,10 @@ impl<'a> Planner<'a> {
                     cidr.prefix_len(),
                     Origin::Declared,
                 ),
-                None => match ipam::next_free(cidr, Reserve::Ends, &taken) {
+                None => match ipam::next_free_after(cidr, Reserve::Ends, &taken, last_allocated) {
                     Some(a) => {
                         taken.insert(a);
+                        last_allocated = Some(a);
                         self.push(
                             *host,
                             interface,

@@ -57,6 +57,13 @@ fn render(label: &str, text: &str) {
     });
     let planned = stage("plan", || vpnsim_plan::plan(&scenario));
     let keys = KeySource::demo(scenario.topology.seed);
+    stage("WireGuard keys alone", || {
+        for host in &scenario.topology.hosts {
+            if let Ok(label) = vpnsim_keys::Label::wireguard(&host.name, "wg0") {
+                let _ = std::hint::black_box(keys.wireguard(&label));
+            }
+        }
+    });
     let files = stage("render (keys + files)", || {
         generate(&scenario, &planned.plan, &keys, &Options::default())
     });

@@ -18,6 +18,7 @@
 pub mod diagnostics;
 pub mod plan;
 pub mod run;
+pub mod sim;
 pub mod table;
 
 pub use diagnostics::{Counts, FileDiagnostics, Style};

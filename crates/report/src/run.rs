@@ -1,6 +1,6 @@
 //! The `sim run` report: the static findings, the plan, and what the
-//! simulation did. The simulator is a later stage; until it exists the
-//! report says so in one line rather than pretending expectations passed.
+//! simulation measured ([`crate::sim::SimulationReport`]), or one line
+//! saying why it did not run.
 
 use serde::Serialize;
 use vpnsim_topology::Diagnostic;
@@ -59,6 +59,24 @@ impl SimulationStatus {
         }
     }
 
+    /// The simulation ran and judged `evaluated` expectations.
+    pub fn ran(declared: ExpectationCounts, evaluated: usize) -> Self {
+        SimulationStatus {
+            status: "ran",
+            expectations_declared: declared,
+            expectations_evaluated: evaluated,
+        }
+    }
+
+    /// The simulation could not start (a rendered file did not load).
+    pub fn failed(declared: ExpectationCounts) -> Self {
+        SimulationStatus {
+            status: "failed",
+            expectations_declared: declared,
+            expectations_evaluated: 0,
+        }
+    }
+
     /// The scenario could not be loaded.
     pub fn not_run() -> Self {
         SimulationStatus {
@@ -77,6 +95,11 @@ impl SimulationStatus {
                  ({} reach, {} isolated, {} recover, {} throughput declared).",
                 d.reach, d.isolated, d.recover, d.throughput
             ),
+            "ran" => format!(
+                "Simulation: {} expectations evaluated.",
+                self.expectations_evaluated
+            ),
+            "failed" => String::from("Simulation: could not start; see the error above."),
             _ => String::from("Simulation: not run, because the scenario could not be loaded."),
         }
     }
@@ -96,6 +119,12 @@ pub struct RunReport<'a> {
     pub findings: &'a [Diagnostic],
     pub plan: Option<PlanReport<'a>>,
     pub simulation: SimulationStatus,
+    /// What the simulation measured, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<crate::sim::SimulationReport>,
+    /// `--seeds N`: every expectation over N seeds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<crate::sim::SweepReport>,
     /// The file's text, for source snippets in the text report.
     #[serde(skip)]
     pub source: Option<&'a str>,
@@ -127,8 +156,18 @@ impl RunReport<'_> {
             out.push_str(&plan.text());
         }
         out.push('\n');
-        out.push_str(&self.simulation.line());
-        out.push('\n');
+        match &self.result {
+            Some(result) => {
+                out.push_str(&result.text());
+                if let Some(sweep) = &self.sweep {
+                    out.push_str(&sweep.text());
+                }
+            }
+            None => {
+                out.push_str(&self.simulation.line());
+                out.push('\n');
+            }
+        }
         out
     }
 }
@@ -157,6 +196,8 @@ mod tests {
             findings: &[],
             plan: None,
             simulation: status,
+            result: None,
+            sweep: None,
             source: None,
         };
         let text = report.text(Style::Plain, false);

@@ -38,12 +38,13 @@
 //!   the old leader: the old leader is dead (NethServer's `switch-leader`
 //!   on each worker), new leader first.
 //!
-//! Each script changes the running interface of the host it runs on from
-//! the current layout to the layout with `C` as hub, then persists it:
-//! `set -e`; one `wg set <I> peer <PUBLIC KEY> allowed-ips ...
-//! [endpoint ...] persistent-keepalive N|off` per peer that is new or
-//! changes (narrowing AllowedIPs before new peers take prefixes over);
-//! `wg set <I> peer <PUBLIC KEY> remove` per peer that goes;
+//! Each script brings the running interface of the host it runs on to the
+//! layout with `C` as hub, whatever the running layout is (a timeline may
+//! hand over twice: the second script must not assume the first leader),
+//! then persists it: `set -e`; one `wg set <I> peer <PUBLIC KEY>
+//! allowed-ips ... [endpoint ...] persistent-keepalive N|off` per peer of
+//! the new layout; `wg set <I> peer <PUBLIC KEY> remove` for every other
+//! member (a no-op for a peer the interface does not have);
 //! `wg-quick save <I>`. Only public keys appear; the private key never
 //! leaves `<I>.conf`. Routes need no change: every member already routes
 //! the overlay and the others' ranges through `<I>`.
@@ -456,28 +457,59 @@ fn check_cryptokey_routing(
 ) -> bool {
     let mut ok = true;
     for (i, peers) in layout.iter().enumerate() {
-        for (a, pa) in peers.iter().enumerate() {
-            for pb in &peers[a + 1..] {
-                for x in &pa.allowed_ips {
-                    for y in &pb.allowed_ips {
-                        if x.contains(y) || y.contains(x) {
-                            ok = false;
-                            out.error(RenderError::Missing {
-                                what: what.to_owned(),
-                                message: format!(
-                                    "on {}, AllowedIPs {x} of peer {} and {y} of peer {} overlap: cryptokey routing would be ambiguous",
-                                    star.members[i].name,
-                                    star.members[pa.member].name,
-                                    star.members[pb.member].name
-                                ),
-                            });
-                        }
-                    }
-                }
-            }
+        for (x, px, y, py) in overlapping_allowed_ips(peers) {
+            ok = false;
+            out.error(RenderError::Missing {
+                what: what.to_owned(),
+                message: format!(
+                    "on {}, AllowedIPs {x} of peer {} and {y} of peer {} overlap: cryptokey routing would be ambiguous",
+                    star.members[i].name, star.members[px].name, star.members[py].name
+                ),
+            });
         }
     }
     ok
+}
+
+/// Every pair of AllowedIPs of two different peers where one prefix holds
+/// the other, as (outer, its peer, inner, its peer). A sweep over the
+/// prefixes sorted by first address: prefixes either nest or are disjoint,
+/// so the prefixes still open when one starts are exactly those holding
+/// it. O(n log n) instead of comparing all pairs (a hub with 10,000 peers).
+fn overlapping_allowed_ips(peers: &[PeerSpec]) -> Vec<(IpNet, usize, IpNet, usize)> {
+    fn bounds(net: &IpNet) -> (bool, u128, u128) {
+        match net {
+            IpNet::V4(n) => (
+                false,
+                u128::from(u32::from(n.network())),
+                u128::from(u32::from(n.broadcast())),
+            ),
+            IpNet::V6(n) => (true, u128::from(n.network()), u128::from(n.broadcast())),
+        }
+    }
+    let mut all: Vec<(bool, u128, u8, u128, IpNet, usize)> = peers
+        .iter()
+        .flat_map(|p| {
+            p.allowed_ips.iter().map(move |net| {
+                let (v6, start, end) = bounds(net);
+                (v6, start, net.prefix_len(), end, *net, p.member)
+            })
+        })
+        .collect();
+    // Same start: the shorter prefix (the outer one) first.
+    all.sort_by_key(|&(v6, start, len, ..)| (v6, start, len));
+    let mut found = Vec::new();
+    let mut open: Vec<(bool, u128, IpNet, usize)> = Vec::new();
+    for (v6, start, _, end, net, member) in all {
+        open.retain(|&(family, open_end, ..)| family == v6 && open_end >= start);
+        for &(_, _, outer, outer_member) in &open {
+            if outer_member != member {
+                found.push((outer, outer_member, net, member));
+            }
+        }
+        open.push((v6, end, net, member));
+    }
+    found
 }
 
 type Psks = BTreeMap<(usize, usize), SecretKey>;
@@ -680,10 +712,10 @@ fn promotion_script(
         push(&mut body, &["wg", "syncconf", iface, &stripped]);
         push(&mut body, &["rm", "-f", &stripped]);
     } else {
+        // Every peer of the new layout is set, and every other member
+        // removed, whatever the running layout is: the script converges
+        // from any earlier hand-over (the timeline may promote twice).
         for spec in next {
-            if current.contains(spec) {
-                continue;
-            }
             let other = &star.members[spec.member];
             let public = other.public.to_base64();
             let allowed = join_nets(&spec.allowed_ips);
@@ -696,7 +728,13 @@ fn promotion_script(
                 &mut body,
                 &format!(
                     "{}: {} ({})",
-                    if known { "update peer" } else { "new peer" },
+                    if current.contains(spec) {
+                        "keep peer"
+                    } else if known {
+                        "update peer"
+                    } else {
+                        "new peer"
+                    },
                     other.name,
                     role(candidate, spec.member)
                 ),
@@ -708,12 +746,23 @@ fn promotion_script(
             argv.extend(["persistent-keepalive", keepalive.as_str()]);
             push(&mut body, &argv);
         }
-        for spec in current {
-            if next.iter().any(|n| n.member == spec.member) {
+        for (member, other) in star.members.iter().enumerate() {
+            if member == i || next.iter().any(|n| n.member == member) {
                 continue;
             }
-            let other = &star.members[spec.member];
-            push_comment(&mut body, &format!("remove peer: {}", other.name));
+            let was_peer = current.iter().any(|c| c.member == member);
+            push_comment(
+                &mut body,
+                &format!(
+                    "remove peer: {}{}",
+                    other.name,
+                    if was_peer {
+                        ""
+                    } else {
+                        " (if a later hand-over added it)"
+                    }
+                ),
+            );
             let public = other.public.to_base64();
             push(&mut body, &["wg", "set", iface, "peer", &public, "remove"]);
         }
@@ -827,6 +876,43 @@ procedure = "dead-leader"
                 .contains(&a.interface.private_key.to_base64())
         );
         assert!(parsed.commands().count() >= 5);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn overlap_sweep_finds_what_comparing_all_pairs_finds(
+            nets in proptest::collection::vec((0usize..4, 0u32..64, 26u8..=32), 0..24)
+        ) {
+            let peers: Vec<PeerSpec> = (0..4)
+                .map(|member| PeerSpec {
+                    member,
+                    allowed_ips: nets
+                        .iter()
+                        .filter(|n| n.0 == member)
+                        .filter_map(|&(_, host, len)| IpNet::new(IpAddr::from([10, 0, 0, host as u8]), len).ok())
+                        .map(|n| n.trunc())
+                        .collect(),
+                    endpoint: None,
+                    keepalive: None,
+                })
+                .collect();
+            let pair = |a: IpNet, pa: usize, b: IpNet, pb: usize| if (a, pa) <= (b, pb) { (a, pa, b, pb) } else { (b, pb, a, pa) };
+            let mut brute = std::collections::BTreeSet::new();
+            for (i, p) in peers.iter().enumerate() {
+                for q in &peers[i + 1..] {
+                    for &x in &p.allowed_ips {
+                        for &y in &q.allowed_ips {
+                            if x.contains(&y) || y.contains(&x) {
+                                brute.insert(pair(x, p.member, y, q.member));
+                            }
+                        }
+                    }
+                }
+            }
+            let swept: std::collections::BTreeSet<_> =
+                overlapping_allowed_ips(&peers).into_iter().map(|(a, pa, b, pb)| pair(a, pa, b, pb)).collect();
+            proptest::prop_assert_eq!(swept, brute);
+        }
     }
 
     #[test]

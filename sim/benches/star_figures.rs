@@ -1,0 +1,107 @@
+//! Simulator figures for the notes: a WireGuard star (persistent keepalive
+//! 25 s, every tenth worker with an endpoint) with one ping per worker per
+//! second to the hub's overlay address, for 60 simulated seconds. Prints
+//! wall time, simulated/real ratio, events per second and peak resident
+//! memory (`VmHWM`).
+//!
+//! `cargo bench -p vpnsim-sim --bench star_figures` runs 1,000 and 10,000
+//! workers (`VPNSIM_WORKERS=1000,5000` to choose). Under `cargo test` (no
+//! `--bench` argument) it runs 20 workers for 10 s as a smoke test.
+
+#![allow(clippy::unwrap_used)]
+// A benchmark measures real elapsed time; nothing here feeds a model or a report.
+#![allow(clippy::disallowed_methods)]
+
+use std::time::Instant;
+
+use vpnsim_keys::KeySource;
+use vpnsim_plan::Attachment;
+use vpnsim_render::hosts::{Options, generate};
+use vpnsim_scenario_gen::star_text;
+use vpnsim_sim::probe::ProbeKind;
+use vpnsim_sim::run::ProbeSpec;
+use vpnsim_sim::time::Span;
+use vpnsim_sim::{Addressing, RunOptions};
+use vpnsim_topology::model::StarId;
+
+fn peak_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or_else(|| "n/a".into(), |kb| format!("{:.1} MiB", kb / 1024.0))
+}
+
+fn star(workers: usize, seconds: u64) {
+    let text = star_text(workers);
+    let scenario = vpnsim_topology::load_str("star.toml", &text).unwrap();
+    let planned = vpnsim_plan::plan(&scenario);
+    let files = generate(
+        &scenario,
+        &planned.plan,
+        &KeySource::demo(1),
+        &Options::default(),
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "{}",
+            e.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    });
+    let t = &scenario.topology;
+    let hub = t.stars[0].hub;
+    let hub_overlay = planned
+        .plan
+        .address_on(hub, Attachment::Star(StarId(0)))
+        .unwrap();
+    let probes: Vec<ProbeSpec> = t.stars[0]
+        .workers
+        .iter()
+        .map(|&w| ProbeSpec {
+            from: t.host(w).name.clone(),
+            target: hub_overlay,
+            source: None,
+            kind: ProbeKind::Icmp { len: 56 },
+        })
+        .collect();
+    let options = RunOptions {
+        duration: Some(Span::secs(seconds)),
+        probes,
+        ..RunOptions::default()
+    };
+    let addressing = Addressing::from(&planned.plan);
+    let start = Instant::now();
+    let result = vpnsim_sim::run(&scenario, &addressing, &files, &options).unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    let (sent, answered) = result.probes.iter().fold((0u64, 0u64), |(s, a), p| {
+        (s + u64::from(p.sent), a + u64::from(p.answered))
+    });
+    assert!(answered > 0, "no ping was answered");
+    println!(
+        "WireGuard star, {workers} workers, {seconds} s simulated: wall {wall:.2} s, {:.0}x real time, {} events ({:.0}/s), {} probes, pings {answered}/{sent} answered, peak rss {}",
+        seconds as f64 / wall,
+        result.events_run,
+        result.events_run as f64 / wall,
+        result.probes.len(),
+        peak_rss()
+    );
+}
+
+fn main() {
+    let benching = std::env::args().any(|a| a == "--bench");
+    if !benching {
+        star(20, 10);
+        return;
+    }
+    let sizes = std::env::var("VPNSIM_WORKERS").unwrap_or_else(|_| "1000,10000".into());
+    for n in sizes.split(',').filter_map(|s| s.trim().parse().ok()) {
+        star(n, 60);
+    }
+}

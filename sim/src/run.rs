@@ -1,0 +1,877 @@
+//! The entry point: build the network from the scenario's physical layer
+//! and the rendered files, start the hosts, schedule the timeline and the
+//! probes the expectations need, run, and judge every expectation from the
+//! probe samples.
+//!
+//! How expectations are judged:
+//! - `reach`: in the steady state (after the warm-up, before the first
+//!   event) at least half the probes are answered within the timeout;
+//! - `isolated`: no probe is ever answered;
+//! - `recover`: after the last unanswered probe sent between the event and
+//!   `within` + `recover_hold` after it, the next probe is answered, and
+//!   its answer comes within `within` of the event;
+//! - `throughput`: not measured yet (no TCP bulk transfer); reported as such.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use vpnsim_render::Format;
+use vpnsim_render::script::Script;
+use vpnsim_render::tree::FileSet;
+use vpnsim_topology::Scenario;
+use vpnsim_topology::format::{Action as EventAction, ProbeProto, Procedure};
+use vpnsim_topology::model::{HostId, OverlayId, Topology};
+
+use crate::engine::TraceLine;
+use crate::host::IfaceKind;
+use crate::load::{self, Addressing};
+use crate::probe::{Probe, ProbeKind, Sample};
+use crate::time::{Instant, Span};
+use crate::world::{Ev, Partition, World};
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// A rendered file of a host could not be read back.
+    #[error("{host}/{path}: {message}")]
+    File {
+        host: String,
+        path: String,
+        message: String,
+    },
+    /// A probe an expectation needs has no address to aim at.
+    #[error("{what}: {message}")]
+    Probe { what: String, message: String },
+}
+
+/// Knobs of a run. `Default` gives the documented values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOptions {
+    /// Overrides the scenario's seed.
+    pub seed: Option<u64>,
+    /// Overrides the run length (default: last event + the longest
+    /// `recover.within` + 30 s, at least warm-up + 30 s).
+    pub duration: Option<Span>,
+    /// Interval between two requests of a probe (1 s, like ping).
+    pub probe_interval: Span,
+    /// A reply later than this counts as lost (2 s).
+    pub probe_timeout: Span,
+    /// Time for tunnels to come up before `reach` is judged (10 s).
+    pub warmup: Span,
+    /// Time an operator (or `promote-node`) takes per host of a
+    /// promotion procedure (2 s): host number N runs its script at
+    /// event + (N-1) × this.
+    pub promotion_step: Span,
+    /// ICMP echo payload bytes (56, like ping).
+    pub ping_size: u32,
+    /// `recover`: reach must hold from the recovery until `within` + this
+    /// after the event (10 s).
+    pub recover_hold: Span,
+    /// Record every packet put on each link and subnet, for pcap files
+    /// (`RunResult::captures`).
+    pub capture: bool,
+    /// Probes besides those the expectations need (`sim ping`-like); their
+    /// results follow the expectations' probes in `RunResult::probes`.
+    pub probes: Vec<ProbeSpec>,
+}
+
+/// A probe asked for by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeSpec {
+    /// Host name of the sender.
+    pub from: String,
+    /// Address to probe.
+    pub target: IpAddr,
+    /// Source address (default: the one routing picks, as ping does).
+    pub source: Option<IpAddr>,
+    pub kind: ProbeKind,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            seed: None,
+            duration: None,
+            probe_interval: Span::secs(1),
+            probe_timeout: Span::secs(2),
+            warmup: Span::secs(10),
+            promotion_step: Span::secs(2),
+            ping_size: 56,
+            recover_hold: Span::secs(10),
+            capture: false,
+            probes: Vec::new(),
+        }
+    }
+}
+
+/// One probe's outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeResult {
+    pub from: String,
+    pub to: String,
+    pub via: Option<String>,
+    pub target: IpAddr,
+    pub kind: ProbeKind,
+    pub samples: Vec<Sample>,
+    pub sent: u32,
+    pub answered: u32,
+    pub rtt_min: Option<Span>,
+    pub rtt_avg: Option<Span>,
+    pub rtt_max: Option<Span>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectKind {
+    Reach,
+    Isolated,
+    Recover,
+    Throughput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Fail,
+    /// The simulator does not measure this yet.
+    NotMeasured,
+}
+
+/// The probe evidence behind a verdict.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Evidence {
+    /// Samples judged: sent in [start, end).
+    pub window: (Instant, Instant),
+    pub sent: u32,
+    pub answered: u32,
+    pub last_success: Option<Instant>,
+    pub first_failure: Option<Instant>,
+    /// The error an unanswered probe got, if any (e.g. "AdminProhibited
+    /// unreachable from 10.0.0.1", "fragmentation needed (mtu 1400) ...").
+    pub first_error: Option<String>,
+    /// `recover`: from the event to the first answer.
+    pub recovery: Option<Span>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpectationResult {
+    pub kind: ExpectKind,
+    /// Index in its kind's list in the scenario (`expect.reach[i]`).
+    pub index: usize,
+    pub from: String,
+    pub to: String,
+    pub via: Option<String>,
+    pub status: Status,
+    pub detail: String,
+    pub evidence: Evidence,
+    /// Index into `RunResult::probes`.
+    pub probe: Option<usize>,
+}
+
+/// A timeline entry as it ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    pub at: Instant,
+    pub name: Option<String>,
+    pub what: String,
+}
+
+/// Everything a run measured. Same inputs and seed give an equal value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunResult {
+    pub scenario: String,
+    pub seed: u64,
+    pub duration: Span,
+    pub probes: Vec<ProbeResult>,
+    pub expectations: Vec<ExpectationResult>,
+    pub events: Vec<EventRecord>,
+    pub trace: Vec<TraceLine>,
+    /// Simulator events processed.
+    pub events_run: u64,
+    /// Dropped packets by reason.
+    pub drops: BTreeMap<String, u64>,
+    /// With `RunOptions::capture`: what crossed each link and subnet, by
+    /// name, in sending order (see [`crate::pcap::file`]).
+    pub captures: BTreeMap<String, Vec<(Instant, crate::packet::Packet)>>,
+}
+
+impl RunResult {
+    /// All expectations hold (`NotMeasured` counts as not holding).
+    pub fn passed(&self) -> bool {
+        self.expectations.iter().all(|e| e.status == Status::Pass)
+    }
+}
+
+/// A probe request before it is placed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct ProbeKey {
+    from: HostId,
+    to: HostId,
+    via: Option<OverlayId>,
+    proto: u8,
+    port: u16,
+}
+
+/// Simulates `scenario` with the files in `files` (rendered, or collected
+/// from real hosts) and the planned `addressing`.
+pub fn run(
+    scenario: &Scenario,
+    addressing: &Addressing,
+    files: &FileSet,
+    options: &RunOptions,
+) -> Result<RunResult, SimError> {
+    let t = &scenario.topology;
+    let seed = options.seed.unwrap_or(t.seed);
+    let mut w = load::build(scenario, addressing, files, seed)?;
+    if options.capture {
+        w.captures = Some(BTreeMap::new());
+    }
+    let duration = options
+        .duration
+        .unwrap_or_else(|| default_duration(t, options));
+    let end = Instant::START + duration;
+    for n in 0..w.nodes.len() {
+        w.start_models(n);
+    }
+    // Probes for every expectation (one per distinct flow).
+    let mut keys: BTreeMap<ProbeKey, usize> = BTreeMap::new();
+    let mut probe_of = |w: &mut World, key: ProbeKey| -> Result<usize, SimError> {
+        if let Some(i) = keys.get(&key) {
+            return Ok(*i);
+        }
+        let probe = make_probe(w, t, addressing, &key, options)?;
+        let start = Instant::START + Span::secs(1) + Span::millis(10 * keys.len() as u64);
+        let i = w.add_probe(probe, start);
+        keys.insert(key, i);
+        Ok(i)
+    };
+    let proto = |p: ProbeProto, port: Option<u16>| match p {
+        ProbeProto::Icmp => (1, 0),
+        ProbeProto::Tcp => (6, port.unwrap_or(0)),
+        ProbeProto::Udp => (17, port.unwrap_or(0)),
+    };
+    let mut plan: Vec<(ExpectKind, usize, usize)> = Vec::new();
+    for (i, f) in t.expect.reach.iter().enumerate() {
+        let (pr, port) = proto(f.proto, f.port);
+        plan.push((
+            ExpectKind::Reach,
+            i,
+            probe_of(
+                &mut w,
+                ProbeKey {
+                    from: f.from,
+                    to: f.to,
+                    via: f.via,
+                    proto: pr,
+                    port,
+                },
+            )?,
+        ));
+    }
+    for (i, f) in t.expect.isolated.iter().enumerate() {
+        let (pr, port) = proto(f.proto, f.port);
+        plan.push((
+            ExpectKind::Isolated,
+            i,
+            probe_of(
+                &mut w,
+                ProbeKey {
+                    from: f.from,
+                    to: f.to,
+                    via: f.via,
+                    proto: pr,
+                    port,
+                },
+            )?,
+        ));
+    }
+    for (i, f) in t.expect.recover.iter().enumerate() {
+        let (pr, port) = proto(f.proto, f.port);
+        plan.push((
+            ExpectKind::Recover,
+            i,
+            probe_of(
+                &mut w,
+                ProbeKey {
+                    from: f.from,
+                    to: f.to,
+                    via: f.via,
+                    proto: pr,
+                    port,
+                },
+            )?,
+        ));
+    }
+    for (i, spec) in options.probes.iter().enumerate() {
+        let Some(id) = t.host_id(&spec.from) else {
+            return Err(SimError::Probe {
+                what: format!("probe {} -> {}", spec.from, spec.target),
+                message: format!("no host named `{}`", spec.from),
+            });
+        };
+        let to = w
+            .addr_host
+            .get(&spec.target)
+            .map_or_else(|| spec.target.to_string(), |n| w.nodes[*n].name.clone());
+        let probe = Probe {
+            node: id.index(),
+            from: spec.from.clone(),
+            to,
+            target: spec.target,
+            source: spec.source,
+            kind: spec.kind,
+            interval: options.probe_interval,
+            dont_fragment: true,
+            until: None,
+            samples: Vec::new(),
+            via: None,
+        };
+        // Spread over one interval after the expectations' probes, so that
+        // thousands of probes still send once per interval each.
+        let n = options.probes.len() as u64;
+        let spread = Span::nanos(options.probe_interval.0 / n.max(1) * i as u64);
+        let start = Instant::START + Span::secs(1) + Span::millis(10 * keys.len() as u64) + spread;
+        w.add_probe(probe, start);
+    }
+    for p in &mut w.probes {
+        p.until = Some(end);
+    }
+    // The timeline.
+    for (i, e) in t.events.iter().enumerate() {
+        w.q.schedule(Instant::START + e.at.into(), Ev::Timeline(i));
+    }
+    let mut records = Vec::new();
+    w.run_until(end, |w, i| {
+        if let Some(e) = t.events.get(i) {
+            let what = apply_event(w, t, i, options);
+            w.log(format!(
+                "event {}: {what}",
+                e.name.as_deref().unwrap_or("-")
+            ));
+            records.push(EventRecord {
+                at: w.now(),
+                name: e.name.clone(),
+                what,
+            });
+        }
+    });
+    // Results.
+    let probes: Vec<ProbeResult> = w.probes.iter().map(|p| probe_result(p, options)).collect();
+    let first_event = t.events.iter().map(|e| Instant::START + e.at.into()).min();
+    let mut expectations = Vec::new();
+    for (kind, index, probe) in plan {
+        let samples = &w.probes[probe].samples;
+        let (from, to, via) = {
+            let p = &probes[probe];
+            (p.from.clone(), p.to.clone(), p.via.clone())
+        };
+        let (status, detail, evidence) = match kind {
+            ExpectKind::Reach => {
+                let start = Instant::START + options.warmup;
+                let stop = first_event.unwrap_or(end).max(start);
+                let ev = evidence(samples, start, stop, end, options.probe_timeout);
+                let ok = ev.answered > 0 && ev.answered * 2 >= ev.sent;
+                let detail = format!("{}/{} answered in the steady state", ev.answered, ev.sent);
+                (if ok { Status::Pass } else { Status::Fail }, detail, ev)
+            }
+            ExpectKind::Isolated => {
+                let ev = evidence(samples, Instant::START, end, end, options.probe_timeout);
+                let detail = format!("{}/{} answered over the whole run", ev.answered, ev.sent);
+                (
+                    if ev.answered == 0 {
+                        Status::Pass
+                    } else {
+                        Status::Fail
+                    },
+                    detail,
+                    ev,
+                )
+            }
+            ExpectKind::Recover => {
+                let r = &t.expect.recover[index];
+                let at = Instant::START
+                    + t.events
+                        .get(r.after.index())
+                        .map_or(Span::ZERO, |e| e.at.into());
+                let within: Span = r.within.into();
+                let mut ev = evidence(samples, at, end, end, options.probe_timeout);
+                ev.last_success = samples
+                    .iter()
+                    .filter(|s| s.sent < at && s.ok(options.probe_timeout))
+                    .filter_map(|s| s.reply)
+                    .next_back();
+                ev.recovery = recovery(samples, at, within, end, options).map(|r| r.since(at));
+                let name = t
+                    .events
+                    .get(r.after.index())
+                    .and_then(|e| e.name.clone())
+                    .unwrap_or_default();
+                let (status, detail) = match ev.recovery {
+                    Some(rec) if rec <= within => (
+                        Status::Pass,
+                        format!("recovered {rec} after `{name}` (deadline {within})"),
+                    ),
+                    Some(rec) => (
+                        Status::Fail,
+                        format!("recovered only {rec} after `{name}` (deadline {within})"),
+                    ),
+                    None => {
+                        let last = samples
+                            .iter()
+                            .filter(|s| {
+                                s.sent >= at
+                                    && s.sent < at + within + options.recover_hold
+                                    && !s.ok(options.probe_timeout)
+                            })
+                            .map(|s| s.sent)
+                            .next_back();
+                        let last = last.map_or(String::new(), |t| {
+                            format!(" (last unanswered probe sent at {t})")
+                        });
+                        (
+                            Status::Fail,
+                            format!(
+                                "reach did not come back to stay within {within} + {} after `{name}`{last}",
+                                options.recover_hold
+                            ),
+                        )
+                    }
+                };
+                (status, detail, ev)
+            }
+            ExpectKind::Throughput => (Status::NotMeasured, String::new(), Evidence::default()),
+        };
+        expectations.push(ExpectationResult {
+            kind,
+            index,
+            from,
+            to,
+            via,
+            status,
+            detail,
+            evidence,
+            probe: Some(probe),
+        });
+    }
+    for (i, tp) in t.expect.throughput.iter().enumerate() {
+        expectations.push(ExpectationResult {
+            kind: ExpectKind::Throughput,
+            index: i,
+            from: t.host(tp.from).name.clone(),
+            to: t.host(tp.to).name.clone(),
+            via: tp.via.map(|v| t.overlay_name(v).to_string()),
+            status: Status::NotMeasured,
+            detail:
+                "throughput is not measured by this simulator version (no TCP bulk transfer yet)"
+                    .into(),
+            evidence: Evidence::default(),
+            probe: None,
+        });
+    }
+    Ok(RunResult {
+        scenario: t.name.clone(),
+        seed,
+        duration,
+        probes,
+        expectations,
+        events: records,
+        trace: std::mem::take(&mut w.trace),
+        events_run: w.events_run,
+        drops: std::mem::take(&mut w.drops),
+        captures: w.captures.take().unwrap_or_default(),
+    })
+}
+
+/// When reach came back after the event at `at`: the reply time of the
+/// first answered sample after the last unanswered one among the samples
+/// sent in [`at`, `at` + `within` + `recover_hold`). A probe that still
+/// gets through right after the event but fails a moment later has not
+/// recovered; one that fails until the end of that window has not either.
+fn recovery(
+    samples: &[Sample],
+    at: Instant,
+    within: Span,
+    end: Instant,
+    options: &RunOptions,
+) -> Option<Instant> {
+    let stop = (at + within + options.recover_hold).min(end);
+    let judged: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.sent >= at && s.sent < stop)
+        .filter(|s| s.ok(options.probe_timeout) || s.sent + options.probe_timeout <= end)
+        .collect();
+    let after_last_failure = match judged.iter().rposition(|s| !s.ok(options.probe_timeout)) {
+        Some(i) => i + 1,
+        None => 0,
+    };
+    judged.get(after_last_failure).and_then(|s| s.reply)
+}
+
+fn default_duration(t: &Topology, options: &RunOptions) -> Span {
+    let last = t
+        .events
+        .iter()
+        .map(|e| Span::from(e.at))
+        .max()
+        .unwrap_or(Span::ZERO);
+    let within = t
+        .expect
+        .recover
+        .iter()
+        .map(|r| Span::from(r.within))
+        .max()
+        .unwrap_or(Span::ZERO);
+    (last + within + Span::secs(30)).max(options.warmup + Span::secs(30))
+}
+
+fn evidence(
+    samples: &[Sample],
+    start: Instant,
+    stop: Instant,
+    end: Instant,
+    timeout: Span,
+) -> Evidence {
+    let mut ev = Evidence {
+        window: (start, stop),
+        ..Evidence::default()
+    };
+    for s in samples.iter().filter(|s| s.sent >= start && s.sent < stop) {
+        let ok = s.ok(timeout);
+        if !ok && s.sent + timeout > end {
+            continue; // still in flight when the run ended
+        }
+        ev.sent += 1;
+        if ok {
+            ev.answered += 1;
+            ev.last_success = s.reply;
+        } else {
+            if ev.first_failure.is_none() {
+                ev.first_failure = Some(s.sent);
+            }
+            if ev.first_error.is_none() {
+                ev.first_error.clone_from(&s.error);
+            }
+        }
+    }
+    ev
+}
+
+fn probe_result(p: &Probe, options: &RunOptions) -> ProbeResult {
+    let rtts: Vec<Span> = p
+        .samples
+        .iter()
+        .filter(|s| s.ok(options.probe_timeout))
+        .filter_map(|s| s.rtt())
+        .collect();
+    let sum: u64 = rtts.iter().map(|r| r.0).sum();
+    ProbeResult {
+        from: p.from.clone(),
+        to: p.to.clone(),
+        via: p.via.clone(),
+        target: p.target,
+        kind: p.kind,
+        samples: p.samples.clone(),
+        sent: p.samples.len() as u32,
+        answered: rtts.len() as u32,
+        rtt_min: rtts.iter().min().copied(),
+        rtt_avg: (!rtts.is_empty()).then(|| Span(sum / rtts.len() as u64)),
+        rtt_max: rtts.iter().max().copied(),
+    }
+}
+
+/// The address a probe aims at: the destination's address on the overlay
+/// named by `via`, else its first interface address.
+fn make_probe(
+    w: &World,
+    t: &Topology,
+    addressing: &Addressing,
+    key: &ProbeKey,
+    options: &RunOptions,
+) -> Result<Probe, SimError> {
+    let from = t.host(key.from);
+    let to = t.host(key.to);
+    let what = format!("probe {} -> {}", from.name, to.name);
+    let overlay_iface: Option<String> = match key.via {
+        Some(OverlayId::Star(s)) => Some(t.stars[s.index()].interface.clone()),
+        Some(OverlayId::Mesh(m)) => Some(t.meshes[m.index()].interface.clone()),
+        Some(OverlayId::Bond(b)) => Some(t.bonds[b.index()].interface.clone()),
+        Some(OverlayId::OpenVpn(_)) => addressing
+            .entries
+            .iter()
+            .find(|e| e.host == key.to && e.interface.starts_with("tun"))
+            .map(|e| e.interface.clone()),
+        Some(OverlayId::Ipsec(_)) | None => None,
+    };
+    let from_overlay = overlay_iface.as_deref().and_then(|i| {
+        addressing
+            .on(key.to, i)
+            .map(|e| e.address)
+            .find(|a| a.is_ipv4())
+            .or_else(|| addressing.on(key.to, i).map(|e| e.address).next())
+    });
+    let declared = match key.via {
+        Some(OverlayId::Star(s)) => t.stars[s.index()].addresses.get(&key.to).copied(),
+        _ => None,
+    };
+    let underlay = w.nodes.get(key.to.index()).and_then(|n| {
+        n.ifaces
+            .iter()
+            .filter(|i| matches!(i.kind, IfaceKind::Underlay(_)))
+            .flat_map(|i| i.addrs.iter())
+            .map(|a| a.addr())
+            .find(|a| a.is_ipv4())
+            .or_else(|| {
+                n.ifaces
+                    .iter()
+                    .flat_map(|i| i.addrs.iter())
+                    .map(|a| a.addr())
+                    .next()
+            })
+    });
+    let target = from_overlay.or(declared).or(if overlay_iface.is_some() {
+        None
+    } else {
+        underlay
+    });
+    let Some(target) = target else {
+        return Err(SimError::Probe {
+            what,
+            message: format!("{} has no address to probe", to.name),
+        });
+    };
+    let kind = match key.proto {
+        6 => ProbeKind::Tcp { port: key.port },
+        17 => ProbeKind::Udp { port: key.port },
+        _ => ProbeKind::Icmp {
+            len: options.ping_size,
+        },
+    };
+    Ok(Probe {
+        node: key.from.index(),
+        from: from.name.clone(),
+        to: to.name.clone(),
+        target,
+        source: None,
+        kind,
+        interval: options.probe_interval,
+        dont_fragment: true,
+        until: None,
+        samples: Vec::new(),
+        via: key.via.map(|v| t.overlay_name(v).to_string()),
+    })
+}
+
+/// Carries out timeline entry `i`; returns what happened, for the record.
+fn apply_event(w: &mut World, t: &Topology, i: usize, options: &RunOptions) -> String {
+    let Some(e) = t.events.get(i) else {
+        return String::new();
+    };
+    let host = e.host.map(|h| (h.index(), t.host(h).name.clone()));
+    match e.action {
+        EventAction::LinkDown | EventAction::LinkUp => {
+            let up = e.action == EventAction::LinkUp;
+            let word = if up { "up" } else { "down" };
+            if let Some(l) = e.link {
+                if let Some(s) = w.segs.get_mut(l.index()) {
+                    s.up = up;
+                }
+                format!("link {} {word}", t.link(l).name)
+            } else if let (Some((n, name)), Some(iface)) = (&host, &e.interface) {
+                w.set_iface(*n, iface, up);
+                format!("{name} {iface} {word}")
+            } else {
+                "link event without a link".into()
+            }
+        }
+        EventAction::Crash => match host {
+            Some((n, name)) => {
+                w.crash(n);
+                format!("{name} crashes")
+            }
+            None => String::new(),
+        },
+        EventAction::Restart => match host {
+            Some((n, name)) => match w.restart(n) {
+                Ok(()) => format!("{name} restarts"),
+                Err(err) => format!("{name} restarts but cannot read its files: {err}"),
+            },
+            None => String::new(),
+        },
+        EventAction::Stop => match host {
+            Some((n, name)) => {
+                w.stop_daemons(n);
+                format!("{name} stops its VPN daemons")
+            }
+            None => String::new(),
+        },
+        EventAction::Start => match host {
+            Some((n, name)) => {
+                if let Some(files) = w.files.get(&n).cloned()
+                    && let Err(err) = load::apply_files(w, n, &files)
+                {
+                    return format!("{name} cannot start its daemons: {err}");
+                }
+                w.start_models(n);
+                format!("{name} starts its VPN daemons")
+            }
+            None => String::new(),
+        },
+        EventAction::Partition => {
+            let groups: Vec<Vec<usize>> = e
+                .groups
+                .iter()
+                .map(|g| g.iter().map(|h| h.index()).collect())
+                .collect();
+            let names: Vec<String> = e
+                .groups
+                .iter()
+                .map(|g| {
+                    g.iter()
+                        .map(|h| t.host(*h).name.clone())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .collect();
+            w.partitions.push(Partition {
+                groups,
+                one_way: e.one_way,
+            });
+            format!(
+                "partition [{}]{}",
+                names.join("] | ["),
+                if e.one_way { " one way" } else { "" }
+            )
+        }
+        EventAction::Heal => {
+            w.partitions.clear();
+            "partitions healed".into()
+        }
+        EventAction::LossBurst => {
+            let (Some(l), Some(loss), Some(d)) = (e.link, e.loss, e.duration) else {
+                return String::new();
+            };
+            let until = w.now() + d.into();
+            if let Some(s) = w.segs.get_mut(l.index()) {
+                s.burst = Some(((loss / 100.0).clamp(0.0, 1.0), until));
+            }
+            format!("{loss}% loss on {} until {until}", t.link(l).name)
+        }
+        EventAction::EndpointChange => {
+            let (Some((n, name)), Some(addr)) = (host, e.address) else {
+                return String::new();
+            };
+            let iface = e.interface.clone().or_else(|| {
+                t.host(HostId(n as u32))
+                    .interfaces
+                    .first()
+                    .map(|i| i.name.clone())
+            });
+            let Some(iface) = iface else {
+                return format!("{name} has no interface");
+            };
+            w.change_address(n, &iface, addr);
+            format!("{name} {iface} now has {addr}")
+        }
+        EventAction::Promote => {
+            let (Some((_, name)), Some(star), Some(proc_)) = (host, e.star, e.procedure) else {
+                return String::new();
+            };
+            let star = &t.stars[star.index()];
+            let suffix = match proc_ {
+                Procedure::AliveLeader => "alive",
+                Procedure::DeadLeader => "dead",
+            };
+            let path = format!(
+                "{}vpnsim-promote-{}-{name}-{suffix}.sh",
+                load::SCRIPT_DIR,
+                star.name
+            );
+            let mut steps = Vec::new();
+            for member in star.members() {
+                let n = member.index();
+                let Some(text) = w.files.get(&n).and_then(|f| f.scripts.get(&path)) else {
+                    continue;
+                };
+                let step = Script::parse(text)
+                    .ok()
+                    .and_then(|s| step_of(&s))
+                    .unwrap_or(1);
+                steps.push((step, n));
+            }
+            steps.sort();
+            let order: Vec<String> = steps
+                .iter()
+                .map(|(_, n)| w.nodes[*n].name.clone())
+                .collect();
+            for (step, n) in &steps {
+                let at = w.now()
+                    + Span(
+                        options
+                            .promotion_step
+                            .0
+                            .saturating_mul(u64::from(step.saturating_sub(1))),
+                    );
+                w.q.schedule(
+                    at,
+                    Ev::Script {
+                        node: *n,
+                        path: path.clone(),
+                    },
+                );
+            }
+            format!(
+                "promote {name} to leader of {} ({suffix}-leader procedure, run on {})",
+                star.name,
+                order.join(", ")
+            )
+        }
+    }
+}
+
+/// "This is node2: step 2 of 3." in a promotion script's header.
+fn step_of(script: &Script) -> Option<u32> {
+    script.header.iter().find_map(|c| {
+        let text = c.as_str();
+        let rest = &text[text.find("step ")? + 5..];
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(sent: u64, reply: Option<u64>) -> Sample {
+        Sample {
+            seq: sent as u32,
+            sent: Instant(sent * 1_000_000_000),
+            reply: reply.map(|r| Instant(r * 1_000_000)),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn recovery_is_the_first_answer_after_the_last_failure() {
+        let options = RunOptions::default();
+        let end = Instant(1_000_000_000_000);
+        // Answered at 10 s, lost 11..=14, answered again from 15 s on.
+        let mut samples = vec![sample(10, Some(10_020))];
+        samples.extend((11..15).map(|s| sample(s, None)));
+        samples.extend((15..60).map(|s| sample(s, Some(s * 1000 + 20))));
+        let at = Instant(10_000_000_000);
+        let got = recovery(&samples, at, Span::secs(30), end, &options);
+        assert_eq!(got, Some(Instant(15_020_000_000)));
+        // Still failing at the end of deadline + hold: not recovered.
+        let late: Vec<Sample> = (10..60)
+            .map(|s| sample(s, if s < 12 { Some(s * 1000 + 20) } else { None }))
+            .collect();
+        assert_eq!(recovery(&late, at, Span::secs(30), end, &options), None);
+    }
+
+    #[test]
+    fn the_step_of_a_promotion_script_comes_from_its_header() {
+        let text =
+            "#!/bin/sh\n# Old leader alive\n# This is node2: step 2 of 4.\n\nwg-quick save wg0\n";
+        let script = Script::parse(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(step_of(&script), Some(2));
+    }
+}
