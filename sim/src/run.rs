@@ -10,7 +10,16 @@
 //! - `recover`: after the last unanswered probe sent between the event and
 //!   `within` + `recover_hold` after it, the next probe is answered, and
 //!   its answer comes within `within` of the event;
-//! - `throughput`: not measured yet (no TCP bulk transfer); reported as such.
+//! - `throughput`: a bulk TCP-like transfer (the model is described in
+//!   [`crate::probe`], "Bulk transfers") from `from` to `to` (the address
+//!   a probe would use: `via`'s overlay address, else the underlay one; the
+//!   port is the lowest TCP port `to` listens on, else 5201) starts with
+//!   its handshake at the end of the warm-up; its goodput (bytes delivered
+//!   in order to the receiver per second) is measured from
+//!   `throughput_rampup` after that for `throughput_window`, cut at the
+//!   first event; it passes when the goodput is at least `at_least`. All
+//!   the transfers run at the same time (they share links). The scenario
+//!   format has no window of its own for throughput.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -70,6 +79,13 @@ pub struct RunOptions {
     /// Record every packet put on each link and subnet, for pcap files
     /// (`RunResult::captures`).
     pub capture: bool,
+    /// `throughput`: time from the transfer's start (the end of the
+    /// warm-up) to the start of its measurement, for the handshake and
+    /// slow start (2 s).
+    pub throughput_rampup: Span,
+    /// `throughput`: length of the measurement (10 s), cut at the first
+    /// event.
+    pub throughput_window: Span,
     /// Probes besides those the expectations need (`sim ping`-like); their
     /// results follow the expectations' probes in `RunResult::probes`.
     pub probes: Vec<ProbeSpec>,
@@ -99,6 +115,8 @@ impl Default for RunOptions {
             ping_size: 56,
             recover_hold: Span::secs(10),
             capture: false,
+            throughput_rampup: Span::secs(2),
+            throughput_window: Span::secs(10),
             probes: Vec::new(),
         }
     }
@@ -175,6 +193,33 @@ pub struct EventRecord {
     pub what: String,
 }
 
+/// One bulk transfer's outcome (`expect.throughput`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferResult {
+    pub from: String,
+    pub to: String,
+    pub via: Option<String>,
+    pub target: IpAddr,
+    pub port: u16,
+    /// Measurement window.
+    pub window: (Instant, Instant),
+    /// Goodput over the window, bits per second.
+    pub goodput_bps: f64,
+    /// Bytes delivered in order over the window.
+    pub bytes: u64,
+    pub mss: u32,
+    pub receive_window: u32,
+    /// Data segments sent over the whole transfer, retransmissions among
+    /// them, retransmission timeouts.
+    pub segments: u64,
+    pub retransmits: u64,
+    pub timeouts: u64,
+    pub srtt: Option<Span>,
+    pub rtt_min: Option<Span>,
+    pub established: Option<Instant>,
+    pub error: Option<String>,
+}
+
 /// Everything a run measured. Same inputs and seed give an equal value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunResult {
@@ -192,6 +237,8 @@ pub struct RunResult {
     /// With `RunOptions::capture`: what crossed each link and subnet, by
     /// name, in sending order (see [`crate::pcap::file`]).
     pub captures: BTreeMap<String, Vec<(Instant, crate::packet::Packet)>>,
+    /// One per `expect.throughput`, in order.
+    pub transfers: Vec<TransferResult>,
 }
 
 impl RunResult {
@@ -335,6 +382,45 @@ pub fn run(
     for p in &mut w.probes {
         p.until = Some(end);
     }
+    // Bulk transfers for the throughput expectations.
+    let first_event = t.events.iter().map(|e| Instant::START + e.at.into()).min();
+    let tp_start = Instant::START + options.warmup;
+    let measure_start = tp_start + options.throughput_rampup;
+    let measure_stop = (measure_start + options.throughput_window)
+        .min(first_event.unwrap_or(end))
+        .min(end)
+        .max(measure_start);
+    for tp in &t.expect.throughput {
+        let key = ProbeKey {
+            from: tp.from,
+            to: tp.to,
+            via: tp.via,
+            proto: 6,
+            port: 0,
+        };
+        let target = make_probe(&w, t, addressing, &key, options)?.target;
+        let port = w
+            .nodes
+            .get(tp.to.index())
+            .and_then(|n| {
+                n.tcp_listen
+                    .iter()
+                    .find(|(_, bound)| bound.is_none_or(|a| a == target))
+                    .map(|(p, _)| *p)
+            })
+            .unwrap_or(crate::probe::BULK_DEFAULT_PORT);
+        let mut bulk = crate::probe::Bulk::new(tp.from.index(), tp.to.index(), target, port);
+        bulk.stop = Some(measure_stop);
+        let flow = w.bulks.len();
+        w.bulks.push(bulk);
+        w.q.schedule(
+            tp_start,
+            Ev::Bulk {
+                flow,
+                token: crate::probe::BULK_START,
+            },
+        );
+    }
     // The timeline.
     for (i, e) in t.events.iter().enumerate() {
         w.q.schedule(Instant::START + e.at.into(), Ev::Timeline(i));
@@ -356,7 +442,6 @@ pub fn run(
     });
     // Results.
     let probes: Vec<ProbeResult> = w.probes.iter().map(|p| probe_result(p, options)).collect();
-    let first_event = t.events.iter().map(|e| Instant::START + e.at.into()).min();
     let mut expectations = Vec::new();
     for (kind, index, probe) in plan {
         let samples = &w.probes[probe].samples;
@@ -452,20 +537,84 @@ pub fn run(
             probe: Some(probe),
         });
     }
-    for (i, tp) in t.expect.throughput.iter().enumerate() {
-        expectations.push(ExpectationResult {
-            kind: ExpectKind::Throughput,
-            index: i,
+    let mut transfers = Vec::new();
+    for (i, (tp, b)) in t.expect.throughput.iter().zip(&w.bulks).enumerate() {
+        let window = (measure_start, measure_stop);
+        let bytes = b
+            .delivered_at(measure_stop)
+            .saturating_sub(b.delivered_at(measure_start));
+        let goodput = b.goodput(measure_start, measure_stop);
+        let tr = TransferResult {
             from: t.host(tp.from).name.clone(),
             to: t.host(tp.to).name.clone(),
             via: tp.via.map(|v| t.overlay_name(v).to_string()),
-            status: Status::NotMeasured,
-            detail:
-                "throughput is not measured by this simulator version (no TCP bulk transfer yet)"
-                    .into(),
-            evidence: Evidence::default(),
+            target: b.target,
+            port: b.port,
+            window,
+            goodput_bps: goodput,
+            bytes,
+            mss: b.mss,
+            receive_window: b.window,
+            segments: b.segments,
+            retransmits: b.retransmits,
+            timeouts: b.timeouts,
+            srtt: b.srtt,
+            rtt_min: b.rtt_min,
+            established: b.established,
+            error: b.error.clone(),
+        };
+        let need = tp.at_least.bits_per_second();
+        let rtt =
+            |s: Option<Span>| s.map_or("-".to_string(), |s| format!("{:.1} ms", s.as_millis_f64()));
+        let (status, detail) = if measure_stop <= measure_start {
+            (
+                Status::NotMeasured,
+                format!(
+                    "no time to measure: the first event comes before {measure_start} (warm-up + ramp-up)"
+                ),
+            )
+        } else {
+            let how = format!(
+                "goodput {:.2} Mbit/s (at least {:.2} Mbit/s required) over {} from {measure_start}, \
+                 one TCP-like flow to {}:{} with MSS {} and a {}-byte window; {} segments sent, \
+                 {} retransmitted, {} timeouts; srtt {}, min RTT {}{}",
+                goodput / 1e6,
+                need as f64 / 1e6,
+                measure_stop.since(measure_start),
+                b.target,
+                b.port,
+                b.mss,
+                b.window,
+                b.segments,
+                b.retransmits,
+                b.timeouts,
+                rtt(b.srtt),
+                rtt(b.rtt_min),
+                match (&b.error, b.established) {
+                    (Some(e), _) => format!("; {e}"),
+                    (None, None) => format!("; never connected ({} SYNs unanswered)", b.syns),
+                    (None, Some(_)) => String::new(),
+                }
+            );
+            let ok = b.established.is_some() && goodput >= need as f64;
+            (if ok { Status::Pass } else { Status::Fail }, how)
+        };
+        expectations.push(ExpectationResult {
+            kind: ExpectKind::Throughput,
+            index: i,
+            from: tr.from.clone(),
+            to: tr.to.clone(),
+            via: tr.via.clone(),
+            status,
+            detail,
+            evidence: Evidence {
+                window,
+                first_error: b.error.clone(),
+                ..Evidence::default()
+            },
             probe: None,
         });
+        transfers.push(tr);
     }
     Ok(RunResult {
         scenario: t.name.clone(),
@@ -478,6 +627,7 @@ pub fn run(
         events_run: w.events_run,
         drops: std::mem::take(&mut w.drops),
         captures: w.captures.take().unwrap_or_default(),
+        transfers,
     })
 }
 

@@ -38,6 +38,8 @@ pub enum Ev {
     },
     /// A probe sends its next request.
     Probe { probe: usize },
+    /// A bulk transfer's timer (`crate::probe::BULK_*` tokens).
+    Bulk { flow: usize, token: u64 },
     /// Timeline entry number `.0` (prepared by the runner).
     Timeline(usize),
     /// One host's part of a promotion procedure.
@@ -69,6 +71,8 @@ pub struct World {
     pub segs: Vec<Segment>,
     pub trace: Vec<TraceLine>,
     pub probes: Vec<Probe>,
+    /// Bulk transfers (`expect.throughput`).
+    pub bulks: Vec<crate::probe::Bulk>,
     pub partitions: Vec<Partition>,
     /// Which host node an address belongs to (underlay and public addresses).
     pub addr_host: BTreeMap<IpAddr, usize>,
@@ -97,6 +101,7 @@ impl World {
             segs: Vec::new(),
             trace: Vec::new(),
             probes: Vec::new(),
+            bulks: Vec::new(),
             partitions: Vec::new(),
             addr_host: BTreeMap::new(),
             files: BTreeMap::new(),
@@ -153,6 +158,7 @@ impl World {
                     epoch,
                 } => self.fire_timer(node, tunnel, token, epoch),
                 Ev::Probe { probe } => self.send_probe(probe),
+                Ev::Bulk { flow, token } => crate::probe::bulk_timer(self, flow, token),
                 Ev::Timeline(i) => timeline(self, i),
                 Ev::Script { node, path } => crate::load::run_script(self, node, &path),
             }
@@ -648,6 +654,9 @@ impl World {
             };
             return self.apply(node, t, actions);
         }
+        if crate::probe::bulk_input(self, node, &p) {
+            return;
+        }
         match &p.payload {
             Payload::Icmp(Icmp::EchoRequest { id, seq, len }) => {
                 let reply = Packet {
@@ -681,6 +690,11 @@ impl World {
                     }
                     _ => format!("{code:?} unreachable from {}", p.src),
                 };
+                if *code == UnreachableCode::FragmentationNeeded
+                    && crate::probe::bulk_icmp(self, node, original, *mtu)
+                {
+                    return;
+                }
                 crate::probe::on_error(self, node, original, what);
             }
             Payload::Icmp(Icmp::TimeExceeded { original }) => {

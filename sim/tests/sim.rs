@@ -6,7 +6,7 @@ use std::path::Path;
 use vpnsim_keys::KeySource;
 use vpnsim_render::hosts::{Options, generate};
 use vpnsim_sim::probe::ProbeKind;
-use vpnsim_sim::run::{ExpectKind, ProbeSpec, RunResult, Status};
+use vpnsim_sim::run::{ExpectKind, ProbeSpec, RunResult, Status, TransferResult};
 use vpnsim_sim::time::Span;
 use vpnsim_sim::{AddressEntry, Addressing, RunOptions, run};
 use vpnsim_topology::Scenario;
@@ -690,4 +690,147 @@ fn dual_path_bond_keeps_traffic_flowing_over_the_other_link() {
     assert_eq!(rec.status, Status::Pass, "{}", show(&r));
     let t = rec.evidence.recovery.unwrap_or_default();
     assert!(t > Span::secs(40) && t < Span::secs(62), "{t}");
+}
+
+// ---------------------------------------------------------------------
+// Throughput (bulk TCP-like transfers)
+// ---------------------------------------------------------------------
+
+const BULK: &str = r#"
+[scenario]
+name = "bulk"
+seed = 11
+[sites.road]
+kind = "roaming"
+[links.wire]
+kind = "wan"
+latency = "LATENCY"
+bandwidth = "BANDWIDTH"
+EXTRA
+[hosts.a]
+site = "road"
+interfaces = [{ name = "eth0", link = "wire", address = "192.0.2.1" }]
+[hosts.b]
+site = "road"
+interfaces = [{ name = "eth0", link = "wire", address = "192.0.2.2" }]
+services = [{ name = "sshd", listen = "tcp/22" }]
+[[expect.throughput]]
+from = "a"
+to = "b"
+at_least = "AT_LEAST"
+"#;
+
+fn bulk(latency: &str, bandwidth: &str, extra: &str, at_least: &str) -> RunResult {
+    let text = BULK
+        .replace("LATENCY", latency)
+        .replace("BANDWIDTH", bandwidth)
+        .replace("EXTRA", extra)
+        .replace("AT_LEAST", at_least);
+    run_text(&text)
+}
+
+fn mbit(r: &RunResult) -> f64 {
+    r.transfers.first().map_or(0.0, |t| t.goodput_bps / 1e6)
+}
+
+fn throughput(r: &RunResult) -> (&vpnsim_sim::run::ExpectationResult, &TransferResult) {
+    let e = r
+        .expectations
+        .iter()
+        .find(|e| e.kind == ExpectKind::Throughput)
+        .unwrap_or_else(|| panic!("no throughput expectation"));
+    let t = r.transfers.first().unwrap_or_else(|| panic!("no transfer"));
+    (e, t)
+}
+
+/// The ideal goodput of one flow: the link's rate times the payload share
+/// of a full segment, or a window per round trip, whichever is lower.
+fn ideal_mbit(latency_ms: f64, bandwidth_mbit: f64) -> f64 {
+    let payload_share = 1460.0 / 1500.0;
+    let rtt = 2.0 * latency_ms / 1000.0 + 1500.0 * 8.0 / (bandwidth_mbit * 1e6);
+    (bandwidth_mbit * payload_share).min(65535.0 * 8.0 / rtt / 1e6)
+}
+
+#[test]
+fn a_bulk_transfer_fills_a_slow_link() {
+    // 10 Mbit/s, 20 ms RTT: the window (26 Mbit/s worth) is not the limit.
+    let r = bulk("10ms", "10Mbit", "", "9Mbit");
+    let (e, t) = throughput(&r);
+    assert_eq!(e.status, Status::Pass, "{}", show(&r));
+    let want = ideal_mbit(10.0, 10.0);
+    let got = mbit(&r);
+    assert!(
+        (got - want).abs() / want < 0.03,
+        "{got} vs {want}: {}",
+        show(&r)
+    );
+    assert_eq!(t.mss, 1460);
+    assert_eq!(t.retransmits, 0);
+    assert!(e.detail.contains("goodput 9.7"), "{}", e.detail);
+}
+
+#[test]
+fn a_bulk_transfer_on_a_fast_link_is_bound_by_its_window() {
+    // 100 Mbit/s, 20 ms RTT: 65,535 bytes per round trip ≈ 26 Mbit/s.
+    let r = bulk("10ms", "100Mbit", "", "50Mbit");
+    let (e, t) = throughput(&r);
+    assert_eq!(e.status, Status::Fail, "{}", show(&r));
+    let want = ideal_mbit(10.0, 100.0);
+    let got = mbit(&r);
+    assert!(
+        (got - want).abs() / want < 0.05,
+        "{got} vs {want}: {}",
+        show(&r)
+    );
+    assert!(
+        t.rtt_min
+            .is_some_and(|m| m >= Span::millis(20) && m < Span::millis(21)),
+        "{t:?}"
+    );
+    // Jitter reorders packets but is not taken for loss.
+    let jittery = bulk("10ms", "100Mbit", "jitter = \"1ms\"", "20Mbit");
+    let (e, t) = throughput(&jittery);
+    assert_eq!(e.status, Status::Pass, "{}", show(&jittery));
+    assert_eq!(t.retransmits, 0, "{t:?}");
+}
+
+#[test]
+fn loss_lowers_the_goodput_of_a_bulk_transfer() {
+    let clean = mbit(&bulk("10ms", "100Mbit", "", "1Mbit"));
+    let r = bulk("10ms", "100Mbit", "loss = 1", "20Mbit");
+    let (e, t) = throughput(&r);
+    assert_eq!(e.status, Status::Fail, "{}", show(&r));
+    assert!(mbit(&r) < clean / 2.0, "{} vs {clean}", mbit(&r));
+    assert!(mbit(&r) > 1.0, "{}", show(&r));
+    assert!(t.retransmits > 10, "{t:?}");
+}
+
+#[test]
+fn a_bulk_transfer_to_a_closed_port_is_refused() {
+    let text = BULK
+        .replace("LATENCY", "5ms")
+        .replace("BANDWIDTH", "10Mbit")
+        .replace("EXTRA", "")
+        .replace("AT_LEAST", "1Mbit")
+        .replace(
+            "services = [{ name = \"sshd\", listen = \"tcp/22\" }]\n",
+            "",
+        );
+    let r = run_text(&text);
+    let (e, t) = throughput(&r);
+    assert_eq!(e.status, Status::Fail, "{}", show(&r));
+    assert_eq!(t.port, 5201);
+    assert!(e.detail.contains("connection refused"), "{}", e.detail);
+}
+
+#[test]
+fn dual_path_bond_moves_one_flow_over_one_path_at_a_time() {
+    let r = simulate(&shipped("dual-path-bond"), &RunOptions::default());
+    let (e, t) = throughput(&r);
+    // One flow, one slave each way (balance-alb): 65,535 bytes per ~33 ms
+    // round trip, far from the two links' 150 Mbit/s.
+    assert_eq!(e.status, Status::Pass, "{}", show(&r));
+    let got = mbit(&r);
+    assert!((12.0..17.0).contains(&got), "{got}: {}", e.detail);
+    assert!(t.established.is_some(), "{t:?}");
 }

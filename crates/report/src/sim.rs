@@ -192,6 +192,21 @@ impl SimulationReport {
                 ("evidence", Align::Left),
             ]);
             for e in &self.expectations {
+                if e.kind == "throughput" {
+                    // The transfer's figures are the evidence.
+                    let to = e
+                        .via
+                        .as_ref()
+                        .map_or_else(|| e.to.clone(), |via| format!("{} via {via}", e.to));
+                    t.row(vec![
+                        e.status.to_uppercase(),
+                        e.field.clone(),
+                        e.from.clone(),
+                        to,
+                        e.detail.clone(),
+                    ]);
+                    continue;
+                }
                 let mut evidence = format!("{}/{} answered", e.answered, e.sent);
                 if let Some(r) = &e.recovery_ms {
                     evidence.push_str(&format!(", recovered in {r} ms"));
@@ -218,7 +233,11 @@ impl SimulationReport {
                 ]);
             }
             out.push_str(&t.render("  "));
-            for e in self.expectations.iter().filter(|e| e.status != "pass") {
+            for e in self
+                .expectations
+                .iter()
+                .filter(|e| e.status != "pass" && e.kind != "throughput")
+            {
                 out.push_str(&format!("  {}: {}\n", e.field, e.detail));
             }
         }
