@@ -538,6 +538,23 @@ fn shipped(name: &str) -> Scenario {
     vpnsim_topology::load_file(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+/// Regression (issue 4): the five reference scenarios hold every expectation
+/// they declare, measured, none left unmeasured.
+#[test]
+fn every_expectation_of_the_five_scenarios_holds() {
+    for name in [
+        "aws-three-regions",
+        "dual-path-bond",
+        "eduvpn-locations",
+        "eduvpn-multinode",
+        "wireguard-star",
+    ] {
+        let r = simulate(&shipped(name), &RunOptions::default());
+        assert!(!r.expectations.is_empty(), "{name} declares expectations");
+        assert!(r.passed(), "{name}:\n{}", show(&r));
+    }
+}
+
 #[test]
 fn every_shipped_scenario_loads_and_runs_deterministically() {
     for name in [
