@@ -41,25 +41,16 @@ pub struct Name(String);
 
 impl Name {
     pub fn new(name: impl Into<String>) -> Result<Name, InvalidValue> {
-        let name = name.into();
-        if name.is_empty() || name.len() > 64 {
-            return Err(InvalidValue::new(
-                "name",
-                &name,
-                "must be 1 to 64 characters",
-            ));
-        }
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-        {
-            return Err(InvalidValue::new(
-                "name",
-                &name,
+        InvalidValue::check_chars(
+            "name",
+            name.into(),
+            (64, "must be 1 to 64 characters"),
+            (
+                |c| c.is_ascii_alphanumeric() || "_-.".contains(c),
                 "only ASCII letters, digits, '_', '-' and '.'",
-            ));
-        }
-        Ok(Name(name))
+            ),
+        )
+        .map(Name)
     }
 
     pub fn as_str(&self) -> &str {

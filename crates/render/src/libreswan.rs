@@ -175,25 +175,16 @@ pub struct ConnName(String);
 
 impl ConnName {
     pub fn new(name: impl Into<String>) -> Result<ConnName, InvalidValue> {
-        let name = name.into();
-        if name.is_empty() || name.len() > 200 {
-            return Err(InvalidValue::new(
-                "conn name",
-                &name,
-                "must be 1 to 200 characters",
-            ));
-        }
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_graphic() && !"\"'#={}".contains(c))
-        {
-            return Err(InvalidValue::new(
-                "conn name",
-                &name,
+        InvalidValue::check_chars(
+            "conn name",
+            name.into(),
+            (200, "must be 1 to 200 characters"),
+            (
+                |c| c.is_ascii_graphic() && !"\"'#={}".contains(c),
                 "only printable ASCII without whitespace or \" ' # = { }",
-            ));
-        }
-        Ok(ConnName(name))
+            ),
+        )
+        .map(ConnName)
     }
 
     pub fn as_str(&self) -> &str {

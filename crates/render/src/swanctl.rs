@@ -56,25 +56,16 @@ pub struct Name(String);
 
 impl Name {
     pub fn new(name: impl Into<String>) -> Result<Name, InvalidValue> {
-        let name = name.into();
-        if name.is_empty() || name.len() > 64 {
-            return Err(InvalidValue::new(
-                "name",
-                &name,
-                "must be 1 to 64 characters",
-            ));
-        }
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-        {
-            return Err(InvalidValue::new(
-                "name",
-                &name,
+        InvalidValue::check_chars(
+            "name",
+            name.into(),
+            (64, "must be 1 to 64 characters"),
+            (
+                |c| c.is_ascii_alphanumeric() || "._-".contains(c),
                 "only ASCII letters, digits, '.', '_' and '-'",
-            ));
-        }
-        Ok(Name(name))
+            ),
+        )
+        .map(Name)
     }
 
     pub fn as_str(&self) -> &str {
@@ -95,25 +86,16 @@ pub struct Word(String);
 
 impl Word {
     pub fn new(word: impl Into<String>) -> Result<Word, InvalidValue> {
-        let word = word.into();
-        if word.is_empty() || word.len() > 255 {
-            return Err(InvalidValue::new(
-                "word",
-                &word,
-                "must be 1 to 255 characters",
-            ));
-        }
-        if !word
-            .chars()
-            .all(|c| c.is_ascii_graphic() && !",\"#{}=\\".contains(c))
-        {
-            return Err(InvalidValue::new(
-                "word",
-                &word,
+        InvalidValue::check_chars(
+            "word",
+            word.into(),
+            (255, "must be 1 to 255 characters"),
+            (
+                |c| c.is_ascii_graphic() && !",\"#{}=\\".contains(c),
                 "printable ASCII without whitespace or , \" # { } = \\",
-            ));
-        }
-        Ok(Word(word))
+            ),
+        )
+        .map(Word)
     }
 
     pub fn as_str(&self) -> &str {

@@ -59,6 +59,23 @@ impl InvalidValue {
             reason,
         }
     }
+
+    /// The check most name-like values of the formats share: 1 to `max`
+    /// bytes, every character `allowed`. The reasons name the rule broken.
+    pub(crate) fn check_chars(
+        what: &'static str,
+        value: String,
+        (max, length_rule): (usize, &'static str),
+        (allowed, chars_rule): (fn(char) -> bool, &'static str),
+    ) -> Result<String, InvalidValue> {
+        if value.is_empty() || value.len() > max {
+            return Err(InvalidValue::new(what, &value, length_rule));
+        }
+        if !value.chars().all(allowed) {
+            return Err(InvalidValue::new(what, &value, chars_rule));
+        }
+        Ok(value)
+    }
 }
 
 // ---------------------------------------------------------------------------
