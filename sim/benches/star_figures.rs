@@ -67,7 +67,6 @@ fn star(workers: usize, seconds: u64) {
         .map(|&w| ProbeSpec {
             from: t.host(w).name.clone(),
             target: hub_overlay,
-            source: None,
             kind: ProbeKind::Icmp { len: 56 },
         })
         .collect();

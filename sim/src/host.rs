@@ -21,6 +21,9 @@ use vpnsim_topology::model::{HostId, SiteId};
 use crate::packet::{Icmp, Packet, Payload, UnreachableCode};
 use crate::proto::Model;
 
+/// How long a learnt path MTU holds (Linux `net.ipv4.route.mtu_expires`).
+pub const PMTU_EXPIRES: crate::time::Span = crate::time::Span::secs(600);
+
 /// Index of a segment (link or subnet) in the network.
 pub type SegIdx = usize;
 
@@ -287,6 +290,13 @@ pub struct Node {
     pub router: Option<SiteRouter>,
     /// TCP ports with a listener (the host's services), per port the bound address.
     pub tcp_listen: BTreeMap<u16, Option<IpAddr>>,
+    /// UDP ports a measurement's receiver listens on.
+    pub udp_apps: BTreeSet<u16>,
+    /// The host's own TCP/IP stack, made at first use after boot.
+    pub stack: Option<Box<crate::stack::Stack>>,
+    /// Path MTUs learnt from ICMP (destination → MTU, learnt at); Linux
+    /// forgets them after `net.ipv4.route.mtu_expires`, 600 s.
+    pub pmtu: BTreeMap<IpAddr, (u32, crate::time::Instant)>,
 }
 
 impl Node {
@@ -310,7 +320,25 @@ impl Node {
             tunnels: Vec::new(),
             router: None,
             tcp_listen: BTreeMap::new(),
+            udp_apps: BTreeSet::new(),
+            stack: None,
+            pmtu: BTreeMap::new(),
         }
+    }
+
+    /// Records a path MTU an ICMP "fragmentation needed" / "packet too
+    /// big" announced (never below the IPv4 minimum of 68, RFC 791).
+    pub fn learn_pmtu(&mut self, dst: IpAddr, mtu: u32, now: crate::time::Instant) {
+        let floor = if dst.is_ipv4() { 68 } else { 1280 };
+        self.pmtu.insert(dst, (mtu.max(floor), now));
+    }
+
+    /// The learnt path MTU towards `dst`, while it has not expired.
+    pub fn pmtu(&self, dst: IpAddr, now: crate::time::Instant) -> Option<u32> {
+        self.pmtu
+            .get(&dst)
+            .filter(|(_, at)| now.since(*at) < PMTU_EXPIRES)
+            .map(|(mtu, _)| *mtu)
     }
 
     /// Whether `addr` is one of this node's own addresses.

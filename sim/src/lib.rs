@@ -19,7 +19,10 @@
 //! - [`tunnels`]: constructors and the resolver for the protocol models
 //!   (WireGuard, Libreswan, OpenVPN and bonds are wired in [`load`]).
 //! - [`world`]: the packet pipeline, models' actions, faults.
-//! - [`probe`]: ping / TCP / UDP probes and their samples.
+//! - [`wire`]: packets as bytes and back (for the stacks and pcap files).
+//! - [`stack`]: each host's own smoltcp TCP/IP stack and the measurement
+//!   applications on it (ping, connect test, UDP, bulk transfer, services).
+//! - [`probe`]: probes and bulk transfers, their samples and evidence.
 //! - [`run`]: the public entry point [`run::run`], the timeline,
 //!   expectations and the [`run::RunResult`].
 //!
@@ -36,8 +39,10 @@ pub mod probe;
 pub mod proto;
 pub mod rng;
 pub mod run;
+pub mod stack;
 pub mod time;
 pub mod tunnels;
+pub mod wire;
 pub mod world;
 
 pub use load::{AddressEntry, Addressing};

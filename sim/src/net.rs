@@ -1,11 +1,13 @@
 //! The physical network: segments (underlay links and site subnets) with
 //! latency, jitter, loss, bandwidth (serialisation delay and a FIFO queue
-//! per sending interface), MTU and up/down. A segment delivers a frame to
+//! per sending interface, [`QUEUE_LIMIT`] frames long, tail drop), MTU and
+//! up/down. Jitter varies the delay but never reorders the frames of one
+//! sender: a path delivers in order. A segment delivers a frame to
 //! the attachment that owns the next-hop address: an interface address on
 //! it, or an address a site router answers for (elastic IPs, its NAT
 //! address, routed public space).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -15,6 +17,10 @@ use crate::time::{Instant, Span};
 
 /// (node index, interface index).
 pub type Port = (usize, usize);
+
+/// Frames a sender's queue holds before it drops (Linux's default
+/// `txqueuelen`, 1000).
+pub const QUEUE_LIMIT: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct Segment {
@@ -35,6 +41,10 @@ pub struct Segment {
     pub proxies: Vec<(IpNet, Port)>,
     /// When each sender's transmit queue is free again.
     pub busy: BTreeMap<Port, Instant>,
+    /// When each frame in a sender's queue will have been serialised.
+    queued: BTreeMap<Port, VecDeque<Instant>>,
+    /// The latest arrival scheduled for each sender (frames stay in order).
+    last_arrival: BTreeMap<Port, Instant>,
     /// Interface addresses of the attachments (kept by `World::index_segment`).
     pub owners: BTreeMap<IpAddr, Port>,
 }
@@ -53,6 +63,8 @@ impl Segment {
             attachments: Vec::new(),
             proxies: Vec::new(),
             busy: BTreeMap::new(),
+            queued: BTreeMap::new(),
+            last_arrival: BTreeMap::new(),
             owners: BTreeMap::new(),
         }
     }
@@ -67,8 +79,24 @@ impl Segment {
 
     /// The arrival time of a frame of `bytes` sent by `from` at `now`:
     /// it waits for the sender's queue, is serialised at the bandwidth,
-    /// then travels the latency ± jitter.
-    pub fn schedule(&mut self, from: Port, now: Instant, bytes: u32, rng: &mut Rng) -> Instant {
+    /// then travels the latency ± jitter, never before the sender's
+    /// previous frame. `None`: the queue is full and the frame is dropped.
+    pub fn schedule(
+        &mut self,
+        from: Port,
+        now: Instant,
+        bytes: u32,
+        rng: &mut Rng,
+    ) -> Option<Instant> {
+        if self.bandwidth.is_some() {
+            let queue = self.queued.entry(from).or_default();
+            while queue.front().is_some_and(|done| *done <= now) {
+                queue.pop_front();
+            }
+            if queue.len() >= QUEUE_LIMIT {
+                return None;
+            }
+        }
         let start = self.busy.get(&from).copied().unwrap_or(now).max(now);
         let serialise = match self.bandwidth {
             Some(bps) if bps > 0 => {
@@ -79,13 +107,21 @@ impl Segment {
         let done = start + serialise;
         if self.bandwidth.is_some() {
             self.busy.insert(from, done);
+            self.queued.entry(from).or_default().push_back(done);
         }
         let mut delay = self.latency;
         if self.jitter.0 > 0 {
             let j = rng.below(2 * self.jitter.0 + 1);
             delay = Span((delay.0 + j).saturating_sub(self.jitter.0));
         }
-        done + delay
+        let previous = self
+            .last_arrival
+            .get(&from)
+            .copied()
+            .unwrap_or(Instant::START);
+        let arrival = (done + delay).max(previous);
+        self.last_arrival.insert(from, arrival);
+        Some(arrival)
     }
 }
 
@@ -114,8 +150,14 @@ mod tests {
         let mut rng = Rng::new(1);
         let a = s.schedule((0, 0), Instant::START, 1000, &mut rng);
         let b = s.schedule((0, 0), Instant::START, 1000, &mut rng);
-        assert_eq!(a, Instant::START + Span::micros(1000) + Span::millis(10));
-        assert_eq!(b, Instant::START + Span::micros(2000) + Span::millis(10));
+        assert_eq!(
+            a,
+            Some(Instant::START + Span::micros(1000) + Span::millis(10))
+        );
+        assert_eq!(
+            b,
+            Some(Instant::START + Span::micros(2000) + Span::millis(10))
+        );
         let other = s.schedule((1, 0), Instant::START, 1000, &mut rng);
         assert_eq!(other, a);
     }
@@ -126,10 +168,32 @@ mod tests {
         s.latency = Span::millis(30);
         s.jitter = Span::millis(2);
         let mut rng = Rng::new(3);
-        for _ in 0..1000 {
-            let t = s.schedule((0, 0), Instant::START, 100, &mut rng);
-            assert!((28_000_000..=32_000_000).contains(&t.0), "{t}");
+        let mut previous = Instant::START;
+        for i in 0..1000 {
+            let sent = Instant::START + Span::micros(100 * i);
+            let t = s
+                .schedule((0, 0), sent, 100, &mut rng)
+                .unwrap_or_else(|| panic!("no queue limit without bandwidth"));
+            let delay = t.since(sent);
+            assert!((28_000_000..=32_000_000).contains(&delay.0), "{delay}");
+            assert!(t >= previous, "frame {i} overtook the one before");
+            previous = t;
         }
+    }
+
+    #[test]
+    fn a_full_queue_drops_at_the_tail() {
+        let mut s = Segment::new("l", 1500);
+        s.bandwidth = Some(8_000_000);
+        let mut rng = Rng::new(1);
+        for _ in 0..QUEUE_LIMIT {
+            assert!(s.schedule((0, 0), Instant::START, 1000, &mut rng).is_some());
+        }
+        assert_eq!(s.schedule((0, 0), Instant::START, 1000, &mut rng), None);
+        // Another sender has its own queue; once the first frame is out, one more fits.
+        assert!(s.schedule((1, 0), Instant::START, 1000, &mut rng).is_some());
+        let later = Instant::START + Span::micros(1000);
+        assert!(s.schedule((0, 0), later, 1000, &mut rng).is_some());
     }
 
     #[test]

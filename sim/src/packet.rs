@@ -1,9 +1,13 @@
-//! Packets as the simulator carries them: headers as values, payloads by
-//! size, tunnel messages as the protocol models' own types. Sizes follow the
-//! wire (IPv4 20 B, IPv6 40 B, UDP 8 B, TCP 20 B, ICMP 8 B), so MTU checks,
-//! serialisation delay and throughput come out as on a real network.
+//! Packets as the simulator carries them: headers as values, tunnel
+//! messages as the protocol models' own types, probe payloads by size and
+//! TCP payloads as the bytes the sending stack wrote. Sizes follow the wire
+//! (IPv4 20 B, IPv6 40 B, UDP 8 B, TCP 20 B + options, ICMP 8 B), so MTU
+//! checks, serialisation delay and throughput come out as on a real
+//! network. [`crate::wire`] turns endpoint packets into bytes and back (for
+//! the hosts' smoltcp stacks and for pcap files).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::proto::{ipsec, openvpn, peervpn, wireguard};
 
@@ -33,7 +37,10 @@ pub enum Payload {
         flags: TcpFlags,
         seq: u32,
         ack: u32,
-        len: u32,
+        /// The receive window as sent (unscaled).
+        window: u16,
+        options: TcpOptions,
+        data: Data,
     },
     /// ESP (IP protocol 50), tunnel mode.
     Esp(ipsec::Esp),
@@ -96,6 +103,79 @@ pub struct TcpFlags {
     pub ack: bool,
     pub fin: bool,
     pub rst: bool,
+    pub psh: bool,
+}
+
+/// TCP options (RFC 9293 MSS, RFC 7323 window scale and timestamps,
+/// RFC 2018 SACK), the ones smoltcp and Linux send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpOptions {
+    pub mss: Option<u16>,
+    pub window_scale: Option<u8>,
+    pub sack_permitted: bool,
+    pub sack_ranges: [Option<(u32, u32)>; 3],
+    /// (TSval, TSecr).
+    pub timestamp: Option<(u32, u32)>,
+}
+
+impl TcpOptions {
+    /// Bytes the options take in the header, padded to a multiple of 4
+    /// (the layout smoltcp emits: MSS 4, window scale 3, SACK-permitted 2,
+    /// timestamps 10, SACK blocks 2 + 8 each).
+    pub fn wire_len(&self) -> u32 {
+        let mut len = 0;
+        if self.mss.is_some() {
+            len += 4;
+        }
+        if self.window_scale.is_some() {
+            len += 3;
+        }
+        if self.sack_permitted {
+            len += 2;
+        }
+        if self.timestamp.is_some() {
+            len += 10;
+        }
+        let blocks = self.sack_ranges.iter().flatten().count() as u32;
+        if blocks > 0 {
+            len += 2 + 8 * blocks;
+        }
+        len.div_ceil(4) * 4
+    }
+}
+
+/// The bytes a TCP segment carries, shared between the copies of a packet
+/// (captures, queues). `Debug` shows the length only: payloads are data,
+/// not something to print.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Data(Option<Arc<[u8]>>);
+
+impl Data {
+    pub fn new(bytes: &[u8]) -> Data {
+        if bytes.is_empty() {
+            Data(None)
+        } else {
+            Data(Some(Arc::from(bytes)))
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+
+    pub fn len(&self) -> u32 {
+        self.as_slice().len() as u32
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl std::fmt::Debug for Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Data({} bytes)", self.len())
+    }
 }
 
 pub const IPV4_HEADER: u32 = 20;
@@ -139,7 +219,7 @@ impl Payload {
         match self {
             Payload::Icmp(icmp) => ICMP_HEADER + icmp.body_len(),
             Payload::Udp { body, .. } => UDP_HEADER + body.wire_len(),
-            Payload::Tcp { len, .. } => TCP_HEADER + len,
+            Payload::Tcp { options, data, .. } => TCP_HEADER + options.wire_len() + data.len(),
             Payload::Esp(esp) => esp.wire_len(),
         }
     }

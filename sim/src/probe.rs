@@ -1,17 +1,34 @@
-//! Probes: a request from one host to an address every interval, each
-//! sample recording when it was sent and when the answer came (or the
-//! error that came instead). ICMP echo uses the probe number + 1 as the
-//! echo identifier and the sample number as the sequence; a TCP probe sends
-//! a SYN from port `TCP_PORT_BASE + probe` and succeeds on SYN-ACK; a UDP
-//! probe succeeds when the datagram is delivered.
+//! The measurements: probes (a request from one host to an address every
+//! interval) and bulk transfers, both run by the hosts' smoltcp stacks
+//! ([`crate::stack`]).
+//!
+//! - ICMP probe: ping with identifier probe number + 1 and the sample
+//!   number as sequence; answered by the echo reply.
+//! - TCP probe: a connection from an ephemeral port (the source address
+//!   routing picks), answered when the handshake completes, refused by a
+//!   reset; then closed (like `nc -z`).
+//! - UDP probe: a datagram tagged (probe number << 32 | sample) to a
+//!   receiver the target runs on the port; answered when it arrives.
+//! - Bulk transfer (`expect.throughput`): a TCP connection (CUBIC, smoltcp)
+//!   that sends a cookie and then as much as it can until `stop`; the
+//!   receiver's service reads everything and counts bytes in order, which
+//!   is the goodput. Segments, retransmissions, MSS and RTT are observed on
+//!   the sender's side of the wire, the way tcptrace reads a capture.
+//!
+//! ICMP errors that quote a probe's request are its evidence ("fragmentation
+//! needed (mtu 1400) from 10.0.1.254").
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use crate::packet::{Body, Icmp, Packet, Payload, TcpFlags};
+use crate::packet::{Body, Icmp, Packet, Payload};
+use crate::stack::{AppEvent, PortOwner};
 use crate::time::{Instant, Span};
-use crate::world::{Ev, World};
+use crate::world::World;
 
-pub const TCP_PORT_BASE: u16 = 40000;
+/// Port of a bulk transfer to a host listening on no TCP port (iperf3's).
+pub const BULK_DEFAULT_PORT: u16 = 5201;
+/// Bytes of a UDP probe datagram (tag included).
+pub const UDP_PROBE_LEN: u32 = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProbeKind {
@@ -54,180 +71,221 @@ pub struct Probe {
     pub from: String,
     pub to: String,
     pub target: IpAddr,
-    /// Source address; unspecified lets routing choose.
-    pub source: Option<IpAddr>,
     pub kind: ProbeKind,
     pub interval: Span,
-    pub dont_fragment: bool,
+    /// A TCP attempt unanswered this long is given up.
+    pub timeout: Span,
     pub until: Option<Instant>,
     pub samples: Vec<Sample>,
     /// The overlay the target address was taken from (for the report).
     pub via: Option<String>,
 }
 
-impl Probe {
-    pub fn packet(&self, index: usize, seq: u32) -> Packet {
-        let src = self.source.unwrap_or(if self.target.is_ipv4() {
-            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
-        });
-        let payload = match self.kind {
-            ProbeKind::Icmp { len } => Payload::Icmp(Icmp::EchoRequest {
-                id: (index as u16).wrapping_add(1),
-                seq: seq as u16,
-                len,
-            }),
-            ProbeKind::Tcp { port } => Payload::Tcp {
-                src_port: TCP_PORT_BASE.wrapping_add(index as u16),
-                dst_port: port,
-                flags: TcpFlags {
-                    syn: true,
-                    ..TcpFlags::default()
-                },
-                seq,
-                ack: 0,
-                len: 0,
-            },
-            ProbeKind::Udp { port } => Payload::Udp {
-                src_port: TCP_PORT_BASE.wrapping_add(index as u16),
-                dst_port: port,
-                body: Body::Data {
-                    len: 32,
-                    tag: ((index as u64) << 32) | u64::from(seq),
-                },
-            },
-        };
-        Packet {
-            src,
-            dst: self.target,
-            ttl: 64,
-            dont_fragment: self.dont_fragment,
-            payload,
+/// Sends the next request of probe `index` and schedules the one after.
+pub fn send(world: &mut World, index: usize) {
+    let now = world.now();
+    let Some(probe) = world.probes.get_mut(index) else {
+        return;
+    };
+    if probe.until.is_some_and(|u| now >= u) {
+        return;
+    }
+    let seq = probe.samples.len() as u32;
+    probe.samples.push(Sample {
+        seq,
+        sent: now,
+        reply: None,
+        error: None,
+    });
+    let (node, target, kind, timeout) = (probe.node, probe.target, probe.kind, probe.timeout);
+    world.q.schedule(
+        now + probe.interval,
+        crate::world::Ev::Probe { probe: index },
+    );
+    if !world.nodes.get(node).is_some_and(|n| n.up) {
+        return fail(world, index, seq, "source host is down".into());
+    }
+    let sent = match kind {
+        ProbeKind::Icmp { len } => world
+            .stack(node)
+            .and_then(|s| s.ping(index, seq as u16, target, len).ok())
+            .ok_or_else(|| "the ping socket refused the request".to_string()),
+        ProbeKind::Tcp { port } => match world.route_source(node, target) {
+            Some(local) => {
+                let reserved = world.reserved_ports(node);
+                world
+                    .stack(node)
+                    .ok_or_else(|| "no stack".to_string())
+                    .and_then(|s| {
+                        s.connect(
+                            index,
+                            seq,
+                            local,
+                            SocketAddr::new(target, port),
+                            timeout,
+                            &|p| reserved.contains(&p),
+                        )
+                    })
+                    .map(|_| ())
+            }
+            None => Err(format!("no route to {target}")),
+        },
+        ProbeKind::Udp { port } => {
+            let reserved = world.reserved_ports(node);
+            let tag = ((index as u64) << 32) | u64::from(seq);
+            world
+                .stack(node)
+                .ok_or_else(|| "no stack".to_string())
+                .and_then(|s| {
+                    s.udp_send(
+                        index,
+                        SocketAddr::new(target, port),
+                        tag,
+                        UDP_PROBE_LEN,
+                        &|p| reserved.contains(&p),
+                    )
+                })
         }
+    };
+    match sent {
+        Ok(()) => world.poll_stack(node),
+        Err(e) => fail(world, index, seq, e),
     }
 }
 
-fn sample_mut(
-    world: &mut World,
-    node: usize,
-    probe: usize,
-    seq: u32,
-    udp: bool,
-) -> Option<&mut Sample> {
-    let p = world.probes.get_mut(probe)?;
-    // Echo replies and SYN-ACKs come back to the sender; UDP data arrives at the target.
-    if !udp && p.node != node {
-        return None;
+fn fail(world: &mut World, probe: usize, seq: u32, what: String) {
+    if let Some(s) = world
+        .probes
+        .get_mut(probe)
+        .and_then(|p| p.samples.get_mut(seq as usize))
+    {
+        s.error.get_or_insert(what);
     }
+}
+
+fn sample_mut(world: &mut World, probe: usize, seq: u32) -> Option<&mut Sample> {
+    let p = world.probes.get_mut(probe)?;
     let exact = p.samples.iter().rposition(|s| s.seq == seq);
     // ICMP sequence numbers are 16 bits: else the latest sample with those bits.
     let i = exact.or_else(|| p.samples.iter().rposition(|s| s.seq as u16 == seq as u16))?;
     p.samples.get_mut(i)
 }
 
-pub fn on_reply(world: &mut World, node: usize, probe: usize, seq: u32, now: Instant) {
-    let udp = world
-        .probes
-        .get(probe)
-        .is_some_and(|p| matches!(p.kind, ProbeKind::Udp { .. }));
-    if let Some(s) = sample_mut(world, node, probe, seq, udp)
+fn on_reply(world: &mut World, probe: usize, seq: u32, now: Instant) {
+    if let Some(s) = sample_mut(world, probe, seq)
         && s.reply.is_none()
     {
         s.reply = Some(now);
     }
 }
 
-pub fn on_refused(world: &mut World, node: usize, probe: usize, seq: u32, what: String) {
-    if let Some(s) = sample_mut(world, node, probe, seq, false) {
+fn on_failure(world: &mut World, probe: usize, seq: u32, what: String) {
+    if let Some(s) = sample_mut(world, probe, seq) {
         s.error.get_or_insert(what);
     }
 }
 
-/// An ICMP error quoting one of our requests.
+/// What an application of `node`'s stack saw.
+pub fn on_app_event(world: &mut World, node: usize, ev: AppEvent) {
+    let now = world.now();
+    match ev {
+        AppEvent::EchoReply { probe, seq } => {
+            if world.probes.get(probe).is_some_and(|p| p.node == node) {
+                on_reply(world, probe, u32::from(seq), now);
+            }
+        }
+        AppEvent::Connected { probe, seq } => on_reply(world, probe, seq, now),
+        AppEvent::UdpData { tag } => {
+            // Receivers run only where a UDP probe aims (after NAT the
+            // target address may not be the node's own), so the tag is enough.
+            let probe = (tag >> 32) as usize;
+            if world
+                .probes
+                .get(probe)
+                .is_some_and(|p| matches!(p.kind, ProbeKind::Udp { .. }))
+            {
+                on_reply(world, probe, tag as u32, now);
+            }
+        }
+        AppEvent::BulkEstablished { flow } => {
+            if let Some(b) = world.bulks.get_mut(flow) {
+                b.established.get_or_insert(now);
+            }
+        }
+        AppEvent::BulkDelivered { flow, total } => {
+            if let Some(b) = world.bulks.get_mut(flow)
+                && b.to_node == node
+            {
+                b.delivered.push((now, total));
+            }
+        }
+    }
+}
+
+/// An ICMP error quoting one of `node`'s packets: evidence for the probe
+/// or transfer that sent it.
 pub fn on_error(world: &mut World, node: usize, original: &Packet, what: String) {
-    let (probe, seq) = match &original.payload {
+    let owner = match &original.payload {
         Payload::Icmp(Icmp::EchoRequest { id, seq, .. }) => {
-            (usize::from(*id).wrapping_sub(1), u32::from(*seq))
+            let probe = usize::from(*id).wrapping_sub(1);
+            if world.probes.get(probe).is_some_and(|p| p.node == node) {
+                on_failure(world, probe, u32::from(*seq), what);
+            }
+            return;
         }
-        Payload::Tcp { src_port, seq, .. } => {
-            (usize::from(src_port.wrapping_sub(TCP_PORT_BASE)), *seq)
-        }
+        Payload::Tcp { src_port, .. } => world.port_owner(node, 6, *src_port),
         Payload::Udp {
-            body: Body::Data { tag, .. },
+            src_port,
+            body: Body::Data { .. },
             ..
-        } => ((tag >> 32) as usize, *tag as u32),
-        _ => return,
+        } => world.port_owner(node, 17, *src_port),
+        _ => None,
     };
-    if let Some(s) = sample_mut(world, node, probe, seq, false) {
-        s.error.get_or_insert(what);
+    match owner {
+        Some(PortOwner::Connect { probe, seq }) => on_failure(world, probe, seq, what),
+        Some(PortOwner::UdpProbe { probe }) => {
+            let seq = world
+                .probes
+                .get(probe)
+                .and_then(|p| p.samples.last())
+                .map(|s| s.seq);
+            if let Some(seq) = seq {
+                on_failure(world, probe, seq, what);
+            }
+        }
+        Some(PortOwner::Bulk { flow }) => {
+            if let Some(b) = world.bulks.get_mut(flow) {
+                b.last_error = Some(what);
+            }
+        }
+        None => {}
+    }
+}
+
+/// A TCP reset arriving at `node` for one of its applications' ports.
+pub fn on_reset(world: &mut World, node: usize, p: &Packet) {
+    let Payload::Tcp { dst_port, .. } = p.payload else {
+        return;
+    };
+    let what = format!("connection refused by {}", p.src);
+    match world.port_owner(node, 6, dst_port) {
+        Some(PortOwner::Connect { probe, seq }) => on_failure(world, probe, seq, what),
+        Some(PortOwner::Bulk { flow }) => {
+            if let Some(b) = world.bulks.get_mut(flow)
+                && b.established.is_none()
+            {
+                b.error.get_or_insert(what);
+            }
+        }
+        _ => {}
     }
 }
 
 // -------------------------------------------------------------------
 // Bulk transfers (`expect.throughput`)
 // -------------------------------------------------------------------
-//
-// A bulk TCP-like transfer measures what a single flow gets through the
-// simulated network. It is a model of TCP's data path, not a TCP stack
-// (no smoltcp yet). What it is:
-// - a handshake: a SYN from port `BULK_PORT_BASE + flow` to the receiver's
-//   port, answered by the host's own SYN handling (SYN-ACK when something
-//   listens there, RST otherwise), retransmitted every second;
-// - segments of MSS bytes, MSS = MTU of the interface the route to the
-//   target uses (a tunnel's MTU when the route goes into a tunnel; the
-//   smaller of the interface and link MTU on the underlay) − 40 (IPv4 +
-//   TCP headers; 60 for IPv6), all with DF set, lowered by an ICMP
-//   "fragmentation needed" quoting one of them (path MTU discovery);
-// - a fixed receive window of `BULK_WINDOW` = 65,535 bytes: a receiver
-//   without window scaling (RFC 7323), which is the modest case; the
-//   sender never has more than min(cwnd, window) bytes in flight;
-// - Reno congestion control (RFC 5681) with NewReno partial acks
-//   (RFC 6582) but without window inflation: initial window 10 MSS
-//   (RFC 6928, Linux), slow start (+min(acked, 2 MSS) per ACK, RFC 3465),
-//   congestion avoidance (+MSS²/cwnd per MSS acked), fast retransmit on
-//   the third duplicate ACK (ssthresh = cwnd = flight/2, at least 2 MSS)
-//   once the first duplicate ACK of the run is a reordering window old
-//   (min RTT / 4, as RACK does, RFC 8985 §6.2: the link model's jitter
-//   reorders packets, which Linux tolerates, and plain 3-dupack Reno
-//   would take for losses),
-//   one retransmission per partial ACK until the recovery point is acked;
-// - a retransmission timeout RTO = max(200 ms, 2 × srtt) (1 s before the
-//   first RTT sample, RFC 6298), doubled on each consecutive timeout; a
-//   timeout sets cwnd to 1 MSS and goes back to the first unacked byte
-//   (go-back-N). RTT samples follow Karn's rule (one timed segment at a
-//   time, none retransmitted); srtt = 7/8 srtt + 1/8 sample;
-// - a receiver that acks every second in-order segment (delayed ACK,
-//   RFC 1122/5681), at the latest 40 ms after an unacked one (Linux's
-//   minimum delayed-ACK time), at once for an out-of-order, duplicate or
-//   hole-filling segment; it keeps out-of-order data (like SACK-less TCP
-//   with a reassembly queue) but the sender does not know what it holds.
-// What it is not: no SACK, no timestamps, no window scaling, no Nagle, no
-// CUBIC/BBR (Linux's default is CUBIC, which grows faster after a loss),
-// no receive-buffer autotuning, no FIN. Flows are told apart by port: a
-// NAT that changes the source port of a bulk flow hides it from its
-// receiver (the simulator's SNAT keeps the port when it is free).
 
-/// Source ports of bulk transfers: flow `i` sends from `BULK_PORT_BASE + i`
-/// (below `TCP_PORT_BASE`, so probe numbering never sees them).
-pub const BULK_PORT_BASE: u16 = 34000;
-/// The receive window: 64 KiB − 1, the most a TCP header can announce
-/// without window scaling (RFC 9293 §3.1, RFC 7323).
-pub const BULK_WINDOW: u32 = 65_535;
-/// Port of a bulk transfer to a host listening on no TCP port (iperf3's).
-pub const BULK_DEFAULT_PORT: u16 = 5201;
-/// Lower bound of the retransmission timeout (Linux TCP_RTO_MIN).
-pub const BULK_RTO_MIN: Span = Span::millis(200);
-/// Delayed-ACK timer (Linux TCP_DELACK_MIN).
-pub const BULK_DELACK: Span = Span::millis(40);
-
-/// Timer tokens of `Ev::Bulk`.
-pub const BULK_START: u64 = 0;
-pub const BULK_RTO: u64 = 1;
-pub const BULK_DELACK_TIMER: u64 = 2;
-pub const BULK_REORDER: u64 = 3;
-
-/// One bulk transfer and its counters.
+/// One bulk transfer and what was seen of it.
 #[derive(Debug, Clone)]
 pub struct Bulk {
     /// Node index of the sender and of the receiver.
@@ -236,82 +294,64 @@ pub struct Bulk {
     pub target: IpAddr,
     pub port: u16,
     /// No new data is sent from this instant on.
-    pub stop: Option<Instant>,
-    pub window: u32,
-    pub mss: u32,
+    pub stop: Instant,
+    /// The sender's local port once connecting.
+    pub local_port: Option<u16>,
     pub established: Option<Instant>,
+    /// Why the transfer never started (refused, no route).
     pub error: Option<String>,
+    /// The last ICMP error about one of its segments.
+    pub last_error: Option<String>,
+    /// (time, bytes the receiver has read) at every advance.
+    pub delivered: Vec<(Instant, u64)>,
+    pub wire: FlowStats,
+}
+
+/// A TCP flow as seen on the sender's side of the wire.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlowStats {
     pub syns: u32,
-    snd_una: u64,
-    snd_nxt: u64,
-    /// Highest byte sent + 1 (data below it sent again is retransmitted).
-    snd_max: u64,
-    cwnd: u64,
-    ssthresh: u64,
-    dupacks: u32,
-    /// When the first of the current run of duplicate ACKs came.
-    first_dup: Option<Instant>,
-    recover: Option<u64>,
-    pub srtt: Option<Span>,
-    pub rtt_min: Option<Span>,
-    timed: Option<(u64, Instant)>,
-    backoff: u32,
-    rto_at: Option<Instant>,
-    rto_queued: Option<Instant>,
-    /// Data segments sent, of which retransmissions; timeouts.
+    /// Data segments sent, and how many of them repeat bytes already sent.
     pub segments: u64,
     pub retransmits: u64,
-    pub timeouts: u64,
-    // Receiver.
-    rcv_nxt: u64,
-    ooo: std::collections::BTreeMap<u64, u64>,
-    unacked: u32,
-    delack_at: Option<Instant>,
-    delack_queued: Option<Instant>,
-    /// Where the receiver's ACKs go: the data's source address and port as
-    /// they arrived, and the address they were sent to.
-    ack_to: Option<(IpAddr, u16, IpAddr)>,
-    /// (time, bytes delivered in order so far) at every advance.
-    pub delivered: Vec<(Instant, u64)>,
+    /// Largest segment payload sent since the path MTU last changed.
+    pub mss: u32,
+    /// Receive window the receiver announced last (scaled), bytes.
+    pub peer_window: u64,
+    isn: Option<u32>,
+    peer_shift: u8,
+    snd_max: u64,
+    /// The segment being timed (end offset, sent at), Karn's rule.
+    timed: Option<(u64, Instant)>,
+    pub rtt_min: Option<Span>,
+    rtt_sum: u64,
+    rtt_count: u64,
+}
+
+impl FlowStats {
+    pub fn rtt_avg(&self) -> Option<Span> {
+        (self.rtt_count > 0).then(|| Span(self.rtt_sum / self.rtt_count))
+    }
+
+    fn offset(&self, seq: u32) -> u64 {
+        u64::from(seq.wrapping_sub(self.isn.unwrap_or(seq)))
+    }
 }
 
 impl Bulk {
-    pub fn new(node: usize, to_node: usize, target: IpAddr, port: u16) -> Bulk {
+    pub fn new(node: usize, to_node: usize, target: IpAddr, port: u16, stop: Instant) -> Bulk {
         Bulk {
             node,
             to_node,
             target,
             port,
-            stop: None,
-            window: BULK_WINDOW,
-            mss: 536,
+            stop,
+            local_port: None,
             established: None,
             error: None,
-            syns: 0,
-            snd_una: 0,
-            snd_nxt: 0,
-            snd_max: 0,
-            cwnd: 0,
-            ssthresh: u64::MAX,
-            dupacks: 0,
-            first_dup: None,
-            recover: None,
-            srtt: None,
-            rtt_min: None,
-            timed: None,
-            backoff: 0,
-            rto_at: None,
-            rto_queued: None,
-            segments: 0,
-            retransmits: 0,
-            timeouts: 0,
-            rcv_nxt: 0,
-            ooo: std::collections::BTreeMap::new(),
-            unacked: 0,
-            delack_at: None,
-            delack_queued: None,
-            ack_to: None,
+            last_error: None,
             delivered: Vec::new(),
+            wire: FlowStats::default(),
         }
     }
 
@@ -335,444 +375,135 @@ impl Bulk {
             * 8.0
             / secs
     }
+}
 
-    fn rto(&self) -> Span {
-        let base = self
-            .srtt
-            .map_or(Span::secs(1), |s| Span(s.0 * 2).max(BULK_RTO_MIN));
-        Span(base.0.saturating_mul(1u64 << self.backoff.min(6)))
+/// Starts bulk flow `flow` (its connection's SYN goes out now).
+pub fn start_bulk(world: &mut World, flow: usize) {
+    let Some(b) = world.bulks.get(flow) else {
+        return;
+    };
+    let (node, target, port, stop) = (b.node, b.target, b.port, b.stop);
+    let Some(local) = world.route_source(node, target) else {
+        if let Some(b) = world.bulks.get_mut(flow) {
+            b.error = Some(format!("no route to {target}"));
+        }
+        return;
+    };
+    let reserved = world.reserved_ports(node);
+    let started = world
+        .stack(node)
+        .ok_or_else(|| "the sender is down".to_string())
+        .and_then(|s| {
+            s.bulk_send(flow, local, SocketAddr::new(target, port), stop, &|p| {
+                reserved.contains(&p)
+            })
+        });
+    match started {
+        Ok(port) => {
+            if let Some(b) = world.bulks.get_mut(flow) {
+                b.local_port = Some(port);
+            }
+            world.poll_stack(node);
+        }
+        Err(e) => {
+            if let Some(b) = world.bulks.get_mut(flow) {
+                b.error = Some(e);
+            }
+        }
     }
-
-    fn flight(&self) -> u64 {
-        self.snd_nxt - self.snd_una
-    }
 }
 
-fn port_of(flow: usize) -> u16 {
-    BULK_PORT_BASE.wrapping_add(flow as u16)
+/// The bulk flow a TCP segment from (`node`, local `port`) belongs to.
+fn flow_of(bulks: &[Bulk], node: usize, port: u16) -> Option<usize> {
+    bulks
+        .iter()
+        .position(|b| b.node == node && b.local_port == Some(port))
 }
 
-/// Widens a 32-bit sequence number to the 64-bit offset nearest `near`.
-fn widen(seq: u32, near: u64) -> u64 {
-    let d = seq.wrapping_sub(near as u32) as i32;
-    near.wrapping_add_signed(i64::from(d))
-}
-
-/// The MSS for a segment from `node` to `target`: see the model above.
-fn mss_for(world: &World, node: usize, target: IpAddr) -> Option<u32> {
-    let n = world.nodes.get(node)?;
-    let route = n.lookup(target, false)?;
-    let iface = n.ifaces.get(route.iface)?;
-    let mut mtu = iface.mtu;
-    if let crate::host::IfaceKind::Underlay(seg) = iface.kind
-        && let Some(s) = world.segs.get(seg)
+/// `node` learnt a new path MTU towards `dst`: the segment size of flows
+/// to it is measured afresh.
+pub fn path_mtu_changed(bulks: &mut [Bulk], node: usize, dst: IpAddr) {
+    for b in bulks
+        .iter_mut()
+        .filter(|b| b.node == node && b.target == dst)
     {
-        mtu = mtu.min(s.mtu);
-    }
-    let headers = if target.is_ipv4() { 40 } else { 60 };
-    Some(mtu.saturating_sub(headers).max(1))
-}
-
-fn bulk_packet(b: &Bulk, flow: usize, flags: TcpFlags, seq: u64, len: u32) -> Packet {
-    let src = if b.target.is_ipv4() {
-        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
-    } else {
-        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
-    };
-    Packet {
-        src,
-        dst: b.target,
-        ttl: 64,
-        dont_fragment: true,
-        payload: Payload::Tcp {
-            src_port: port_of(flow),
-            dst_port: b.port,
-            flags,
-            seq: seq as u32,
-            ack: 1,
-            len,
-        },
+        b.wire.mss = 0;
     }
 }
 
-fn send_data(world: &mut World, flow: usize, seq: u64, retransmit: bool) {
-    let Some(b) = world.bulks.get_mut(flow) else {
-        return;
-    };
-    let len = b.mss;
-    b.segments += 1;
-    if retransmit {
-        b.retransmits += 1;
-        b.timed = None;
-    } else if b.timed.is_none() {
-        b.timed = Some((seq + u64::from(len), world.q.now()));
-    }
-    let flags = TcpFlags {
-        ack: true,
-        ..TcpFlags::default()
-    };
-    let (node, p) = (b.node, bulk_packet(b, flow, flags, seq, len));
-    world.output_local(node, p, false);
-}
-
-fn arm(world: &mut World, flow: usize, token: u64, at: Instant) {
-    let Some(b) = world.bulks.get_mut(flow) else {
-        return;
-    };
-    let queued = if token == BULK_RTO {
-        b.rto_at = Some(at);
-        &mut b.rto_queued
-    } else {
-        b.delack_at = Some(at);
-        &mut b.delack_queued
-    };
-    if queued.is_none_or(|q| q > at) {
-        *queued = Some(at);
-        world.q.schedule(at, Ev::Bulk { flow, token });
-    }
-}
-
-/// Sends new data while the window allows.
-fn pump(world: &mut World, flow: usize) {
-    loop {
-        let now = world.q.now();
-        let Some(b) = world.bulks.get_mut(flow) else {
-            return;
-        };
-        if b.established.is_none() || b.error.is_some() || b.stop.is_some_and(|s| now >= s) {
-            return;
-        }
-        let limit = b.cwnd.min(u64::from(b.window));
-        if b.flight() + u64::from(b.mss) > limit {
-            return;
-        }
-        let seq = b.snd_nxt;
-        b.snd_nxt += u64::from(b.mss);
-        let again = seq < b.snd_max;
-        b.snd_max = b.snd_max.max(b.snd_nxt);
-        let arm_rto = b.rto_at.is_none();
-        let rto = b.rto();
-        send_data(world, flow, seq, again);
-        if arm_rto {
-            arm(world, flow, BULK_RTO, now + rto);
-        }
-    }
-}
-
-fn send_syn(world: &mut World, flow: usize) {
-    let now = world.q.now();
-    let mss = world
-        .bulks
-        .get(flow)
-        .and_then(|b| mss_for(world, b.node, b.target));
-    let Some(b) = world.bulks.get_mut(flow) else {
-        return;
-    };
-    if b.established.is_some() || b.stop.is_some_and(|s| now >= s) {
-        return;
-    }
-    if let Some(m) = mss {
-        b.mss = m;
-    }
-    b.syns += 1;
-    let flags = TcpFlags {
-        syn: true,
-        ..TcpFlags::default()
-    };
-    let (node, p) = (b.node, bulk_packet(b, flow, flags, 0, 0));
-    arm(world, flow, BULK_RTO, now + Span::secs(1));
-    world.output_local(node, p, false);
-}
-
-/// A bulk timer (`Ev::Bulk`) fires.
-pub fn bulk_timer(world: &mut World, flow: usize, token: u64) {
-    let now = world.q.now();
-    match token {
-        BULK_START => send_syn(world, flow),
-        BULK_RTO => {
-            let Some(b) = world.bulks.get_mut(flow) else {
-                return;
-            };
-            b.rto_queued = None;
-            match b.rto_at {
-                None => {}
-                Some(at) if at > now => arm(world, flow, BULK_RTO, at),
-                Some(_) => {
-                    b.rto_at = None;
-                    if b.established.is_none() {
-                        return send_syn(world, flow);
-                    }
-                    if b.flight() == 0 {
-                        return;
-                    }
-                    b.timeouts += 1;
-                    b.backoff += 1;
-                    b.ssthresh = (b.flight() / 2).max(2 * u64::from(b.mss));
-                    b.cwnd = u64::from(b.mss);
-                    b.recover = None;
-                    b.dupacks = 0;
-                    b.snd_nxt = b.snd_una + u64::from(b.mss);
-                    let (seq, rto) = (b.snd_una, b.rto());
-                    send_data(world, flow, seq, true);
-                    arm(world, flow, BULK_RTO, now + rto);
-                }
-            }
-        }
-        BULK_REORDER => {
-            // The reordering window of a run of duplicate ACKs has passed.
-            let Some(b) = world.bulks.get(flow) else {
-                return;
-            };
-            let reo_wnd = Span(b.rtt_min.map_or(0, |m| m.0 / 4));
-            if b.dupacks >= 3
-                && b.recover.is_none()
-                && b.first_dup.is_some_and(|f| now.since(f) >= reo_wnd)
-            {
-                fast_retransmit(world, flow);
-            }
-        }
-        _ => {
-            let Some(b) = world.bulks.get_mut(flow) else {
-                return;
-            };
-            b.delack_queued = None;
-            match b.delack_at {
-                None => {}
-                Some(at) if at > now => arm(world, flow, BULK_DELACK_TIMER, at),
-                Some(_) => send_ack(world, flow),
-            }
-        }
-    }
-}
-
-/// The receiver acknowledges everything it holds in order.
-fn send_ack(world: &mut World, flow: usize) {
-    let Some(b) = world.bulks.get_mut(flow) else {
-        return;
-    };
-    b.unacked = 0;
-    b.delack_at = None;
-    let (node, port, ack) = (b.to_node, b.port, b.rcv_nxt);
-    let Some(sender) = b.ack_to else {
-        return;
-    };
-    let p = Packet {
-        src: sender.2,
-        dst: sender.0,
-        ttl: 64,
-        dont_fragment: true,
-        payload: Payload::Tcp {
-            src_port: port,
-            dst_port: sender.1,
-            flags: TcpFlags {
-                ack: true,
-                ..TcpFlags::default()
-            },
-            seq: 1,
-            ack: ack as u32,
-            len: 0,
-        },
-    };
-    world.output_local(node, p, false);
-}
-
-/// A TCP segment arriving at `node`: true when it belongs to a bulk
-/// transfer (and was handled). SYNs to the receiver are left to the
-/// host's own SYN handling.
-pub fn bulk_input(world: &mut World, node: usize, p: &Packet) -> bool {
+/// A segment `node`'s stack sends (after splitting to the path MTU).
+pub fn observe_sent(bulks: &mut [Bulk], node: usize, p: &Packet, now: Instant) {
     let Payload::Tcp {
         src_port,
-        dst_port,
         flags,
         seq,
-        ack,
-        len,
-    } = p.payload
+        data,
+        ..
+    } = &p.payload
     else {
-        return false;
-    };
-    let now = world.q.now();
-    // At the sender: SYN-ACK, RST or ACK to one of our ports.
-    let flow = usize::from(dst_port.wrapping_sub(BULK_PORT_BASE));
-    if let Some(b) = world.bulks.get_mut(flow)
-        && b.node == node
-        && src_port == b.port
-        && port_of(flow) == dst_port
-    {
-        if flags.rst {
-            if b.established.is_none() {
-                b.error
-                    .get_or_insert_with(|| format!("connection refused by {}", p.src));
-                b.rto_at = None;
-            }
-            return true;
-        }
-        if flags.syn {
-            if b.established.is_none() {
-                b.established = Some(now);
-                b.rto_at = None;
-                b.backoff = 0;
-                b.cwnd = 10 * u64::from(b.mss);
-                pump(world, flow);
-            }
-            return true;
-        }
-        if b.established.is_none() || !flags.ack {
-            return true;
-        }
-        let ack = widen(ack, b.snd_una);
-        on_ack(world, flow, ack, len);
-        return true;
-    }
-    // At the receiver: data from a bulk port.
-    if flags.syn || len == 0 {
-        return false;
-    }
-    let flow = usize::from(src_port.wrapping_sub(BULK_PORT_BASE));
-    let Some(b) = world.bulks.get_mut(flow) else {
-        return false;
-    };
-    if b.to_node != node || dst_port != b.port || port_of(flow) != src_port {
-        return false;
-    }
-    b.ack_to = Some((p.src, src_port, p.dst));
-    let start = widen(seq, b.rcv_nxt);
-    let end = start + u64::from(len);
-    let now_ack;
-    if start == b.rcv_nxt {
-        let filled = !b.ooo.is_empty();
-        b.rcv_nxt = end;
-        while let Some((&s, &e)) = b.ooo.first_key_value() {
-            if s > b.rcv_nxt {
-                break;
-            }
-            b.rcv_nxt = b.rcv_nxt.max(e);
-            b.ooo.remove(&s);
-        }
-        b.delivered.push((now, b.rcv_nxt));
-        b.unacked += 1;
-        now_ack = filled || b.unacked >= 2;
-    } else {
-        if start > b.rcv_nxt {
-            let e = b.ooo.entry(start).or_insert(end);
-            *e = (*e).max(end);
-        }
-        now_ack = true;
-    }
-    if now_ack {
-        send_ack(world, flow);
-    } else {
-        arm(world, flow, BULK_DELACK_TIMER, now + BULK_DELACK);
-    }
-    true
-}
-
-/// The sender gets a cumulative ACK for `ack` (a pure ACK when `len` is 0).
-fn on_ack(world: &mut World, flow: usize, ack: u64, len: u32) {
-    let now = world.q.now();
-    let Some(b) = world.bulks.get_mut(flow) else {
         return;
     };
-    let mss = u64::from(b.mss);
-    if ack > b.snd_una && ack <= b.snd_nxt.max(b.snd_una + u64::from(b.window) * 2) {
-        let acked = ack - b.snd_una;
-        b.snd_una = ack;
-        b.snd_nxt = b.snd_nxt.max(ack);
-        b.dupacks = 0;
-        b.first_dup = None;
-        b.backoff = 0;
-        if let Some((end, sent)) = b.timed
-            && ack >= end
-        {
-            let sample = now.since(sent);
-            b.srtt = Some(match b.srtt {
-                Some(s) => Span((s.0 * 7 + sample.0) / 8),
-                None => sample,
-            });
-            b.rtt_min = Some(b.rtt_min.map_or(sample, |m| m.min(sample)));
-            b.timed = None;
-        }
-        let mut retransmit = None;
-        match b.recover {
-            Some(r) if ack >= r => {
-                b.recover = None;
-                b.cwnd = b.ssthresh;
-            }
-            Some(_) => retransmit = Some(b.snd_una),
-            None if b.cwnd < b.ssthresh => b.cwnd += acked.min(2 * mss),
-            None => b.cwnd += (mss * acked.min(mss) / b.cwnd.max(1)).max(1),
-        }
-        b.cwnd = b.cwnd.min(u64::from(b.window));
-        let rto = b.rto();
-        if b.flight() == 0 {
-            b.rto_at = None;
-        }
-        let busy = b.flight() > 0;
-        if let Some(seq) = retransmit {
-            send_data(world, flow, seq, true);
-        }
-        if busy {
-            arm(world, flow, BULK_RTO, now + rto);
-        }
-        pump(world, flow);
-    } else if ack == b.snd_una && len == 0 && b.flight() > 0 {
-        b.dupacks += 1;
-        let first = *b.first_dup.get_or_insert(now);
-        let reo_wnd = Span(b.rtt_min.map_or(0, |m| m.0 / 4));
-        if b.dupacks >= 3 && b.recover.is_none() {
-            if now.since(first) >= reo_wnd {
-                fast_retransmit(world, flow);
-            } else if b.dupacks == 3 {
-                world.q.schedule(
-                    first + reo_wnd,
-                    Ev::Bulk {
-                        flow,
-                        token: BULK_REORDER,
-                    },
-                );
-            }
-        }
-    }
-}
-
-/// Reno's fast retransmit: halve, retransmit the first unacked segment
-/// and stay in recovery until everything sent so far is acked.
-fn fast_retransmit(world: &mut World, flow: usize) {
-    let Some(b) = world.bulks.get_mut(flow) else {
+    let Some(flow) = flow_of(bulks, node, *src_port) else {
         return;
     };
-    let mss = u64::from(b.mss);
-    b.ssthresh = (b.flight() / 2).max(2 * mss);
-    b.cwnd = b.ssthresh;
-    b.recover = Some(b.snd_nxt);
-    let seq = b.snd_una;
-    send_data(world, flow, seq, true);
+    let w = &mut bulks[flow].wire;
+    if flags.syn {
+        w.syns += 1;
+        w.isn = Some(seq.wrapping_add(1));
+        return;
+    }
+    if data.is_empty() {
+        return;
+    }
+    let end = w.offset(*seq) + u64::from(data.len());
+    w.segments += 1;
+    w.mss = w.mss.max(data.len());
+    if end <= w.snd_max {
+        w.retransmits += 1;
+        w.timed = None;
+    } else {
+        w.snd_max = end;
+        w.timed.get_or_insert((end, now));
+    }
 }
 
-/// An ICMP "fragmentation needed" quoting a bulk segment lowers the MSS
-/// (path MTU discovery) and sends the unacked data again. True when the
-/// quoted packet was a bulk segment.
-pub fn bulk_icmp(world: &mut World, node: usize, original: &Packet, mtu: Option<u32>) -> bool {
-    let Payload::Tcp { src_port, .. } = original.payload else {
-        return false;
+/// A segment arriving for `node`'s stack: ACKs time the flow's segments.
+pub fn observe_received(bulks: &mut [Bulk], node: usize, p: &Packet, now: Instant) {
+    let Payload::Tcp {
+        dst_port,
+        flags,
+        ack,
+        window,
+        options,
+        ..
+    } = &p.payload
+    else {
+        return;
     };
-    let flow = usize::from(src_port.wrapping_sub(BULK_PORT_BASE));
-    let Some(b) = world.bulks.get_mut(flow) else {
-        return false;
+    let Some(flow) = flow_of(bulks, node, *dst_port) else {
+        return;
     };
-    if b.node != node || port_of(flow) != src_port {
-        return false;
+    let w = &mut bulks[flow].wire;
+    if flags.syn {
+        w.peer_shift = options.window_scale.unwrap_or(0);
+        w.peer_window = u64::from(*window);
+        return;
     }
-    let headers = if b.target.is_ipv4() { 40 } else { 60 };
-    if let Some(m) = mtu.map(|m| m.saturating_sub(headers).max(1))
-        && m < b.mss
+    w.peer_window = u64::from(*window) << w.peer_shift.min(14);
+    if !flags.ack || w.isn.is_none() {
+        return;
+    }
+    let acked = w.offset(*ack);
+    if let Some((end, sent)) = w.timed
+        && acked >= end
+        && acked <= w.snd_max
     {
-        b.mss = m;
-        b.snd_nxt = b.snd_una;
-        b.timed = None;
-        pump(world, flow);
+        let sample = now.since(sent);
+        w.rtt_min = Some(w.rtt_min.map_or(sample, |m| m.min(sample)));
+        w.rtt_sum += sample.0;
+        w.rtt_count += 1;
+        w.timed = None;
     }
-    true
 }
 
 #[cfg(test)]
@@ -780,15 +511,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sequence_numbers_widen_to_the_nearest_offset() {
-        assert_eq!(widen(100, 0), 100);
-        assert_eq!(widen(5, (1u64 << 32) - 10), (1u64 << 32) + 5);
-        assert_eq!(widen(u32::MAX - 1, 1u64 << 32), (1u64 << 32) - 2);
-    }
-
-    #[test]
     fn goodput_counts_bytes_delivered_in_the_window() {
-        let mut b = Bulk::new(0, 1, IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 22);
+        let mut b = Bulk::new(0, 1, IpAddr::from([127, 0, 0, 1]), 22, Instant(0));
         b.delivered = vec![
             (Instant(500_000_000), 1_000),
             (Instant(1_500_000_000), 126_000),
@@ -802,16 +526,78 @@ mod tests {
         assert_eq!(b.goodput(Instant(5), Instant(5)), 0.0);
     }
 
+    fn segment(port: u16, syn: bool, seq: u32, len: usize) -> Packet {
+        Packet {
+            src: IpAddr::from([10, 0, 0, 1]),
+            dst: IpAddr::from([10, 0, 0, 2]),
+            ttl: 64,
+            dont_fragment: true,
+            payload: Payload::Tcp {
+                src_port: port,
+                dst_port: 5201,
+                flags: crate::packet::TcpFlags {
+                    syn,
+                    ack: !syn,
+                    ..Default::default()
+                },
+                seq,
+                ack: 0,
+                window: 0,
+                options: Default::default(),
+                data: crate::packet::Data::new(&vec![0; len]),
+            },
+        }
+    }
+
+    fn ack(port: u16, ack: u32) -> Packet {
+        Packet {
+            src: IpAddr::from([10, 0, 0, 2]),
+            dst: IpAddr::from([10, 0, 0, 1]),
+            ttl: 64,
+            dont_fragment: true,
+            payload: Payload::Tcp {
+                src_port: 5201,
+                dst_port: port,
+                flags: crate::packet::TcpFlags {
+                    ack: true,
+                    ..Default::default()
+                },
+                seq: 0,
+                ack,
+                window: 1000,
+                options: Default::default(),
+                data: crate::packet::Data::default(),
+            },
+        }
+    }
+
     #[test]
-    fn the_window_is_the_largest_without_scaling_and_rto_has_a_floor() {
-        assert_eq!(BULK_WINDOW, u32::from(u16::MAX));
-        let mut b = Bulk::new(0, 1, IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 22);
-        assert_eq!(b.rto(), Span::secs(1));
-        b.srtt = Some(Span::millis(20));
-        assert_eq!(b.rto(), BULK_RTO_MIN);
-        b.srtt = Some(Span::millis(300));
-        assert_eq!(b.rto(), Span::millis(600));
-        b.backoff = 1;
-        assert_eq!(b.rto(), Span::millis(1200));
+    fn the_wire_observer_counts_retransmissions_and_times_by_karns_rule() {
+        let mut bulks = vec![Bulk::new(
+            0,
+            1,
+            IpAddr::from([10, 0, 0, 2]),
+            5201,
+            Instant(0),
+        )];
+        bulks[0].local_port = Some(40000);
+        let t = |ms: u64| Instant(ms * 1_000_000);
+        // ISN u32::MAX: offsets wrap around zero.
+        observe_sent(&mut bulks, 0, &segment(40000, true, u32::MAX, 0), t(0));
+        observe_sent(&mut bulks, 0, &segment(40000, false, 0, 1000), t(10));
+        observe_sent(&mut bulks, 0, &segment(40000, false, 1000, 1000), t(11));
+        observe_received(&mut bulks, 0, &ack(40000, 1000), t(50));
+        // The first segment is timed: 40 ms.
+        assert_eq!(bulks[0].wire.rtt_min, Some(Span::millis(40)));
+        // A retransmission of the second is counted and not timed.
+        observe_sent(&mut bulks, 0, &segment(40000, false, 1000, 1000), t(300));
+        observe_received(&mut bulks, 0, &ack(40000, 2000), t(340));
+        let w = &bulks[0].wire;
+        assert_eq!((w.syns, w.segments, w.retransmits, w.mss), (1, 3, 1, 1000));
+        assert_eq!(w.rtt_avg(), Some(Span::millis(40)));
+        assert_eq!(w.peer_window, 1000);
+        // Another port is not the flow.
+        observe_sent(&mut bulks, 0, &segment(40001, false, 5, 10), t(400));
+        assert_eq!(bulks[0].wire.segments, 3);
     }
 }

@@ -10,8 +10,8 @@
 //! - `recover`: after the last unanswered probe sent between the event and
 //!   `within` + `recover_hold` after it, the next probe is answered, and
 //!   its answer comes within `within` of the event;
-//! - `throughput`: a bulk TCP-like transfer (the model is described in
-//!   [`crate::probe`], "Bulk transfers") from `from` to `to` (the address
+//! - `throughput`: a bulk TCP transfer over the hosts' smoltcp stacks
+//!   ([`crate::probe`], "Bulk transfer") from `from` to `to` (the address
 //!   a probe would use: `via`'s overlay address, else the underlay one; the
 //!   port is the lowest TCP port `to` listens on, else 5201) starts with
 //!   its handshake at the end of the warm-up; its goodput (bytes delivered
@@ -96,10 +96,8 @@ pub struct RunOptions {
 pub struct ProbeSpec {
     /// Host name of the sender.
     pub from: String,
-    /// Address to probe.
+    /// Address to probe (the source is the one routing picks, as for ping).
     pub target: IpAddr,
-    /// Source address (default: the one routing picks, as ping does).
-    pub source: Option<IpAddr>,
     pub kind: ProbeKind,
 }
 
@@ -207,15 +205,18 @@ pub struct TransferResult {
     pub goodput_bps: f64,
     /// Bytes delivered in order over the window.
     pub bytes: u64,
+    /// Largest segment payload sent since the path MTU last changed.
     pub mss: u32,
-    pub receive_window: u32,
-    /// Data segments sent over the whole transfer, retransmissions among
-    /// them, retransmission timeouts.
+    /// The receive window the receiver announced last, in bytes.
+    pub receive_window: u64,
+    /// SYNs sent; data segments sent over the whole transfer and the
+    /// retransmissions among them (seen on the sender's side of the wire).
+    pub syns: u32,
     pub segments: u64,
     pub retransmits: u64,
-    pub timeouts: u64,
-    pub srtt: Option<Span>,
+    /// Round-trip times of segments sent once and acknowledged (Karn).
     pub rtt_min: Option<Span>,
+    pub rtt_avg: Option<Span>,
     pub established: Option<Instant>,
     pub error: Option<String>,
 }
@@ -286,6 +287,12 @@ pub fn run(
             return Ok(*i);
         }
         let probe = make_probe(w, t, addressing, &key, options)?;
+        if let ProbeKind::Udp { port } = probe.kind
+            && let Some(n) = w.nodes.get_mut(key.to.index())
+        {
+            // The measurement's receiver (like `iperf3 -s -u`) runs there.
+            n.udp_apps.insert(port);
+        }
         let start = Instant::START + Span::secs(1) + Span::millis(10 * keys.len() as u64);
         let i = w.add_probe(probe, start);
         keys.insert(key, i);
@@ -359,15 +366,17 @@ pub fn run(
             .addr_host
             .get(&spec.target)
             .map_or_else(|| spec.target.to_string(), |n| w.nodes[*n].name.clone());
+        if let (ProbeKind::Udp { port }, Some(&n)) = (spec.kind, w.addr_host.get(&spec.target)) {
+            w.nodes[n].udp_apps.insert(port);
+        }
         let probe = Probe {
             node: id.index(),
             from: spec.from.clone(),
             to,
             target: spec.target,
-            source: spec.source,
             kind: spec.kind,
             interval: options.probe_interval,
-            dont_fragment: true,
+            timeout: options.probe_timeout,
             until: None,
             samples: Vec::new(),
             via: None,
@@ -409,17 +418,16 @@ pub fn run(
                     .map(|(p, _)| *p)
             })
             .unwrap_or(crate::probe::BULK_DEFAULT_PORT);
-        let mut bulk = crate::probe::Bulk::new(tp.from.index(), tp.to.index(), target, port);
-        bulk.stop = Some(measure_stop);
+        if let Some(n) = w.nodes.get_mut(tp.to.index()) {
+            // Without a service to send to, the measurement brings its own
+            // server (like `iperf3 -s`); a firewall may still stop it.
+            n.tcp_listen.entry(port).or_insert(None);
+        }
+        let bulk =
+            crate::probe::Bulk::new(tp.from.index(), tp.to.index(), target, port, measure_stop);
         let flow = w.bulks.len();
         w.bulks.push(bulk);
-        w.q.schedule(
-            tp_start,
-            Ev::Bulk {
-                flow,
-                token: crate::probe::BULK_START,
-            },
-        );
+        w.q.schedule(tp_start, Ev::Bulk { flow });
     }
     // The timeline.
     for (i, e) in t.events.iter().enumerate() {
@@ -553,13 +561,13 @@ pub fn run(
             window,
             goodput_bps: goodput,
             bytes,
-            mss: b.mss,
-            receive_window: b.window,
-            segments: b.segments,
-            retransmits: b.retransmits,
-            timeouts: b.timeouts,
-            srtt: b.srtt,
-            rtt_min: b.rtt_min,
+            mss: b.wire.mss,
+            receive_window: b.wire.peer_window,
+            syns: b.wire.syns,
+            segments: b.wire.segments,
+            retransmits: b.wire.retransmits,
+            rtt_min: b.wire.rtt_min,
+            rtt_avg: b.wire.rtt_avg(),
             established: b.established,
             error: b.error.clone(),
         };
@@ -576,24 +584,27 @@ pub fn run(
         } else {
             let how = format!(
                 "goodput {:.2} Mbit/s (at least {:.2} Mbit/s required) over {} from {measure_start}, \
-                 one TCP-like flow to {}:{} with MSS {} and a {}-byte window; {} segments sent, \
-                 {} retransmitted, {} timeouts; srtt {}, min RTT {}{}",
+                 one TCP flow (smoltcp, CUBIC) to {}:{}, MSS {}, receive window {} bytes; {} segments sent, \
+                 {} retransmitted; RTT min {}, avg {}{}",
                 goodput / 1e6,
                 need as f64 / 1e6,
                 measure_stop.since(measure_start),
                 b.target,
                 b.port,
-                b.mss,
-                b.window,
-                b.segments,
-                b.retransmits,
-                b.timeouts,
-                rtt(b.srtt),
-                rtt(b.rtt_min),
-                match (&b.error, b.established) {
-                    (Some(e), _) => format!("; {e}"),
-                    (None, None) => format!("; never connected ({} SYNs unanswered)", b.syns),
-                    (None, Some(_)) => String::new(),
+                tr.mss,
+                tr.receive_window,
+                tr.segments,
+                tr.retransmits,
+                rtt(tr.rtt_min),
+                rtt(tr.rtt_avg),
+                match (&b.error, b.established, &b.last_error) {
+                    (Some(e), _, _) => format!("; {e}"),
+                    (None, None, None) =>
+                        format!("; never connected ({} SYNs unanswered)", tr.syns),
+                    (None, None, Some(e)) =>
+                        format!("; never connected ({} SYNs sent; {e})", tr.syns),
+                    (None, Some(_), Some(e)) => format!("; last ICMP error: {e}"),
+                    (None, Some(_), None) => String::new(),
                 }
             );
             let ok = b.established.is_some() && goodput >= need as f64;
@@ -800,10 +811,9 @@ fn make_probe(
         from: from.name.clone(),
         to: to.name.clone(),
         target,
-        source: None,
         kind,
         interval: options.probe_interval,
-        dont_fragment: true,
+        timeout: options.probe_timeout,
         until: None,
         samples: Vec::new(),
         via: key.via.map(|v| t.overlay_name(v).to_string()),

@@ -3,7 +3,7 @@
 //! FORWARD → POSTROUTING NAT → MTU → segment), tunnel models, probes and
 //! the administrative actions of the timeline.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use vpnsim_render::iptables::{RejectWith, TableName};
@@ -18,6 +18,7 @@ use crate::packet::{Body, Icmp, Packet, Payload, TcpFlags, UnreachableCode};
 use crate::probe::Probe;
 use crate::proto::Action;
 use crate::rng::Rng;
+use crate::stack::{PortOwner, Stack};
 use crate::time::{Instant, Span};
 
 /// Events on the queue.
@@ -38,8 +39,10 @@ pub enum Ev {
     },
     /// A probe sends its next request.
     Probe { probe: usize },
-    /// A bulk transfer's timer (`crate::probe::BULK_*` tokens).
-    Bulk { flow: usize, token: u64 },
+    /// A bulk transfer starts.
+    Bulk { flow: usize },
+    /// A node's stack asked to be polled (valid in the node's `epoch`).
+    Stack { node: usize, epoch: u64 },
     /// Timeline entry number `.0` (prepared by the runner).
     Timeline(usize),
     /// One host's part of a promotion procedure.
@@ -157,8 +160,9 @@ impl World {
                     token,
                     epoch,
                 } => self.fire_timer(node, tunnel, token, epoch),
-                Ev::Probe { probe } => self.send_probe(probe),
-                Ev::Bulk { flow, token } => crate::probe::bulk_timer(self, flow, token),
+                Ev::Probe { probe } => crate::probe::send(self, probe),
+                Ev::Bulk { flow } => crate::probe::start_bulk(self, flow),
+                Ev::Stack { node, epoch } => self.stack_timer(node, epoch),
                 Ev::Timeline(i) => timeline(self, i),
                 Ev::Script { node, path } => crate::load::run_script(self, node, &path),
             }
@@ -594,7 +598,9 @@ impl World {
                     },
                     seq: 0,
                     ack: seq.wrapping_add(1),
-                    len: 0,
+                    window: 0,
+                    options: crate::packet::TcpOptions::default(),
+                    data: crate::packet::Data::default(),
                 },
             };
             return self.output_local(node, rst, false);
@@ -645,40 +651,9 @@ impl World {
         }
         let now = self.now();
         if let Some(t) = self.nodes[node].tunnels.iter().position(|t| t.accepts(&p)) {
-            let actions = match self.nodes[node].tunnels.get_mut(t) {
-                Some(tunnel) => tunnel
-                    .model()
-                    .map(|m| m.receive(now, &mut self.rng, p))
-                    .unwrap_or_default(),
-                None => Vec::new(),
-            };
-            return self.apply(node, t, actions);
-        }
-        if crate::probe::bulk_input(self, node, &p) {
-            return;
+            return self.deliver_to_model(node, t, p);
         }
         match &p.payload {
-            Payload::Icmp(Icmp::EchoRequest { id, seq, len }) => {
-                let reply = Packet {
-                    src: p.dst,
-                    dst: p.src,
-                    ttl: 64,
-                    dont_fragment: p.dont_fragment,
-                    payload: Payload::Icmp(Icmp::EchoReply {
-                        id: *id,
-                        seq: *seq,
-                        len: *len,
-                    }),
-                };
-                self.output_local(node, reply, false);
-            }
-            Payload::Icmp(Icmp::EchoReply { id, seq, .. }) => crate::probe::on_reply(
-                self,
-                node,
-                usize::from(*id).wrapping_sub(1),
-                u32::from(*seq),
-                now,
-            ),
             Payload::Icmp(Icmp::Unreachable {
                 original,
                 code,
@@ -690,10 +665,9 @@ impl World {
                     }
                     _ => format!("{code:?} unreachable from {}", p.src),
                 };
-                if *code == UnreachableCode::FragmentationNeeded
-                    && crate::probe::bulk_icmp(self, node, original, *mtu)
-                {
-                    return;
+                if let (UnreachableCode::FragmentationNeeded, Some(m)) = (code, mtu) {
+                    self.nodes[node].learn_pmtu(original.dst, *m, now);
+                    crate::probe::path_mtu_changed(&mut self.bulks, node, original.dst);
                 }
                 crate::probe::on_error(self, node, original, what);
             }
@@ -701,88 +675,239 @@ impl World {
                 let what = format!("time exceeded from {}", p.src);
                 crate::probe::on_error(self, node, original, what);
             }
+            Payload::Icmp(_) => self.deliver_to_stack(node, p),
             Payload::Udp { dst_port, body, .. } => {
+                let dst_port = *dst_port;
                 let t = self.nodes[node]
                     .tunnels
                     .iter()
-                    .position(|t| t.ports.contains(dst_port));
+                    .position(|t| t.ports.contains(&dst_port));
                 if let Some(t) = t {
-                    let actions = match self.nodes[node].tunnels.get_mut(t) {
-                        Some(tunnel) => tunnel
-                            .model()
-                            .map(|m| m.receive(now, &mut self.rng, p.clone()))
-                            .unwrap_or_default(),
-                        None => Vec::new(),
-                    };
-                    self.apply(node, t, actions);
-                } else if let Body::Data { tag, .. } = body {
-                    crate::probe::on_reply(self, node, (tag >> 32) as usize, *tag as u32, now);
-                } else {
-                    self.drop_packet(node, &p, "no socket on the port");
-                    self.icmp_error(node, &p, UnreachableCode::Port, None, Some(iface));
+                    return self.deliver_to_model(node, t, p);
                 }
+                if self.nodes[node].udp_apps.contains(&dst_port)
+                    && let Some(stack) = self.stack(node)
+                    && let Err(e) = stack.udp_receiver(dst_port)
+                {
+                    self.log(format!("udp receiver: {e}"));
+                }
+                let served = self
+                    .nodes
+                    .get(node)
+                    .and_then(|n| n.stack.as_ref())
+                    .is_some_and(|s| s.has_udp_port(dst_port));
+                if !served && !matches!(body, Body::Data { .. }) {
+                    // The stack answers with a port unreachable; say why here.
+                    self.drop_packet(node, &p, "no socket on the port");
+                }
+                self.deliver_to_stack(node, p);
             }
             Payload::Tcp {
-                src_port,
-                dst_port,
-                flags,
-                seq,
-                ..
+                dst_port, flags, ..
             } => {
-                if flags.syn && !flags.ack {
+                if flags.rst {
+                    crate::probe::on_reset(self, node, &p);
+                } else if flags.syn && !flags.ack {
                     let listening = self.nodes[node]
                         .tcp_listen
                         .get(dst_port)
-                        .is_some_and(|bound| bound.is_none_or(|a| a == p.dst));
-                    let reply = Packet {
-                        src: p.dst,
-                        dst: p.src,
-                        ttl: 64,
-                        dont_fragment: true,
-                        payload: Payload::Tcp {
-                            src_port: *dst_port,
-                            dst_port: *src_port,
-                            flags: TcpFlags {
-                                syn: listening,
-                                ack: true,
-                                rst: !listening,
-                                fin: false,
-                            },
-                            seq: 0,
-                            ack: seq.wrapping_add(1),
-                            len: 0,
-                        },
-                    };
-                    self.output_local(node, reply, false);
-                } else if flags.syn && flags.ack {
-                    let probe = usize::from(dst_port.wrapping_sub(crate::probe::TCP_PORT_BASE));
-                    crate::probe::on_reply(self, node, probe, seq_of(&p), now);
-                } else if flags.rst {
-                    let probe = usize::from(dst_port.wrapping_sub(crate::probe::TCP_PORT_BASE));
-                    crate::probe::on_refused(
-                        self,
-                        node,
-                        probe,
-                        seq_of(&p),
-                        format!("connection refused by {}", p.src),
-                    );
+                        .copied()
+                        .filter(|bound| bound.is_none_or(|a| a == p.dst));
+                    if let Some(bound) = listening
+                        && let Some(stack) = self.stack(node)
+                    {
+                        stack.ensure_listener(*dst_port, bound);
+                    }
                 }
+                self.deliver_to_stack(node, p);
             }
             Payload::Esp(_) => {
                 let t = self.nodes[node].tunnels.iter().position(|t| t.esp);
-                if let Some(t) = t {
-                    let actions = match self.nodes[node].tunnels.get_mut(t) {
-                        Some(tunnel) => tunnel
-                            .model()
-                            .map(|m| m.receive(now, &mut self.rng, p.clone()))
-                            .unwrap_or_default(),
-                        None => Vec::new(),
-                    };
-                    self.apply(node, t, actions);
-                } else {
-                    self.drop_packet(node, &p, "no IPsec SA");
+                match t {
+                    Some(t) => self.deliver_to_model(node, t, p),
+                    None => self.drop_packet(node, &p, "no IPsec SA"),
                 }
             }
+        }
+    }
+
+    /// A packet for tunnel model `t` of the node.
+    fn deliver_to_model(&mut self, node: usize, t: usize, p: Packet) {
+        let now = self.now();
+        let actions = match self.nodes[node].tunnels.get_mut(t) {
+            Some(tunnel) => tunnel
+                .model()
+                .map(|m| m.receive(now, &mut self.rng, p))
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        self.apply(node, t, actions);
+    }
+
+    // ---------------------------------------------------------------
+    // The hosts' own stacks (smoltcp)
+    // ---------------------------------------------------------------
+
+    /// The node's stack, made at its first use after boot; `None` while
+    /// the node is down.
+    pub fn stack(&mut self, node: usize) -> Option<&mut Stack> {
+        let now = self.now();
+        let n = self.nodes.get(node).filter(|n| n.up)?;
+        if n.stack.is_none() {
+            let seed = self.rng.next_u64();
+            self.nodes[node].stack = Some(Box::new(Stack::new(seed, now)));
+        }
+        self.nodes[node].stack.as_deref_mut()
+    }
+
+    /// The source address a connection from `node` to `target` uses: the
+    /// target itself when it is local, else the preferred address of the
+    /// interface the route uses (`None`: no route).
+    pub fn route_source(&self, node: usize, target: IpAddr) -> Option<IpAddr> {
+        let n = self.nodes.get(node)?;
+        if n.is_local(target) {
+            return Some(target);
+        }
+        let route = n.lookup(target, false)?;
+        n.source_for(route.iface, target)
+    }
+
+    /// UDP ports the node's tunnel models use, which the stack must not
+    /// hand out.
+    pub fn reserved_ports(&self, node: usize) -> BTreeSet<u16> {
+        self.nodes.get(node).map_or_else(BTreeSet::new, |n| {
+            n.tunnels
+                .iter()
+                .flat_map(|t| t.ports.iter().copied())
+                .collect()
+        })
+    }
+
+    pub fn port_owner(&self, node: usize, proto: u8, port: u16) -> Option<PortOwner> {
+        self.nodes
+            .get(node)?
+            .stack
+            .as_ref()?
+            .port_owner(proto, port)
+    }
+
+    /// Hands a packet the node accepted to its stack.
+    fn deliver_to_stack(&mut self, node: usize, mut p: Packet) {
+        let now = self.now();
+        crate::probe::observe_received(&mut self.bulks, node, &p, now);
+        self.clamp_peer_mss(node, &mut p);
+        let bytes = crate::wire::emit(&p, false);
+        let Some(stack) = self.stack(node) else {
+            return;
+        };
+        stack.receive(bytes);
+        self.poll_stack(node);
+    }
+
+    /// Runs the node's stack now: what it sends goes out through the
+    /// host, what its applications saw goes to the probes; then its next
+    /// wake-up is queued.
+    pub fn poll_stack(&mut self, node: usize) {
+        let now = self.now();
+        let Some(stack) = self.nodes.get_mut(node).and_then(|n| n.stack.as_mut()) else {
+            return;
+        };
+        let polled = stack.poll(now);
+        let next = stack.poll_at(now).map(|at| at.max(now + Span::micros(1)));
+        let queue = match (next, stack.wake) {
+            (Some(at), Some(queued)) => at < queued,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if queue {
+            stack.wake = next;
+        }
+        let epoch = self.nodes[node].epoch;
+        if let (true, Some(at)) = (queue, next) {
+            self.q.schedule(at, Ev::Stack { node, epoch });
+        }
+        for bytes in polled.packets {
+            match crate::wire::parse(&bytes) {
+                Ok(p) => self.stack_output(node, p),
+                Err(e) => {
+                    let text = format!(
+                        "{}: unreadable packet from the stack: {e}",
+                        self.nodes[node].name
+                    );
+                    self.log(text);
+                }
+            }
+        }
+        for ev in polled.events {
+            crate::probe::on_app_event(self, node, ev);
+        }
+    }
+
+    /// A stack wake-up (`Ev::Stack`) fires.
+    fn stack_timer(&mut self, node: usize, epoch: u64) {
+        let now = self.now();
+        let Some(n) = self
+            .nodes
+            .get_mut(node)
+            .filter(|n| n.up && n.epoch == epoch)
+        else {
+            return;
+        };
+        let Some(stack) = n.stack.as_mut().filter(|s| s.wake == Some(now)) else {
+            return; // replaced by an earlier wake-up, or the stack is gone
+        };
+        stack.wake = None;
+        self.poll_stack(node);
+    }
+
+    /// A packet from the node's stack leaves like any local packet, with
+    /// what the kernel adds to TCP: the advertised MSS follows the route's
+    /// MTU, and segments are split to a path MTU learnt from ICMP (smoltcp
+    /// knows neither).
+    fn stack_output(&mut self, node: usize, mut p: Packet) {
+        let now = self.now();
+        let limit = self.path_mtu(node, p.dst);
+        let header = p.ip_header_len() + crate::packet::TCP_HEADER;
+        if let (Payload::Tcp { flags, options, .. }, Some(mtu)) = (&mut p.payload, limit)
+            && flags.syn
+        {
+            let advertised = mtu.saturating_sub(header).min(u32::from(u16::MAX)) as u16;
+            options.mss = options.mss.map(|m| m.min(advertised));
+        }
+        for piece in split_segment(p, limit) {
+            crate::probe::observe_sent(&mut self.bulks, node, &piece, now);
+            self.output_local(node, piece, false);
+        }
+    }
+
+    /// The smallest of the route's interface MTU, its link's MTU and a
+    /// learnt path MTU towards `dst`.
+    fn path_mtu(&self, node: usize, dst: IpAddr) -> Option<u32> {
+        let n = self.nodes.get(node)?;
+        let route = n.lookup(dst, false)?;
+        let iface = n.ifaces.get(route.iface)?;
+        let mut mtu = iface.mtu;
+        if let IfaceKind::Underlay(seg) = iface.kind
+            && let Some(s) = self.segs.get(seg)
+        {
+            mtu = mtu.min(s.mtu);
+        }
+        if let Some(learnt) = n.pmtu(dst, self.now()) {
+            mtu = mtu.min(learnt);
+        }
+        Some(mtu)
+    }
+
+    /// The MSS a peer announces in its SYN is also capped by this host's
+    /// own path MTU towards it (Linux sends min(peer MSS, PMTU − headers)).
+    fn clamp_peer_mss(&self, node: usize, p: &mut Packet) {
+        let header = p.ip_header_len() + crate::packet::TCP_HEADER;
+        let limit = self.path_mtu(node, p.src);
+        if let (Payload::Tcp { flags, options, .. }, Some(mtu)) = (&mut p.payload, limit)
+            && flags.syn
+        {
+            let cap = mtu.saturating_sub(header).min(u32::from(u16::MAX)) as u16;
+            options.mss = Some(options.mss.map_or(cap, |m| m.min(cap)));
         }
     }
 
@@ -1028,7 +1153,10 @@ impl World {
             let reason = format!("lost on {}", self.segs[seg].name);
             return self.drop_packet(from.0, &p, &reason);
         }
-        let at = self.segs[seg].schedule(from, now, p.wire_len(), &mut self.rng);
+        let Some(at) = self.segs[seg].schedule(from, now, p.wire_len(), &mut self.rng) else {
+            let reason = format!("queue full on {}", self.segs[seg].name);
+            return self.drop_packet(from.0, &p, &reason);
+        };
         if let Some(captures) = &mut self.captures {
             captures
                 .entry(self.segs[seg].name.clone())
@@ -1076,33 +1204,6 @@ impl World {
     // Probes
     // ---------------------------------------------------------------
 
-    fn send_probe(&mut self, index: usize) {
-        let now = self.now();
-        let Some(probe) = self.probes.get_mut(index) else {
-            return;
-        };
-        if probe.until.is_some_and(|u| now >= u) {
-            return;
-        }
-        let seq = probe.samples.len() as u32;
-        probe.samples.push(crate::probe::Sample {
-            seq,
-            sent: now,
-            reply: None,
-            error: None,
-        });
-        let next = now + probe.interval;
-        let (node, packet) = (probe.node, probe.packet(index, seq));
-        self.q.schedule(next, Ev::Probe { probe: index });
-        if !self.nodes.get(node).is_some_and(|n| n.up) {
-            if let Some(s) = self.probes[index].samples.last_mut() {
-                s.error = Some("source host is down".into());
-            }
-            return;
-        }
-        self.output_local(node, packet, false);
-    }
-
     pub fn add_probe(&mut self, probe: Probe, start: Instant) -> usize {
         let index = self.probes.len();
         self.probes.push(probe);
@@ -1124,6 +1225,8 @@ impl World {
         n.nat_in.clear();
         n.nat_out.clear();
         n.tunnels.clear();
+        n.stack = None;
+        n.pmtu.clear();
         let name = n.name.clone();
         self.log(format!("{name}: crashed (all state lost)"));
     }
@@ -1239,11 +1342,58 @@ impl World {
     }
 }
 
-fn seq_of(p: &Packet) -> u32 {
-    match &p.payload {
-        Payload::Tcp { ack, .. } => ack.wrapping_sub(1),
-        _ => 0,
+/// Splits a TCP segment whose payload does not fit `mtu` into segments
+/// that do (what Linux's TCP does once it knows the path MTU); other
+/// packets pass whole.
+pub fn split_segment(p: Packet, mtu: Option<u32>) -> Vec<Packet> {
+    let Some(mtu) = mtu else {
+        return vec![p];
+    };
+    let Payload::Tcp {
+        src_port,
+        dst_port,
+        flags,
+        seq,
+        ack,
+        window,
+        options,
+        data,
+    } = &p.payload
+    else {
+        return vec![p];
+    };
+    let room =
+        mtu.saturating_sub(p.ip_header_len() + crate::packet::TCP_HEADER + options.wire_len());
+    if data.len() <= room || room == 0 || flags.syn {
+        return vec![p];
     }
+    let bytes = data.as_slice();
+    let chunks: Vec<&[u8]> = bytes.chunks(room as usize).collect();
+    let last = chunks.len() - 1;
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let offset = (i * room as usize) as u32;
+            Packet {
+                payload: Payload::Tcp {
+                    src_port: *src_port,
+                    dst_port: *dst_port,
+                    flags: TcpFlags {
+                        fin: flags.fin && i == last,
+                        psh: flags.psh && i == last,
+                        ..*flags
+                    },
+                    seq: seq.wrapping_add(offset),
+                    ack: *ack,
+                    window: *window,
+                    options: *options,
+                    data: crate::packet::Data::new(chunk),
+                },
+                ..p.clone()
+            }
+        })
+        .collect()
 }
 
 /// A short description of a packet for the trace.

@@ -532,12 +532,14 @@ fn tcp_segment(src: SocketAddr, dst: SocketAddr, syn: bool, ack: bool, rst: bool
             flags: TcpFlags {
                 syn,
                 ack,
-                fin: false,
                 rst,
+                ..TcpFlags::default()
             },
             seq: 0,
             ack: 0,
-            len: 0,
+            window: u16::MAX,
+            options: crate::packet::TcpOptions::default(),
+            data: crate::packet::Data::default(),
         },
     }
 }

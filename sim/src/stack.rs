@@ -1,0 +1,709 @@
+//! A host's own TCP/IP stack: one smoltcp interface per node, for the
+//! traffic that starts or ends at the host (ICMP echo, UDP datagrams, TCP
+//! connections). The forwarding plane ([`crate::world`]) stays ours: it
+//! routes, filters, NATs and tunnels; the stack sees only packets the host
+//! accepted for itself, as bytes ([`crate::wire`]), and its output goes
+//! back through the host's OUTPUT path.
+//!
+//! How smoltcp is set up, and why:
+//! - `Medium::Ip`, one device whose MTU is 65,535: the forwarding plane
+//!   owns MTUs. Like Linux, the host advertises an MSS from its route's
+//!   MTU and splits segments to a learnt path MTU ([`crate::world`]),
+//!   which smoltcp alone would not do (it has no path MTU discovery).
+//! - The interface's only addresses are `0.0.0.0/0` and `::/0`, with
+//!   AnyIP on: it accepts whatever the host hands it, answers from the
+//!   address a packet was sent to, and leaves the source of what it
+//!   originates unspecified, for the host to choose by route as Linux
+//!   does. Connections are opened from the address the host chose.
+//! - Checksums are ignored both ways (the host rewrites addresses and
+//!   ports in NAT without fixing them up); pcap files get real ones.
+//! - The virtual clock in microseconds; the random seed (initial
+//!   sequence numbers, ephemeral ports) from the run's RNG.
+//! - TCP: CUBIC congestion control (Linux's default), a 4 MiB receive
+//!   buffer on served connections and bulk senders (window scaling; about
+//!   what Linux's receive-buffer autotuning reaches), smoltcp's own
+//!   retransmission, delayed ACK (10 ms) and Nagle.
+//!
+//! The applications on top are the measurement tools: ping (an ICMP socket
+//! per probe, identifier = probe number + 1), a TCP connect test (connect,
+//! then close, like `nc -z`), UDP datagrams to a receiver, a bulk sender
+//! (like `iperf3 -c`: an 8-byte flow cookie, then zeros) and the services'
+//! listeners, which accept, read everything (counting bulk flows by their
+//! cookie) and close when the peer does. They report [`AppEvent`]s.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
+use smoltcp::socket::{icmp, tcp, udp};
+use smoltcp::time::Instant as SmolInstant;
+use smoltcp::wire::{
+    HardwareAddress, Icmpv4Packet, Icmpv4Repr, Icmpv6Packet, Icmpv6Repr, IpAddress, IpCidr,
+    IpEndpoint, IpListenEndpoint,
+};
+
+use crate::time::Instant;
+
+/// The device MTU smoltcp sees (the forwarding plane applies the real ones).
+const DEVICE_MTU: usize = 65_535;
+/// Receive buffer of served connections and bulk senders' send buffer.
+pub const BULK_BUFFER: usize = 1 << 20;
+/// Buffers of connect tests.
+const SMALL_BUFFER: usize = 4096;
+/// Linux's ephemeral port range (`net.ipv4.ip_local_port_range`).
+const EPHEMERAL: (u16, u16) = (32_768, 60_999);
+/// First bytes of a bulk transfer: `VSBF` and the flow number.
+const COOKIE_MAGIC: [u8; 4] = *b"VSBF";
+/// Polls of one call that may leave work for "now" before giving up.
+const MAX_ROUNDS: usize = 64;
+
+/// What the applications saw during a poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppEvent {
+    /// Ping `probe` got the echo reply of request `seq`.
+    EchoReply { probe: usize, seq: u16 },
+    /// The connect test of `probe`, attempt `seq`, completed its handshake.
+    Connected { probe: usize, seq: u32 },
+    /// A datagram with this tag reached a UDP receiver.
+    UdpData { tag: u64 },
+    /// Bulk flow `flow` completed its handshake (sender side).
+    BulkEstablished { flow: usize },
+    /// The receiver of bulk flow `flow` has read `total` bytes after the
+    /// cookie.
+    BulkDelivered { flow: usize, total: u64 },
+}
+
+/// What a socket is for.
+#[derive(Debug, Clone)]
+enum Role {
+    Ping {
+        probe: usize,
+    },
+    Connect {
+        probe: usize,
+        seq: u32,
+        port: u16,
+        done: bool,
+    },
+    UdpSend,
+    UdpRecv,
+    /// A service's listening socket (lazily made when a SYN comes).
+    Listener {
+        port: u16,
+        addr: Option<IpAddr>,
+    },
+    /// An accepted connection: read everything, close when the peer does.
+    Served {
+        cookie: Vec<u8>,
+        flow: Option<usize>,
+        total: u64,
+    },
+    BulkSend {
+        flow: usize,
+        port: u16,
+        stop: Instant,
+        cookie_sent: usize,
+        established: bool,
+    },
+}
+
+/// Who owns a local TCP or UDP port (for ICMP errors and resets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortOwner {
+    /// A connect test: probe, attempt.
+    Connect {
+        probe: usize,
+        seq: u32,
+    },
+    /// A UDP probe's sender.
+    UdpProbe {
+        probe: usize,
+    },
+    Bulk {
+        flow: usize,
+    },
+}
+
+/// The device between smoltcp and the forwarding plane: packets in, packets out.
+#[derive(Debug, Default)]
+struct Pipe {
+    rx: VecDeque<Vec<u8>>,
+    tx: Vec<Vec<u8>>,
+}
+
+struct RxToken(Vec<u8>);
+struct TxToken<'a>(&'a mut Vec<Vec<u8>>);
+
+impl phy::RxToken for RxToken {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl phy::TxToken for TxToken<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut buffer = vec![0; len];
+        let r = f(&mut buffer);
+        self.0.push(buffer);
+        r
+    }
+}
+
+impl Device for Pipe {
+    type RxToken<'a> = RxToken;
+    type TxToken<'a> = TxToken<'a>;
+
+    fn receive(&mut self, _: SmolInstant) -> Option<(RxToken, TxToken<'_>)> {
+        let packet = self.rx.pop_front()?;
+        Some((RxToken(packet), TxToken(&mut self.tx)))
+    }
+
+    fn transmit(&mut self, _: SmolInstant) -> Option<TxToken<'_>> {
+        Some(TxToken(&mut self.tx))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ip;
+        caps.max_transmission_unit = DEVICE_MTU;
+        caps.checksum = ChecksumCapabilities::ignored();
+        caps
+    }
+}
+
+/// What a poll produced.
+#[derive(Debug, Default)]
+pub struct Polled {
+    /// IP packets the stack sent, in order.
+    pub packets: Vec<Vec<u8>>,
+    pub events: Vec<AppEvent>,
+}
+
+/// One host's stack and its applications.
+pub struct Stack {
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    dev: Pipe,
+    roles: BTreeMap<SocketHandle, Role>,
+    ports: BTreeMap<(u8, u16), (SocketHandle, PortOwner)>,
+    /// UDP receivers by port.
+    receivers: BTreeMap<u16, SocketHandle>,
+    /// Ping sockets by probe.
+    pingers: BTreeMap<usize, SocketHandle>,
+    next_port: u32,
+    /// The wake-up queued for this stack, if any.
+    pub wake: Option<Instant>,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack")
+            .field("sockets", &self.roles.len())
+            .field("wake", &self.wake)
+            .finish()
+    }
+}
+
+fn smol(at: Instant) -> SmolInstant {
+    SmolInstant::from_micros((at.0 / 1_000) as i64)
+}
+
+fn ours(at: SmolInstant) -> Instant {
+    Instant(
+        u64::try_from(at.total_micros())
+            .unwrap_or(0)
+            .saturating_mul(1_000),
+    )
+}
+
+fn endpoint(addr: SocketAddr) -> IpEndpoint {
+    IpEndpoint::new(IpAddress::from(addr.ip()), addr.port())
+}
+
+impl Stack {
+    /// A fresh stack (boot): no sockets, nothing queued.
+    pub fn new(seed: u64, now: Instant) -> Stack {
+        let mut dev = Pipe::default();
+        let mut config = Config::new(HardwareAddress::Ip);
+        config.random_seed = seed;
+        let mut iface = Interface::new(config, &mut dev, smol(now));
+        iface.set_any_ip(true);
+        iface.update_ip_addrs(|addrs| {
+            // Unspecified addresses: smoltcp allows them, and the host
+            // fills in the source by route.
+            let _ = addrs.push(IpCidr::new(IpAddress::from(Ipv4Addr::UNSPECIFIED), 0));
+            let _ = addrs.push(IpCidr::new(IpAddress::from(Ipv6Addr::UNSPECIFIED), 0));
+        });
+        Stack {
+            iface,
+            sockets: SocketSet::new(Vec::new()),
+            dev,
+            roles: BTreeMap::new(),
+            ports: BTreeMap::new(),
+            receivers: BTreeMap::new(),
+            pingers: BTreeMap::new(),
+            next_port: (seed % u64::from(EPHEMERAL.1 - EPHEMERAL.0)) as u32,
+            wake: None,
+        }
+    }
+
+    /// Queues a packet the host accepted for itself.
+    pub fn receive(&mut self, bytes: Vec<u8>) {
+        self.dev.rx.push_back(bytes);
+    }
+
+    /// Runs smoltcp and the applications until neither has more to do
+    /// now; returns what went out and what the applications saw.
+    pub fn poll(&mut self, now: Instant) -> Polled {
+        let mut out = Polled::default();
+        for _ in 0..MAX_ROUNDS {
+            self.iface.poll(smol(now), &mut self.dev, &mut self.sockets);
+            let again = self.run_apps(now, &mut out.events);
+            out.packets.append(&mut self.dev.tx);
+            let due = self
+                .iface
+                .poll_at(smol(now), &self.sockets)
+                .is_some_and(|at| at <= smol(now));
+            if !again && !due && self.dev.rx.is_empty() {
+                break;
+            }
+        }
+        out
+    }
+
+    /// When smoltcp next needs a poll (retransmission, delayed ACK, ...).
+    pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
+        self.iface.poll_at(smol(now), &self.sockets).map(ours)
+    }
+
+    /// The owner of a local port (`proto` 6 or 17), if an application has it.
+    pub fn port_owner(&self, proto: u8, port: u16) -> Option<PortOwner> {
+        self.ports.get(&(proto, port)).map(|(_, o)| *o)
+    }
+
+    fn ephemeral(&mut self, proto: u8, reserved: &dyn Fn(u16) -> bool) -> Option<u16> {
+        let span = u32::from(EPHEMERAL.1 - EPHEMERAL.0) + 1;
+        for _ in 0..span {
+            let port = EPHEMERAL.0 + (self.next_port % span) as u16;
+            self.next_port = self.next_port.wrapping_add(1);
+            if !self.ports.contains_key(&(proto, port)) && !reserved(port) {
+                return Some(port);
+            }
+        }
+        None
+    }
+
+    // -----------------------------------------------------------------
+    // Applications
+    // -----------------------------------------------------------------
+
+    /// Sends echo request `seq` of ping `probe` (identifier `probe + 1`)
+    /// with `len` bytes of data.
+    pub fn ping(&mut self, probe: usize, seq: u16, target: IpAddr, len: u32) -> Result<(), String> {
+        let ident = (probe as u16).wrapping_add(1);
+        let handle = match self.pingers.get(&probe) {
+            Some(h) => *h,
+            None => {
+                let size = 8 * (len as usize + 48).max(128);
+                let rx =
+                    icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 8], vec![0; size]);
+                let tx =
+                    icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 8], vec![0; size]);
+                let mut socket = icmp::Socket::new(rx, tx);
+                socket
+                    .bind(icmp::Endpoint::Ident(ident))
+                    .map_err(|e| format!("ping socket: {e}"))?;
+                let h = self.sockets.add(socket);
+                self.pingers.insert(probe, h);
+                self.roles.insert(h, Role::Ping { probe });
+                h
+            }
+        };
+        let data = vec![0u8; len as usize];
+        let caps = ChecksumCapabilities::ignored();
+        let socket = self.sockets.get_mut::<icmp::Socket>(handle);
+        match target {
+            IpAddr::V4(_) => {
+                let repr = Icmpv4Repr::EchoRequest {
+                    ident,
+                    seq_no: seq,
+                    data: &data,
+                };
+                let buf = socket
+                    .send(repr.buffer_len(), IpAddress::from(target))
+                    .map_err(|e| format!("ping: {e}"))?;
+                repr.emit(&mut Icmpv4Packet::new_unchecked(buf), &caps);
+            }
+            IpAddr::V6(dst) => {
+                let repr = Icmpv6Repr::EchoRequest {
+                    ident,
+                    seq_no: seq,
+                    data: &data,
+                };
+                let buf = socket
+                    .send(repr.buffer_len(), IpAddress::from(target))
+                    .map_err(|e| format!("ping: {e}"))?;
+                // The checksum is ignored, so the source need not be known.
+                repr.emit(
+                    &Ipv6Addr::UNSPECIFIED,
+                    &dst,
+                    &mut Icmpv6Packet::new_unchecked(buf),
+                    &caps,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a connection from `local` to `target` for attempt `seq` of
+    /// connect test `probe`; `timeout` aborts it when unanswered.
+    pub fn connect(
+        &mut self,
+        probe: usize,
+        seq: u32,
+        local: IpAddr,
+        target: SocketAddr,
+        timeout: crate::time::Span,
+        reserved: &dyn Fn(u16) -> bool,
+    ) -> Result<u16, String> {
+        let port = self
+            .ephemeral(6, reserved)
+            .ok_or("no free ephemeral port")?;
+        let mut socket = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; SMALL_BUFFER]),
+            tcp::SocketBuffer::new(vec![0; SMALL_BUFFER]),
+        );
+        socket.set_timeout(Some(smoltcp::time::Duration::from_micros(
+            timeout.0 / 1_000,
+        )));
+        socket
+            .connect(
+                self.iface.context(),
+                endpoint(target),
+                IpListenEndpoint {
+                    addr: Some(IpAddress::from(local)),
+                    port,
+                },
+            )
+            .map_err(|e| format!("connect: {e}"))?;
+        let h = self.sockets.add(socket);
+        self.roles.insert(
+            h,
+            Role::Connect {
+                probe,
+                seq,
+                port,
+                done: false,
+            },
+        );
+        self.ports
+            .insert((6, port), (h, PortOwner::Connect { probe, seq }));
+        Ok(port)
+    }
+
+    /// Sends a datagram of `len` bytes tagged `tag` from UDP probe `probe`'s socket.
+    pub fn udp_send(
+        &mut self,
+        probe: usize,
+        target: SocketAddr,
+        tag: u64,
+        len: u32,
+        reserved: &dyn Fn(u16) -> bool,
+    ) -> Result<(), String> {
+        let existing = self.ports.iter().find_map(|(&(proto, _), &(h, owner))| {
+            (proto == 17 && owner == PortOwner::UdpProbe { probe }).then_some(h)
+        });
+        let handle = match existing {
+            Some(h) => h,
+            None => {
+                let port = self
+                    .ephemeral(17, reserved)
+                    .ok_or("no free ephemeral port")?;
+                let mut socket = udp_socket();
+                socket.bind(port).map_err(|e| format!("udp bind: {e}"))?;
+                let h = self.sockets.add(socket);
+                self.roles.insert(h, Role::UdpSend);
+                self.ports
+                    .insert((17, port), (h, PortOwner::UdpProbe { probe }));
+                h
+            }
+        };
+        let mut data = vec![0u8; len as usize];
+        let n = data.len().min(8);
+        data[..n].copy_from_slice(&tag.to_be_bytes()[..n]);
+        self.sockets
+            .get_mut::<udp::Socket>(handle)
+            .send_slice(&data, endpoint(target))
+            .map_err(|e| format!("udp send: {e}"))
+    }
+
+    /// A UDP receiver on `port` (the measurement's server side), once.
+    pub fn udp_receiver(&mut self, port: u16) -> Result<(), String> {
+        if self.receivers.contains_key(&port) {
+            return Ok(());
+        }
+        let mut socket = udp_socket();
+        socket
+            .bind(port)
+            .map_err(|e| format!("udp receiver on port {port}: {e}"))?;
+        let h = self.sockets.add(socket);
+        self.receivers.insert(port, h);
+        self.roles.insert(h, Role::UdpRecv);
+        Ok(())
+    }
+
+    /// Whether a UDP application has `port` (so that the stack, not a
+    /// tunnel model, gets datagrams to it).
+    pub fn has_udp_port(&self, port: u16) -> bool {
+        self.receivers.contains_key(&port) || self.ports.contains_key(&(17, port))
+    }
+
+    /// Makes sure a service listening on `port` (bound to `addr`, or to
+    /// every address) has a listening socket for the next connection.
+    pub fn ensure_listener(&mut self, port: u16, addr: Option<IpAddr>) {
+        let listening = self.roles.iter().any(|(h, r)| {
+            matches!(r, Role::Listener { port: p, addr: a } if *p == port && *a == addr)
+                && self.sockets.get::<tcp::Socket>(*h).is_listening()
+        });
+        if listening {
+            return;
+        }
+        let mut socket = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; BULK_BUFFER]),
+            tcp::SocketBuffer::new(vec![0; SMALL_BUFFER]),
+        );
+        socket.set_congestion_control(tcp::CongestionControl::Cubic);
+        let at = IpListenEndpoint {
+            addr: addr.map(IpAddress::from),
+            port,
+        };
+        if socket.listen(at).is_ok() {
+            let h = self.sockets.add(socket);
+            self.roles.insert(h, Role::Listener { port, addr });
+        }
+    }
+
+    /// Starts bulk flow `flow` from `local` to `target`; it sends until
+    /// `stop`, then closes.
+    pub fn bulk_send(
+        &mut self,
+        flow: usize,
+        local: IpAddr,
+        target: SocketAddr,
+        stop: Instant,
+        reserved: &dyn Fn(u16) -> bool,
+    ) -> Result<u16, String> {
+        let port = self
+            .ephemeral(6, reserved)
+            .ok_or("no free ephemeral port")?;
+        let mut socket = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; BULK_BUFFER]),
+            tcp::SocketBuffer::new(vec![0; BULK_BUFFER]),
+        );
+        socket.set_congestion_control(tcp::CongestionControl::Cubic);
+        socket
+            .connect(
+                self.iface.context(),
+                endpoint(target),
+                IpListenEndpoint {
+                    addr: Some(IpAddress::from(local)),
+                    port,
+                },
+            )
+            .map_err(|e| format!("connect: {e}"))?;
+        let h = self.sockets.add(socket);
+        self.roles.insert(
+            h,
+            Role::BulkSend {
+                flow,
+                port,
+                stop,
+                cookie_sent: 0,
+                established: false,
+            },
+        );
+        self.ports.insert((6, port), (h, PortOwner::Bulk { flow }));
+        Ok(port)
+    }
+
+    /// Runs every application once; true when one of them gave smoltcp
+    /// something new to send.
+    fn run_apps(&mut self, now: Instant, events: &mut Vec<AppEvent>) -> bool {
+        let mut again = false;
+        let mut gone = Vec::new();
+        let handles: Vec<SocketHandle> = self.roles.keys().copied().collect();
+        for h in handles {
+            let Some(role) = self.roles.get_mut(&h) else {
+                continue;
+            };
+            match role {
+                Role::Ping { probe } => {
+                    let socket = self.sockets.get_mut::<icmp::Socket>(h);
+                    while let Ok((data, _)) = socket.recv() {
+                        // Type 0 (ICMP) or 129 (ICMPv6) is an echo reply;
+                        // the socket also sees requests with its identifier.
+                        if data.len() >= 8 && (data[0] == 0 || data[0] == 129) {
+                            let seq = u16::from_be_bytes([data[6], data[7]]);
+                            events.push(AppEvent::EchoReply { probe: *probe, seq });
+                        }
+                    }
+                }
+                Role::Connect {
+                    probe,
+                    seq,
+                    port,
+                    done,
+                } => {
+                    let socket = self.sockets.get_mut::<tcp::Socket>(h);
+                    if !*done && socket.may_send() {
+                        *done = true;
+                        events.push(AppEvent::Connected {
+                            probe: *probe,
+                            seq: *seq,
+                        });
+                        socket.close();
+                        again = true;
+                    }
+                    if matches!(socket.state(), tcp::State::Closed | tcp::State::TimeWait) {
+                        gone.push((h, Some((6, *port))));
+                    }
+                }
+                Role::UdpSend => {}
+                Role::UdpRecv => {
+                    let socket = self.sockets.get_mut::<udp::Socket>(h);
+                    while let Ok((data, _)) = socket.recv() {
+                        let mut tag = [0u8; 8];
+                        let n = data.len().min(8);
+                        tag[..n].copy_from_slice(&data[..n]);
+                        events.push(AppEvent::UdpData {
+                            tag: u64::from_be_bytes(tag),
+                        });
+                    }
+                }
+                Role::Listener { .. } => {
+                    let socket = self.sockets.get::<tcp::Socket>(h);
+                    if !socket.is_listening() {
+                        *role = Role::Served {
+                            cookie: Vec::new(),
+                            flow: None,
+                            total: 0,
+                        };
+                        again |= serve(self.sockets.get_mut(h), role, events);
+                    }
+                }
+                Role::Served { .. } => {
+                    again |= serve(self.sockets.get_mut(h), role, events);
+                    let socket = self.sockets.get::<tcp::Socket>(h);
+                    if matches!(socket.state(), tcp::State::Closed | tcp::State::TimeWait) {
+                        gone.push((h, None));
+                    }
+                }
+                Role::BulkSend {
+                    flow,
+                    port,
+                    stop,
+                    cookie_sent,
+                    established,
+                } => {
+                    let socket = self.sockets.get_mut::<tcp::Socket>(h);
+                    if !*established && socket.may_send() {
+                        *established = true;
+                        events.push(AppEvent::BulkEstablished { flow: *flow });
+                    }
+                    if *established && socket.may_send() {
+                        if now >= *stop {
+                            socket.close();
+                            again = true;
+                        } else {
+                            again |= fill(socket, *flow, cookie_sent);
+                        }
+                    }
+                    if matches!(socket.state(), tcp::State::Closed | tcp::State::TimeWait) {
+                        gone.push((h, Some((6, *port))));
+                    }
+                }
+            }
+        }
+        for (h, port) in gone {
+            self.roles.remove(&h);
+            self.sockets.remove(h);
+            if let Some(key) = port {
+                self.ports.remove(&key);
+            }
+        }
+        again
+    }
+}
+
+fn udp_socket() -> udp::Socket<'static> {
+    udp::Socket::new(
+        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 16], vec![0; 16 * 1536]),
+        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 16], vec![0; 16 * 1536]),
+    )
+}
+
+/// A served connection: reads what came (a bulk flow's cookie first),
+/// closes once the peer has. True when it gave smoltcp something to send.
+fn serve(socket: &mut tcp::Socket<'static>, role: &mut Role, events: &mut Vec<AppEvent>) -> bool {
+    let Role::Served {
+        cookie,
+        flow,
+        total,
+    } = role
+    else {
+        return false;
+    };
+    let before = *total;
+    while socket.can_recv() {
+        let read = socket.recv(|data| {
+            let need = 8usize.saturating_sub(cookie.len()).min(data.len());
+            cookie.extend_from_slice(&data[..need]);
+            (data.len(), data.len() - need)
+        });
+        match read {
+            Ok(n) => *total += n as u64,
+            Err(_) => break,
+        }
+        if flow.is_none() && cookie.len() == 8 && cookie[..4] == COOKIE_MAGIC {
+            *flow = Some(u32::from_be_bytes([cookie[4], cookie[5], cookie[6], cookie[7]]) as usize);
+        }
+    }
+    if let Some(f) = flow
+        && *total != before
+    {
+        events.push(AppEvent::BulkDelivered {
+            flow: *f,
+            total: *total,
+        });
+    }
+    if socket.state() == tcp::State::CloseWait {
+        socket.close();
+        return true;
+    }
+    false
+}
+
+/// Keeps a bulk sender's buffer full: the cookie, then zeros. True when
+/// it queued something.
+fn fill(socket: &mut tcp::Socket<'static>, flow: usize, cookie_sent: &mut usize) -> bool {
+    let mut cookie = [0u8; 8];
+    cookie[..4].copy_from_slice(&COOKIE_MAGIC);
+    cookie[4..].copy_from_slice(&(flow as u32).to_be_bytes());
+    let mut queued = false;
+    while socket.can_send() {
+        let wrote = socket.send(|buf| {
+            let n = buf.len();
+            buf.fill(0);
+            let c = (8 - *cookie_sent).min(n);
+            buf[..c].copy_from_slice(&cookie[*cookie_sent..*cookie_sent + c]);
+            *cookie_sent += c;
+            (n, n)
+        });
+        match wrote {
+            Ok(n) if n > 0 => queued = true,
+            _ => break,
+        }
+    }
+    queued
+}
