@@ -24,11 +24,12 @@ use crate::time::{Instant, Span};
 /// Events on the queue.
 #[derive(Debug)]
 pub enum Ev {
-    /// A frame arrives at an interface.
+    /// A frame arrives at an interface (boxed: events move inside the
+    /// queue's heap, packets are large).
     Arrive {
         node: usize,
         iface: usize,
-        packet: Packet,
+        packet: Box<Packet>,
     },
     /// A model's timer, valid only in the node's `epoch`.
     Timer {
@@ -153,7 +154,7 @@ impl World {
                     node,
                     iface,
                     packet,
-                } => self.arrive(node, iface, packet),
+                } => self.arrive(node, iface, *packet),
                 Ev::Timer {
                     node,
                     tunnel,
@@ -1168,7 +1169,7 @@ impl World {
             Ev::Arrive {
                 node: to.0,
                 iface: to.1,
-                packet: p,
+                packet: Box::new(p),
             },
         );
     }
