@@ -372,16 +372,350 @@ fn run_exits_1_with_evidence_when_an_expectation_fails() {
 }
 
 #[test]
-fn run_check_determinism_and_seed_sweep() {
-    let file = "scenarios/wireguard-star.toml";
-    let run = sim(&["run", "--check-determinism", "--seeds", "3", file]);
-    assert_eq!(run.code, 0, "{}", run.all());
+fn check_determinism_compares_every_output_and_changes_none() {
+    let dir = TempDir::new("determinism");
+    let star = star_scenario();
+    let checked = dir.sim(&[
+        "run",
+        &star,
+        "--check-determinism",
+        "--format",
+        "json",
+        "--trace",
+        "a.trace",
+        "--pcap",
+        "a-pcap",
+    ]);
+    assert_eq!(checked.code, 0, "{}", checked.all());
     assert!(
-        run.stdout.contains("Seed sweep: 3 runs, seeds 2..=4"),
+        checked
+            .stderr
+            .contains("sim run: deterministic: two passes with seed 2 gave byte-identical output")
+            && checked
+                .stderr
+                .contains("host files, event trace, 6 pcap files, text, JSON and JUnit reports"),
         "{}",
+        checked.stderr
+    );
+    // What was compared is what a run without the check prints and writes.
+    let plain = dir.sim(&[
+        "run", &star, "--format", "json", "--trace", "b.trace", "--pcap", "b-pcap",
+    ]);
+    assert_eq!(plain.code, 0, "{}", plain.all());
+    assert_eq!(checked.stdout, plain.stdout);
+    let read = |name: &str| std::fs::read(dir.0.join(name)).unwrap_or_default();
+    assert!(!read("a.trace").is_empty());
+    assert_eq!(read("a.trace"), read("b.trace"));
+    let (a, b) = (tree(&dir.0.join("a-pcap")), tree(&dir.0.join("b-pcap")));
+    assert_eq!(
+        a.len(),
+        6,
+        "{:?}",
+        a.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    assert_eq!(a, b);
+
+    let junit = dir.sim(&["run", &star, "--check-determinism", "--format", "junit"]);
+    assert_eq!(junit.code, 0, "{}", junit.all());
+    assert!(junit.stdout.starts_with("<?xml"), "{}", junit.stdout);
+    let quiet = dir.sim(&["-q", "run", &star, "--check-determinism"]);
+    assert_eq!((quiet.code, quiet.stderr.as_str()), (0, ""));
+}
+
+#[test]
+fn exit_code_3_is_documented_as_an_internal_error() {
+    let help = sim(&["--help"]);
+    assert!(
+        help.stdout
+            .contains("3 `sim run --check-determinism` found two passes that differ"),
+        "{}",
+        help.stdout
+    );
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap_or_default();
+    assert!(
+        readme.contains("| 3 | internal error: `sim run --check-determinism`"),
+        "README's exit code table"
+    );
+}
+
+/// `expect.recover[i]`'s recovery time in a `sim run --format json` report.
+fn recovery_ms(report: &serde_json::Value, field: &str) -> String {
+    report["result"]["expectations"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["field"] == field))
+        .and_then(|e| e["recovery_ms"].as_str())
+        .unwrap_or_else(|| panic!("no recovery_ms for {field}"))
+        .to_string()
+}
+
+#[test]
+fn seed_sweep_runs_the_seed_and_the_following_ones_and_spreads_every_figure() {
+    let file = "scenarios/dual-path-bond.toml";
+    let sweep = sim(&[
+        "run", file, "--seed", "5", "--seeds", "2", "--format", "json",
+    ]);
+    assert_eq!(sweep.code, 0, "{}", sweep.all());
+    let report = json(&sweep.stdout);
+    let s = &report["sweep"];
+    assert_eq!(
+        (&s["runs"], &s["first_seed"], &s["last_seed"]),
+        (&2.into(), &5.into(), &6.into())
+    );
+    // The two runs are exactly `--seed 5` and `--seed 6`.
+    let five = json(&sim(&["run", file, "--seed", "5", "--format", "json"]).stdout);
+    let six = json(&sim(&["run", file, "--seed", "6", "--format", "json"]).stdout);
+    assert_eq!(report["result"], five["result"], "the main run is seed 5");
+    for (i, e) in s["expectations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        assert_eq!((&e["passed"], &e["runs"]), (&2.into(), &2.into()), "{e:#}");
+        if e["kind"] == "recover" {
+            let field = e["field"].as_str().unwrap_or_default();
+            let mut both = [recovery_ms(&five, field), recovery_ms(&six, field)];
+            both.sort_by(|a, b| {
+                a.parse::<f64>()
+                    .unwrap_or(0.0)
+                    .total_cmp(&b.parse().unwrap_or(0.0))
+            });
+            let d = &e["recovery_ms"];
+            assert_eq!(d["count"], 2, "{i}");
+            assert_eq!(
+                (d["min"].as_str(), d["max"].as_str()),
+                (Some(&*both[0]), Some(&*both[1]))
+            );
+        }
+    }
+    for p in s["probes"].as_array().into_iter().flatten() {
+        assert_eq!(p["rtt_avg_ms"]["count"], 2, "{p:#}");
+        assert_eq!(p["loss_pct"]["count"], 2, "{p:#}");
+    }
+    let goodput = &s["transfers"][0]["goodput_bps"];
+    assert_eq!(goodput["count"], 2, "{goodput:#}");
+    let of = |r: &serde_json::Value| r["result"]["transfers"][0]["goodput_bps"].to_string();
+    let mut both = [of(&five), of(&six)];
+    both.sort_by_key(|x| x.parse::<u64>().unwrap_or(0));
+    assert_eq!(
+        (goodput["min"].as_str(), goodput["max"].as_str()),
+        (Some(&*both[0]), Some(&*both[1]))
+    );
+
+    let text = sim(&[
+        "run",
+        "--check-determinism",
+        "--seeds",
+        "3",
+        "scenarios/wireguard-star.toml",
+    ]);
+    assert_eq!(text.code, 0, "{}", text.all());
+    for part in [
+        "Seed sweep: 3 runs, seeds 2..=4",
+        "expect.recover[0]",
+        "Probes over the sweep",
+        "rtt avg ms",
+    ] {
+        assert!(text.stdout.contains(part), "{part}:\n{}", text.stdout);
+    }
+    let help = sim(&["run", "--help"]);
+    assert!(
+        help.stdout
+            .contains("Run N seeds in all: the run's seed and the N-1 following ones"),
+        "{}",
+        help.stdout
+    );
+}
+
+#[test]
+fn seed_varies_the_simulation_but_not_the_host_files() {
+    // `sim run --seed 99` runs the very files `sim gen --demo-keys` writes
+    // (demo keys from the file's seed, 2), not files keyed by 99: with the
+    // tree of `sim gen`, the result and the trace are the same bytes.
+    let dir = TempDir::new("seed-keys");
+    let star = star_scenario();
+    assert_eq!(
+        dir.sim(&["gen", &star, "-o", "tree", "--demo-keys"]).code,
+        0
+    );
+    let rendered = dir.sim(&[
+        "run", &star, "--seed", "99", "--format", "json", "--trace", "a",
+    ]);
+    let from_tree = dir.sim(&[
+        "run",
+        &star,
+        "--seed",
+        "99",
+        "--format",
+        "json",
+        "--trace",
+        "b",
+        "--configs",
+        "tree",
+    ]);
+    assert_eq!(
+        (rendered.code, from_tree.code),
+        (0, 0),
+        "{}{}",
+        rendered.all(),
+        from_tree.all()
+    );
+    let (r, t) = (json(&rendered.stdout), json(&from_tree.stdout));
+    assert_eq!(r["seed"], 99);
+    assert_eq!(r["host_files"]["key_seed"], 2);
+    assert_eq!(t["host_files"]["source"], "configs");
+    assert!(
+        r["result"] == t["result"],
+        "same files, same seed, same run"
+    );
+    let read = |name: &str| std::fs::read(dir.0.join(name)).unwrap_or_default();
+    assert_eq!(read("a"), read("b"));
+    let text = dir.sim(&["run", &star, "--seed", "99"]);
+    assert!(
+        text.stdout
+            .contains("Host files: rendered in memory with demo keys from seed 2"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn run_json_has_every_measured_figure() {
+    let multinode =
+        json(&sim(&["run", "scenarios/eduvpn-multinode.toml", "--format", "json"]).stdout);
+    let result = &multinode["result"];
+    assert!(result["steady_state"]["start_s"].is_string());
+    let probes = result["probes"].as_array().cloned().unwrap_or_default();
+    let daemon = probes
+        .iter()
+        .find(|p| p["from"] == "controller" && p["to"] == "node-a")
+        .unwrap_or_else(|| panic!("{probes:#?}"));
+    assert_eq!(
+        (&daemon["kind"], &daemon["port"]),
+        (&"tcp".into(), &41194.into())
+    );
+    for key in [
+        "target",
+        "sent",
+        "answered",
+        "loss_pct",
+        "steady_sent",
+        "steady_answered",
+        "rtt_min_ms",
+        "rtt_avg_ms",
+        "rtt_max_ms",
+    ] {
+        assert!(daemon.get(key).is_some(), "probe lacks {key}: {daemon:#}");
+    }
+    let web = probes
+        .iter()
+        .find(|p| p["to"] == "web")
+        .unwrap_or_else(|| panic!("{probes:#?}"));
+    assert_eq!(
+        (&web["kind"], &web["payload_bytes"]),
+        (&"icmp".into(), &56.into())
+    );
+    let isolated = &result["expectations"][6];
+    assert_eq!(isolated["field"], "expect.isolated[0]");
+    assert!(isolated["window"]["end_s"].is_string(), "{isolated:#}");
+    assert!(
+        isolated["first_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("AdminProhibited"))
+    );
+    let probe = isolated["probe"].as_u64().unwrap_or(u64::MAX) as usize;
+    assert_eq!(probes[probe]["to"], "node-a");
+
+    let bond = json(&sim(&["run", "scenarios/dual-path-bond.toml", "--format", "json"]).stdout);
+    let transfer = &bond["result"]["transfers"][0];
+    for key in [
+        "goodput_bps",
+        "bytes",
+        "mss",
+        "receive_window",
+        "segments",
+        "retransmits",
+        "rtt_min_ms",
+        "established_s",
+        "window",
+    ] {
+        assert!(
+            transfer.get(key).is_some(),
+            "transfer lacks {key}: {transfer:#}"
+        );
+    }
+    assert!(
+        transfer["goodput_bps"]
+            .as_u64()
+            .is_some_and(|g| g > 10_000_000)
+    );
+    let throughput = bond["result"]["expectations"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["kind"] == "throughput").cloned())
+        .unwrap_or_default();
+    assert_eq!(throughput["transfer"], 0);
+}
+
+#[test]
+fn text_report_has_a_measured_reachability_matrix() {
+    let run = sim(&["run", "scenarios/eduvpn-multinode.toml"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let matrix: Vec<&str> = run
+        .stdout
+        .lines()
+        .skip_while(|l| {
+            !l.starts_with(
+                "Measured reachability in the steady state (10.000000 s to 120.000000 s)",
+            )
+        })
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        matrix.len(),
+        9,
+        "title, header, 7 probing hosts:\n{}",
         run.stdout
     );
-    assert!(run.stdout.contains("expect.recover[0]"), "{}", run.stdout);
+    let header: Vec<&str> = matrix[1].split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["FROM", "\\", "TO", "controller", "node-a", "node-b", "web"]
+    );
+    let row = |host: &str| {
+        matrix
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(host))
+            .copied()
+            .unwrap_or_default()
+    };
+    // Blocked by node-a's firewall; answered by web; not probed.
+    assert!(
+        row("client-1").contains("tcp/41194 0/110"),
+        "{}",
+        matrix.join("\n")
+    );
+    assert!(
+        row("client-1").ends_with("110/110"),
+        "{}",
+        matrix.join("\n")
+    );
+    assert!(
+        row("client-3").starts_with("  client-3    -"),
+        "{}",
+        matrix.join("\n")
+    );
+    assert!(
+        row("controller").contains("tcp/41194 110/110, icmp 110/110"),
+        "{}",
+        matrix.join("\n")
+    );
+}
+
+#[test]
+fn no_progress_bar_unless_stderr_is_a_terminal() {
+    let run = sim(&["run", "--seeds", "2", "scenarios/wireguard-star.toml"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.stderr, "", "stderr is a pipe here: nothing drawn");
 }
 
 #[test]
