@@ -3,7 +3,8 @@
 //!
 //! One integration-test binary for the crate (each extra binary costs a link).
 //! Sections: (a) golden output of the bundled scenarios, (b) a catalogue of
-//! bad input, (c) schema, completions, man and usage, (d) warnings only.
+//! bad input, (c) schema, completions, man and usage, (d) warnings only,
+//! (e) gen, diff and keys, (f) `sim run --configs` on edited trees.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -1569,4 +1570,244 @@ fn run_writes_pcaps_that_tcpdump_reads() {
             text.lines().take(20).collect::<Vec<_>>().join("\n")
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// (f) sim run --configs DIR: a tree as collected from hosts, with the
+// mistakes people make on them. Each must show up as the failed expectation
+// it breaks, with evidence naming the cause; a file that does not parse is
+// bad input naming the file.
+// ---------------------------------------------------------------------------
+
+/// `sim gen SCENARIO -o tree --demo-keys` in a fresh scratch directory.
+fn generated_tree(scenario: &str, tag: &str) -> TempDir {
+    let dir = TempDir::new(tag);
+    let file = workspace_root().join(format!("scenarios/{scenario}.toml"));
+    let gen_run = dir.sim(&[
+        "gen",
+        &file.display().to_string(),
+        "-o",
+        "tree",
+        "--demo-keys",
+    ]);
+    assert_eq!(gen_run.code, 0, "{}", gen_run.all());
+    dir
+}
+
+/// Rewrites `tree/<path>`; the edit must change something.
+fn edit(dir: &TempDir, path: &str, change: impl FnOnce(&str) -> String) {
+    let file = dir.0.join("tree").join(path);
+    let before =
+        std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let after = change(&before);
+    assert_ne!(before, after, "the edit of {path} changed nothing");
+    std::fs::write(&file, after).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+}
+
+/// `sim run SCENARIO --configs tree` (plus `extra` arguments).
+fn run_tree(dir: &TempDir, scenario: &str, extra: &[&str]) -> Run {
+    let file = workspace_root()
+        .join(format!("scenarios/{scenario}.toml"))
+        .display()
+        .to_string();
+    let mut args = vec!["run", file.as_str(), "--configs", "tree"];
+    args.extend_from_slice(extra);
+    dir.sim(&args)
+}
+
+/// The row of the text report's expectation table for `field`.
+fn expectation_row<'a>(stdout: &'a str, field: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(field))
+        .unwrap_or_else(|| panic!("no row for {field} in\n{stdout}"))
+}
+
+/// Exit 1 and exactly the expectations in `failed` FAIL.
+fn assert_fails_exactly(run: &Run, all: &[&str], failed: &[&str]) {
+    assert_eq!(run.code, 1, "{}", run.all());
+    for field in all {
+        let row = expectation_row(&run.stdout, field);
+        let want = if failed.contains(field) {
+            "FAIL"
+        } else {
+            "PASS"
+        };
+        assert!(row.trim_start().starts_with(want), "{field}: {row}");
+    }
+}
+
+const STAR_REACH: [&str; 4] = [
+    "expect.reach[0]",
+    "expect.reach[1]",
+    "expect.reach[2]",
+    "expect.reach[3]",
+];
+
+#[test]
+fn configs_untouched_generated_trees_hold_every_expectation() {
+    for scenario in ["wireguard-star", "eduvpn-multinode"] {
+        let dir = generated_tree(scenario, "configs-clean");
+        let run = run_tree(&dir, scenario, &[]);
+        assert_eq!(run.code, 0, "{scenario}:\n{}", run.all());
+        assert!(
+            run.stdout.contains("Host files: read from tree"),
+            "{}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn configs_with_a_mistyped_peer_public_key_fail_reach_through_that_peer() {
+    // node2's copy of the hub's public key, one character off (still a
+    // valid key): node2's handshakes are made for a key the hub does not
+    // have, so node2 reaches nobody; the other workers are unaffected.
+    let dir = generated_tree("wireguard-star", "configs-key");
+    edit(&dir, "node2/etc/wireguard/wg0.conf", |text| {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("PublicKey = "))
+            .unwrap_or_else(|| panic!("no peer key in\n{text}"));
+        let key = &line["PublicKey = ".len()..];
+        let typo = if key.starts_with('A') { "B" } else { "A" };
+        text.replacen(line, &format!("PublicKey = {typo}{}", &key[1..]), 1)
+    });
+    let run = run_tree(&dir, "wireguard-star", &[]);
+    assert_fails_exactly(&run, &STAR_REACH, &["expect.reach[0]", "expect.reach[1]"]);
+    assert!(
+        expectation_row(&run.stdout, "expect.reach[0]").contains("0/110 answered"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("wg0: handshake initiation from 178.128.169.93:55820 does not decrypt"),
+        "the drop counters name the cause:\n{}",
+        run.stdout
+    );
+    let junit = run_tree(&dir, "wireguard-star", &["--format", "junit"]);
+    assert_eq!(junit.code, 1);
+    assert_eq!(
+        junit.stdout.matches("<failure ").count(),
+        2,
+        "{}",
+        junit.stdout
+    );
+    assert!(
+        junit
+            .stdout
+            .contains("0/110 answered, first failure 10.000000 s</failure>"),
+        "{}",
+        junit.stdout
+    );
+}
+
+#[test]
+fn configs_missing_an_allowed_ips_line_fail_reach_to_that_peer() {
+    // The hub forgets node4's AllowedIPs: it has no route into the tunnel
+    // to node4 and drops what node4 sends; every path to or from node4
+    // breaks, node2 -> node3 still works.
+    let dir = generated_tree("wireguard-star", "configs-allowed");
+    edit(&dir, "node1/etc/wireguard/wg0.conf", |text| {
+        text.replacen("AllowedIPs = 10.5.4.4/32\n", "", 1)
+    });
+    let run = run_tree(&dir, "wireguard-star", &[]);
+    assert_fails_exactly(
+        &run,
+        &STAR_REACH,
+        &["expect.reach[1]", "expect.reach[2]", "expect.reach[3]"],
+    );
+    assert!(
+        run.stdout.contains("wg0: no peer allows 10.5.4.4"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn configs_with_ip_forward_off_on_the_hub_fail_reach_between_workers() {
+    // Workers reach each other only through the hub; the hub itself still
+    // reaches node4.
+    let dir = generated_tree("wireguard-star", "configs-forward");
+    edit(&dir, "node1/etc/sysctl.d/90-vpnsim.conf", |text| {
+        text.replace("net.ipv4.ip_forward = 1", "net.ipv4.ip_forward = 0")
+    });
+    let run = run_tree(&dir, "wireguard-star", &[]);
+    assert_fails_exactly(
+        &run,
+        &STAR_REACH,
+        &["expect.reach[0]", "expect.reach[1]", "expect.reach[2]"],
+    );
+    assert!(
+        run.stdout
+            .contains("not addressed to this host and net.ipv4.ip_forward is off"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn configs_with_a_changed_firewall_rule_fail_the_expectation_it_guarded() {
+    // eduvpn-multinode: node-a accepts vpn-daemon (tcp/41194) from the
+    // controller only.
+    let rule = "-A INPUT -s 145.0.6.71/32 -p tcp -m tcp --dport 41194";
+    let all = [
+        "expect.reach[2]",
+        "expect.reach[3]",
+        "expect.isolated[0]",
+        "expect.isolated[1]",
+        "expect.isolated[2]",
+    ];
+
+    // Opened to everyone: clients of both nodes reach node-a's daemon.
+    let dir = generated_tree("eduvpn-multinode", "configs-fw-open");
+    edit(&dir, "node-a/etc/iptables/rules.v4", |text| {
+        text.replacen(rule, "-A INPUT -p tcp -m tcp --dport 41194", 1)
+    });
+    let open = run_tree(&dir, "eduvpn-multinode", &[]);
+    assert_fails_exactly(&open, &all, &["expect.isolated[0]", "expect.isolated[1]"]);
+    let row = expectation_row(&open.stdout, "expect.isolated[0]");
+    assert!(
+        row.contains("tcp/41194") && !row.contains(" 0/"),
+        "answered probes are the evidence: {row}"
+    );
+
+    // Dropped: the controller no longer reaches node-a's daemon, and the
+    // probes are refused by the final REJECT.
+    let dir = generated_tree("eduvpn-multinode", "configs-fw-drop");
+    edit(&dir, "node-a/etc/iptables/rules.v4", |text| {
+        text.lines()
+            .filter(|l| !l.starts_with(rule))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    });
+    let dropped = run_tree(&dir, "eduvpn-multinode", &[]);
+    assert_fails_exactly(&dropped, &all, &["expect.reach[2]"]);
+    let row = expectation_row(&dropped.stdout, "expect.reach[2]");
+    assert!(
+        row.contains("tcp/41194 0/110 answered") && row.contains("AdminProhibited unreachable"),
+        "{row}"
+    );
+}
+
+#[test]
+fn configs_with_a_file_that_does_not_parse_exit_2_naming_it() {
+    let dir = generated_tree("wireguard-star", "configs-parse");
+    edit(&dir, "node3/etc/wireguard/wg0.conf", |text| {
+        text.replacen("[Peer]", "[Peer]\nPersistentKeepalive = often", 1)
+    });
+    let run = run_tree(&dir, "wireguard-star", &[]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("the simulation could not start: node3/etc/wireguard/wg0.conf: line"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("Simulation: could not start"),
+        "{}",
+        run.stdout
+    );
 }
