@@ -25,7 +25,7 @@ impl Progress {
                 Some(runs.max(1) * PER_RUN),
                 ProgressDrawTarget::stderr(),
             );
-            if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:30}] {msg}") {
+            if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:24}] {wide_msg}") {
                 bar.set_style(style.progress_chars("=> "));
             }
             bar.set_prefix("sim run");
@@ -47,7 +47,7 @@ impl Progress {
             };
             bar.set_position(run * PER_RUN + part.min(PER_RUN));
             bar.set_message(format!(
-                "run {}/{runs}, seed {seed}: {} of {} s virtual time",
+                "run {}/{runs}, seed {seed}: {}/{} s",
                 run + 1,
                 reached.0 / 1_000_000_000,
                 total.0 / 1_000_000_000
