@@ -23,6 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use vpnsim_render::Format;
 use vpnsim_render::script::Script;
@@ -89,6 +90,37 @@ pub struct RunOptions {
     /// Probes besides those the expectations need (`sim ping`-like); their
     /// results follow the expectations' probes in `RunResult::probes`.
     pub probes: Vec<ProbeSpec>,
+    /// Told how far the run has come, after every [`PROGRESS_STEP`] of
+    /// virtual time. It cannot change the result: the same events run in
+    /// the same order with or without it.
+    pub progress: Option<Progress>,
+}
+
+/// How much virtual time passes between two calls of [`RunOptions::progress`].
+pub const PROGRESS_STEP: Span = Span::secs(1);
+
+/// An observer of a run's progress: called with the virtual time reached
+/// and the run's length (for a progress bar; the simulator stays free of
+/// terminal code). It sees nothing of the world, so it cannot steer it.
+#[derive(Clone)]
+pub struct Progress(Arc<dyn Fn(Span, Span) + Send + Sync>);
+
+impl Progress {
+    pub fn new(observer: impl Fn(Span, Span) + Send + Sync + 'static) -> Self {
+        Progress(Arc::new(observer))
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
+}
+
+impl PartialEq for Progress {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// A probe asked for by the caller.
@@ -116,6 +148,7 @@ impl Default for RunOptions {
             throughput_rampup: Span::secs(2),
             throughput_window: Span::secs(10),
             probes: Vec::new(),
+            progress: None,
         }
     }
 }
@@ -434,7 +467,7 @@ pub fn run(
         w.q.schedule(Instant::START + e.at.into(), Ev::Timeline(i));
     }
     let mut records = Vec::new();
-    w.run_until(end, |w, i| {
+    let mut timeline = |w: &mut World, i: usize| {
         if let Some(e) = t.events.get(i) {
             let what = apply_event(w, t, i, options);
             w.log(format!(
@@ -447,7 +480,20 @@ pub fn run(
                 what,
             });
         }
-    });
+    };
+    match &options.progress {
+        None => w.run_until(end, &mut timeline),
+        // In steps: every event due by a step's end runs before the call,
+        // in the order it would run in one go.
+        Some(progress) => {
+            let mut reached = Instant::START;
+            while reached < end {
+                reached = (reached + PROGRESS_STEP).min(end);
+                w.run_until(reached, &mut timeline);
+                (progress.0)(reached.since(Instant::START), duration);
+            }
+        }
+    }
     // Results.
     let probes: Vec<ProbeResult> = w.probes.iter().map(|p| probe_result(p, options)).collect();
     let mut expectations = Vec::new();

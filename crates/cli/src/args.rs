@@ -16,7 +16,8 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "sim", version, propagate_version = true)]
 #[command(
-    after_help = "Exit codes: 0 ok, 1 error findings, a failed expectation or drift, 2 bad input or usage."
+    after_help = "Exit codes: 0 ok, 1 error findings, a failed expectation or drift, 2 bad input or usage, \
+                  3 `sim run --check-determinism` found two passes that differ (a bug in vpnsim)."
 )]
 pub struct Cli {
     /// Print less: only error findings, no summary, only error logs.
@@ -117,7 +118,10 @@ pub struct RunArgs {
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 
-    /// Seed for every random choice; overrides `[scenario] seed`.
+    /// Seed of the simulation's random choices (jitter, loss, protocol
+    /// timers); overrides `[scenario] seed` for the simulation only. The
+    /// host files, demo keys included, are always rendered with the file's
+    /// own seed, so they are the files `sim gen --demo-keys` writes.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
@@ -134,12 +138,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "KEYDIR")]
     pub keys: Option<PathBuf>,
 
-    /// Run twice and fail unless every output byte is equal.
+    /// Render the host files and run everything twice, and exit 3 unless
+    /// every output byte is equal: host files, the report in every format
+    /// (text, JSON, JUnit), the trace and the pcap files.
     #[arg(long)]
     pub check_determinism: bool,
 
-    /// Also run the N-1 following seeds and report, per expectation, how
-    /// often it held and the distribution of its recovery time.
+    /// Run N seeds in all: the run's seed and the N-1 following ones, all
+    /// with the same host files. Reports how often each expectation held
+    /// and the distribution (min/median/p90/max) of every measured figure:
+    /// recovery times, each probe's average RTT and loss, each transfer's
+    /// goodput.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub seeds: Option<u32>,
 

@@ -12,7 +12,9 @@ use vpnsim_verify::Ctx;
 use vpnsim_verify::reach::{SiteMatrix, site_matrix};
 
 use crate::args::{CheckArgs, Cli, PlanArgs, RunArgs, RunFormatArg};
+use crate::determinism::{self, Artifact};
 use crate::pipeline::{self, BadInput, Checked};
+use crate::progress::Progress;
 
 /// How the process ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -23,6 +25,8 @@ pub enum Outcome {
     Findings,
     /// Bad input: unreadable, malformed or invalid file.
     BadInput,
+    /// `sim run --check-determinism`: two passes differ (a bug in vpnsim).
+    Nondeterministic,
 }
 
 impl Outcome {
@@ -31,6 +35,7 @@ impl Outcome {
             Outcome::Clean => 0,
             Outcome::Findings => 1,
             Outcome::BadInput => 2,
+            Outcome::Nondeterministic => 3,
         }
     }
 
@@ -59,6 +64,8 @@ pub struct Terminal {
     pub stdout: Style,
     pub stderr: Style,
     pub quiet: bool,
+    /// Draw progress bars: stderr is a terminal and `-q` was not given.
+    pub progress: bool,
 }
 
 /// `sim check FILE...`: every file is reported, even after a bad one.
@@ -167,14 +174,16 @@ fn bad_input_output(bad: &BadInput, format: Format, term: Terminal) -> Output {
     }
 }
 
-/// `sim run FILE`: checks, plan, and the simulation status.
+/// `sim run FILE`: checks, plan, the simulation (and with
+/// `--check-determinism` a second pass compared byte for byte), then the
+/// report in the chosen format and the trace and pcap files.
 pub fn run(args: &RunArgs, term: Terminal) -> (Output, Outcome) {
     let file = args.file.display().to_string();
     let format: Format = match args.format {
         RunFormatArg::Json => Format::Json,
         _ => Format::Text,
     };
-    let mut scenario = match pipeline::load(&args.file) {
+    let scenario = match pipeline::load(&args.file) {
         Ok(s) => s,
         Err(bad) => {
             let report = RunReport {
@@ -182,6 +191,7 @@ pub fn run(args: &RunArgs, term: Terminal) -> (Output, Outcome) {
                 scenario: None,
                 seed: None,
                 seed_from: None,
+                host_files: None,
                 findings: &bad.diagnostics,
                 plan: None,
                 simulation: SimulationStatus::not_run(),
@@ -192,41 +202,123 @@ pub fn run(args: &RunArgs, term: Terminal) -> (Output, Outcome) {
             return (render_run(&report, format, term), Outcome::BadInput);
         }
     };
-    let seed_from = match args.seed {
-        Some(seed) => {
-            scenario.topology.seed = seed;
-            SeedSource::CommandLine
-        }
-        None => SeedSource::File,
+    // The seed of the simulation; the files are always rendered with the
+    // file's own seed (see `simulate`).
+    let (seed, seed_from) = match args.seed {
+        Some(seed) => (seed, SeedSource::CommandLine),
+        None => (scenario.topology.seed, SeedSource::File),
     };
     let checked = pipeline::plan_and_verify(file.clone(), scenario);
-    let matrix = matrix(&checked);
+    let passes = if args.check_determinism { 2 } else { 1 };
+    let progress = Progress::new(term.progress, passes * crate::simulate::runs_per_pass(args));
+    let first = pass(args, &checked, seed, seed_from, 0, &progress, term);
+    let first_counts = (first.host_file_count, first.pcap_count);
+    if args.check_determinism && first.simulated {
+        let second = pass(args, &checked, seed, seed_from, 1, &progress, term);
+        progress.finish();
+        if let Some(difference) = determinism::compare(&first.artifacts, &second.artifacts) {
+            let stderr = format!(
+                "sim run: error: not deterministic: two passes with seed {seed} differ: {difference}\n\
+                 This is a bug in vpnsim, not in the scenario; please report it with this message.\n"
+            );
+            return (
+                Output {
+                    stdout: String::new(),
+                    stderr,
+                },
+                Outcome::Nondeterministic,
+            );
+        }
+        let mut output = first.finish(args);
+        if !term.quiet {
+            output.0.stderr.insert_str(0, &format!(
+                "sim run: deterministic: two passes with seed {seed} gave byte-identical output \
+                 ({} host files, event trace, {} pcap files, text, JSON and JUnit reports)\n",
+                first_counts.0, first_counts.1
+            ));
+        }
+        return output;
+    }
+    progress.finish();
+    first.finish(args)
+}
+
+/// One pass of `sim run`: everything it would print and write, in memory.
+struct Pass {
+    /// The simulation ran (else `stderr` says why).
+    simulated: bool,
+    /// Host files, trace, pcap files, and the report in every format.
+    artifacts: Vec<Artifact>,
+    host_file_count: usize,
+    pcap_count: usize,
+    /// The report in the chosen format.
+    stdout: String,
+    stderr: String,
+    outcome: Outcome,
+    /// The trace file to write, when asked for and the simulation ran.
+    trace: Option<Vec<u8>>,
+    /// The pcap files to write (name, bytes), likewise.
+    pcaps: Option<Vec<(String, Vec<u8>)>>,
+}
+
+fn pass(
+    args: &RunArgs,
+    checked: &Checked,
+    seed: u64,
+    seed_from: SeedSource,
+    number: u64,
+    progress: &Progress,
+    term: Terminal,
+) -> Pass {
+    let file = &checked.file;
     let t = &checked.scenario.topology;
+    let matrix = matrix(checked);
     let declared = ExpectationCounts::of(&t.expect);
+    let simulated = crate::simulate::simulate(args, checked, seed, number, progress);
     let mut stderr = String::new();
-    let (simulation, result, sweep) = match crate::simulate::simulate(args, &checked) {
-        Ok(simulated) => {
-            let report = SimulationReport::new(&simulated.result);
-            let sweep = (!simulated.sweep.is_empty()).then(|| SweepReport::new(&simulated.sweep));
+    let mut artifacts = Vec::new();
+    let mut host_file_count = 0;
+    let mut pcap_count = 0;
+    let (simulation, result, sweep, host_files) = match &simulated {
+        Ok(s) => {
+            for f in s.files.files() {
+                artifacts.push(Artifact::text(
+                    format!("host file {}/{}", f.host, f.path),
+                    f.contents.clone(),
+                ));
+                host_file_count += 1;
+            }
+            artifacts.push(Artifact::text(
+                "the event trace (--trace)",
+                String::from_utf8_lossy(&crate::simulate::trace_bytes(&s.result)).into_owned(),
+            ));
+            for (name, bytes) in crate::simulate::pcap_files(&s.result) {
+                artifacts.push(Artifact::binary(format!("pcap {name} (--pcap)"), bytes));
+                pcap_count += 1;
+            }
+            let report = SimulationReport::new(&s.result, &s.options);
+            let sweep = (!s.sweep.is_empty()).then(|| SweepReport::new(&report, &s.sweep));
             (
                 SimulationStatus::ran(declared, report.expectations.len()),
                 Some(report),
                 sweep,
+                Some(s.host_files.clone()),
             )
         }
         Err(error) => {
             stderr = format!("sim run: {error:#}\n");
-            (SimulationStatus::failed(declared), None, None)
+            (SimulationStatus::failed(declared), None, None, None)
         }
     };
     let report = RunReport {
-        file: &file,
+        file,
         scenario: Some(&t.name),
-        seed: Some(t.seed),
+        seed: Some(seed),
         seed_from: Some(seed_from),
+        host_files,
         findings: &checked.findings,
         plan: Some(PlanReport::new(
-            &file,
+            file,
             &checked.scenario,
             &checked.planned,
             &matrix,
@@ -243,20 +335,72 @@ pub fn run(args: &RunArgs, term: Terminal) -> (Output, Outcome) {
         }
         Some(_) => Outcome::of_findings(&checked.findings),
     };
-    let mut output = match args.format {
-        RunFormatArg::Junit => Output {
-            stdout: report
-                .result
-                .as_ref()
-                .map(|r| r.junit(&t.name))
-                .unwrap_or_default(),
-            stderr: String::new(),
-        },
-        RunFormatArg::Json => render_run(&report, Format::Json, term),
-        RunFormatArg::Text => render_run(&report, Format::Text, term),
+    let text = report.text(term.stdout, term.quiet);
+    let json = report.json();
+    let junit = report
+        .result
+        .as_ref()
+        .map(|r| r.junit(&t.name))
+        .unwrap_or_default();
+    let stdout = match args.format {
+        RunFormatArg::Text => text.clone(),
+        RunFormatArg::Json => json.clone(),
+        RunFormatArg::Junit => junit.clone(),
     };
-    output.stderr.push_str(&stderr);
-    (output, outcome)
+    artifacts.push(Artifact::text("the text report", text));
+    artifacts.push(Artifact::text("the JSON report (--format json)", json));
+    artifacts.push(Artifact::text("the JUnit report (--format junit)", junit));
+    let (trace, pcaps) = match &simulated {
+        Ok(s) => (
+            args.trace
+                .as_ref()
+                .map(|_| crate::simulate::trace_bytes(&s.result)),
+            args.pcap
+                .as_ref()
+                .map(|_| crate::simulate::pcap_files(&s.result)),
+        ),
+        Err(_) => (None, None),
+    };
+    Pass {
+        simulated: simulated.is_ok(),
+        artifacts,
+        host_file_count,
+        pcap_count,
+        stdout,
+        stderr,
+        outcome,
+        trace,
+        pcaps,
+    }
+}
+
+impl Pass {
+    /// Writes the trace and pcap files (only now, after any comparison)
+    /// and returns what to print.
+    fn finish(self, args: &RunArgs) -> (Output, Outcome) {
+        let mut output = Output {
+            stdout: self.stdout,
+            stderr: self.stderr,
+        };
+        let mut outcome = self.outcome;
+        let (trace, pcaps) = (&self.trace, &self.pcaps);
+        let written = (|| -> anyhow::Result<()> {
+            if let (Some(path), Some(bytes)) = (&args.trace, trace) {
+                crate::simulate::write_file(path, bytes)?;
+            }
+            if let (Some(dir), Some(files)) = (&args.pcap, pcaps) {
+                crate::simulate::write_pcaps(dir, files)?;
+            }
+            Ok(())
+        })();
+        if let Err(error) = written {
+            output
+                .stderr
+                .push_str(&format!("sim run: error: {error:#}\n"));
+            outcome = outcome.max(Outcome::BadInput);
+        }
+        (output, outcome)
+    }
 }
 
 fn render_run(report: &RunReport<'_>, format: Format, term: Terminal) -> Output {

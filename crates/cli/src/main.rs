@@ -4,12 +4,16 @@
 //! `vpnsim-report`; nothing here knows what a finding means.
 //!
 //! Exit codes: 0 no error findings (warnings allowed), 1 at least one error
-//! finding, 2 bad input (unreadable, malformed or invalid file) or usage.
+//! finding (or a failed expectation, or drift), 2 bad input (unreadable,
+//! malformed or invalid file) or usage, 3 `sim run --check-determinism`
+//! found two passes that differ (an internal error).
 
 mod args;
 mod commands;
+mod determinism;
 mod generate;
 mod pipeline;
+mod progress;
 mod simulate;
 mod write_tree;
 
@@ -73,6 +77,7 @@ fn terminal(quiet: bool) -> Terminal {
         stdout: style(std::io::stdout().is_terminal()),
         stderr: style(std::io::stderr().is_terminal()),
         quiet,
+        progress: std::io::stderr().is_terminal() && !quiet,
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! One integration-test binary for the crate (each extra binary costs a link).
 //! Sections: (a) golden output of the bundled scenarios, (b) a catalogue of
-//! bad input, (c) schema, completions, man and usage, (d) warnings only.
+//! bad input, (c) schema, completions, man and usage, (d) warnings only,
+//! (e) gen, diff and keys, (f) `sim run --configs` on edited trees.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -372,16 +373,350 @@ fn run_exits_1_with_evidence_when_an_expectation_fails() {
 }
 
 #[test]
-fn run_check_determinism_and_seed_sweep() {
-    let file = "scenarios/wireguard-star.toml";
-    let run = sim(&["run", "--check-determinism", "--seeds", "3", file]);
-    assert_eq!(run.code, 0, "{}", run.all());
+fn check_determinism_compares_every_output_and_changes_none() {
+    let dir = TempDir::new("determinism");
+    let star = star_scenario();
+    let checked = dir.sim(&[
+        "run",
+        &star,
+        "--check-determinism",
+        "--format",
+        "json",
+        "--trace",
+        "a.trace",
+        "--pcap",
+        "a-pcap",
+    ]);
+    assert_eq!(checked.code, 0, "{}", checked.all());
     assert!(
-        run.stdout.contains("Seed sweep: 3 runs, seeds 2..=4"),
+        checked
+            .stderr
+            .contains("sim run: deterministic: two passes with seed 2 gave byte-identical output")
+            && checked
+                .stderr
+                .contains("host files, event trace, 6 pcap files, text, JSON and JUnit reports"),
         "{}",
+        checked.stderr
+    );
+    // What was compared is what a run without the check prints and writes.
+    let plain = dir.sim(&[
+        "run", &star, "--format", "json", "--trace", "b.trace", "--pcap", "b-pcap",
+    ]);
+    assert_eq!(plain.code, 0, "{}", plain.all());
+    assert_eq!(checked.stdout, plain.stdout);
+    let read = |name: &str| std::fs::read(dir.0.join(name)).unwrap_or_default();
+    assert!(!read("a.trace").is_empty());
+    assert_eq!(read("a.trace"), read("b.trace"));
+    let (a, b) = (tree(&dir.0.join("a-pcap")), tree(&dir.0.join("b-pcap")));
+    assert_eq!(
+        a.len(),
+        6,
+        "{:?}",
+        a.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    assert_eq!(a, b);
+
+    let junit = dir.sim(&["run", &star, "--check-determinism", "--format", "junit"]);
+    assert_eq!(junit.code, 0, "{}", junit.all());
+    assert!(junit.stdout.starts_with("<?xml"), "{}", junit.stdout);
+    let quiet = dir.sim(&["-q", "run", &star, "--check-determinism"]);
+    assert_eq!((quiet.code, quiet.stderr.as_str()), (0, ""));
+}
+
+#[test]
+fn exit_code_3_is_documented_as_an_internal_error() {
+    let help = sim(&["--help"]);
+    assert!(
+        help.stdout
+            .contains("3 `sim run --check-determinism` found two passes that differ"),
+        "{}",
+        help.stdout
+    );
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap_or_default();
+    assert!(
+        readme.contains("| 3 | internal error: `sim run --check-determinism`"),
+        "README's exit code table"
+    );
+}
+
+/// `expect.recover[i]`'s recovery time in a `sim run --format json` report.
+fn recovery_ms(report: &serde_json::Value, field: &str) -> String {
+    report["result"]["expectations"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["field"] == field))
+        .and_then(|e| e["recovery_ms"].as_str())
+        .unwrap_or_else(|| panic!("no recovery_ms for {field}"))
+        .to_string()
+}
+
+#[test]
+fn seed_sweep_runs_the_seed_and_the_following_ones_and_spreads_every_figure() {
+    let file = "scenarios/dual-path-bond.toml";
+    let sweep = sim(&[
+        "run", file, "--seed", "5", "--seeds", "2", "--format", "json",
+    ]);
+    assert_eq!(sweep.code, 0, "{}", sweep.all());
+    let report = json(&sweep.stdout);
+    let s = &report["sweep"];
+    assert_eq!(
+        (&s["runs"], &s["first_seed"], &s["last_seed"]),
+        (&2.into(), &5.into(), &6.into())
+    );
+    // The two runs are exactly `--seed 5` and `--seed 6`.
+    let five = json(&sim(&["run", file, "--seed", "5", "--format", "json"]).stdout);
+    let six = json(&sim(&["run", file, "--seed", "6", "--format", "json"]).stdout);
+    assert_eq!(report["result"], five["result"], "the main run is seed 5");
+    for (i, e) in s["expectations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        assert_eq!((&e["passed"], &e["runs"]), (&2.into(), &2.into()), "{e:#}");
+        if e["kind"] == "recover" {
+            let field = e["field"].as_str().unwrap_or_default();
+            let mut both = [recovery_ms(&five, field), recovery_ms(&six, field)];
+            both.sort_by(|a, b| {
+                a.parse::<f64>()
+                    .unwrap_or(0.0)
+                    .total_cmp(&b.parse().unwrap_or(0.0))
+            });
+            let d = &e["recovery_ms"];
+            assert_eq!(d["count"], 2, "{i}");
+            assert_eq!(
+                (d["min"].as_str(), d["max"].as_str()),
+                (Some(&*both[0]), Some(&*both[1]))
+            );
+        }
+    }
+    for p in s["probes"].as_array().into_iter().flatten() {
+        assert_eq!(p["rtt_avg_ms"]["count"], 2, "{p:#}");
+        assert_eq!(p["loss_pct"]["count"], 2, "{p:#}");
+    }
+    let goodput = &s["transfers"][0]["goodput_bps"];
+    assert_eq!(goodput["count"], 2, "{goodput:#}");
+    let of = |r: &serde_json::Value| r["result"]["transfers"][0]["goodput_bps"].to_string();
+    let mut both = [of(&five), of(&six)];
+    both.sort_by_key(|x| x.parse::<u64>().unwrap_or(0));
+    assert_eq!(
+        (goodput["min"].as_str(), goodput["max"].as_str()),
+        (Some(&*both[0]), Some(&*both[1]))
+    );
+
+    let text = sim(&[
+        "run",
+        "--check-determinism",
+        "--seeds",
+        "3",
+        "scenarios/wireguard-star.toml",
+    ]);
+    assert_eq!(text.code, 0, "{}", text.all());
+    for part in [
+        "Seed sweep: 3 runs, seeds 2..=4",
+        "expect.recover[0]",
+        "Probes over the sweep",
+        "rtt avg ms",
+    ] {
+        assert!(text.stdout.contains(part), "{part}:\n{}", text.stdout);
+    }
+    let help = sim(&["run", "--help"]);
+    assert!(
+        help.stdout
+            .contains("Run N seeds in all: the run's seed and the N-1 following ones"),
+        "{}",
+        help.stdout
+    );
+}
+
+#[test]
+fn seed_varies_the_simulation_but_not_the_host_files() {
+    // `sim run --seed 99` runs the very files `sim gen --demo-keys` writes
+    // (demo keys from the file's seed, 2), not files keyed by 99: with the
+    // tree of `sim gen`, the result and the trace are the same bytes.
+    let dir = TempDir::new("seed-keys");
+    let star = star_scenario();
+    assert_eq!(
+        dir.sim(&["gen", &star, "-o", "tree", "--demo-keys"]).code,
+        0
+    );
+    let rendered = dir.sim(&[
+        "run", &star, "--seed", "99", "--format", "json", "--trace", "a",
+    ]);
+    let from_tree = dir.sim(&[
+        "run",
+        &star,
+        "--seed",
+        "99",
+        "--format",
+        "json",
+        "--trace",
+        "b",
+        "--configs",
+        "tree",
+    ]);
+    assert_eq!(
+        (rendered.code, from_tree.code),
+        (0, 0),
+        "{}{}",
+        rendered.all(),
+        from_tree.all()
+    );
+    let (r, t) = (json(&rendered.stdout), json(&from_tree.stdout));
+    assert_eq!(r["seed"], 99);
+    assert_eq!(r["host_files"]["key_seed"], 2);
+    assert_eq!(t["host_files"]["source"], "configs");
+    assert!(
+        r["result"] == t["result"],
+        "same files, same seed, same run"
+    );
+    let read = |name: &str| std::fs::read(dir.0.join(name)).unwrap_or_default();
+    assert_eq!(read("a"), read("b"));
+    let text = dir.sim(&["run", &star, "--seed", "99"]);
+    assert!(
+        text.stdout
+            .contains("Host files: rendered in memory with demo keys from seed 2"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn run_json_has_every_measured_figure() {
+    let multinode =
+        json(&sim(&["run", "scenarios/eduvpn-multinode.toml", "--format", "json"]).stdout);
+    let result = &multinode["result"];
+    assert!(result["steady_state"]["start_s"].is_string());
+    let probes = result["probes"].as_array().cloned().unwrap_or_default();
+    let daemon = probes
+        .iter()
+        .find(|p| p["from"] == "controller" && p["to"] == "node-a")
+        .unwrap_or_else(|| panic!("{probes:#?}"));
+    assert_eq!(
+        (&daemon["kind"], &daemon["port"]),
+        (&"tcp".into(), &41194.into())
+    );
+    for key in [
+        "target",
+        "sent",
+        "answered",
+        "loss_pct",
+        "steady_sent",
+        "steady_answered",
+        "rtt_min_ms",
+        "rtt_avg_ms",
+        "rtt_max_ms",
+    ] {
+        assert!(daemon.get(key).is_some(), "probe lacks {key}: {daemon:#}");
+    }
+    let web = probes
+        .iter()
+        .find(|p| p["to"] == "web")
+        .unwrap_or_else(|| panic!("{probes:#?}"));
+    assert_eq!(
+        (&web["kind"], &web["payload_bytes"]),
+        (&"icmp".into(), &56.into())
+    );
+    let isolated = &result["expectations"][6];
+    assert_eq!(isolated["field"], "expect.isolated[0]");
+    assert!(isolated["window"]["end_s"].is_string(), "{isolated:#}");
+    assert!(
+        isolated["first_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("AdminProhibited"))
+    );
+    let probe = isolated["probe"].as_u64().unwrap_or(u64::MAX) as usize;
+    assert_eq!(probes[probe]["to"], "node-a");
+
+    let bond = json(&sim(&["run", "scenarios/dual-path-bond.toml", "--format", "json"]).stdout);
+    let transfer = &bond["result"]["transfers"][0];
+    for key in [
+        "goodput_bps",
+        "bytes",
+        "mss",
+        "receive_window",
+        "segments",
+        "retransmits",
+        "rtt_min_ms",
+        "established_s",
+        "window",
+    ] {
+        assert!(
+            transfer.get(key).is_some(),
+            "transfer lacks {key}: {transfer:#}"
+        );
+    }
+    assert!(
+        transfer["goodput_bps"]
+            .as_u64()
+            .is_some_and(|g| g > 10_000_000)
+    );
+    let throughput = bond["result"]["expectations"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["kind"] == "throughput").cloned())
+        .unwrap_or_default();
+    assert_eq!(throughput["transfer"], 0);
+}
+
+#[test]
+fn text_report_has_a_measured_reachability_matrix() {
+    let run = sim(&["run", "scenarios/eduvpn-multinode.toml"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let matrix: Vec<&str> = run
+        .stdout
+        .lines()
+        .skip_while(|l| {
+            !l.starts_with(
+                "Measured reachability in the steady state (10.000000 s to 120.000000 s)",
+            )
+        })
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        matrix.len(),
+        9,
+        "title, header, 7 probing hosts:\n{}",
         run.stdout
     );
-    assert!(run.stdout.contains("expect.recover[0]"), "{}", run.stdout);
+    let header: Vec<&str> = matrix[1].split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["FROM", "\\", "TO", "controller", "node-a", "node-b", "web"]
+    );
+    let row = |host: &str| {
+        matrix
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(host))
+            .copied()
+            .unwrap_or_default()
+    };
+    // Blocked by node-a's firewall; answered by web; not probed.
+    assert!(
+        row("client-1").contains("tcp/41194 0/110"),
+        "{}",
+        matrix.join("\n")
+    );
+    assert!(
+        row("client-1").ends_with("110/110"),
+        "{}",
+        matrix.join("\n")
+    );
+    assert!(
+        row("client-3").starts_with("  client-3    -"),
+        "{}",
+        matrix.join("\n")
+    );
+    assert!(
+        row("controller").contains("tcp/41194 110/110, icmp 110/110"),
+        "{}",
+        matrix.join("\n")
+    );
+}
+
+#[test]
+fn no_progress_bar_unless_stderr_is_a_terminal() {
+    let run = sim(&["run", "--seeds", "2", "scenarios/wireguard-star.toml"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.stderr, "", "stderr is a pipe here: nothing drawn");
 }
 
 #[test]
@@ -1235,4 +1570,244 @@ fn run_writes_pcaps_that_tcpdump_reads() {
             text.lines().take(20).collect::<Vec<_>>().join("\n")
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// (f) sim run --configs DIR: a tree as collected from hosts, with the
+// mistakes people make on them. Each must show up as the failed expectation
+// it breaks, with evidence naming the cause; a file that does not parse is
+// bad input naming the file.
+// ---------------------------------------------------------------------------
+
+/// `sim gen SCENARIO -o tree --demo-keys` in a fresh scratch directory.
+fn generated_tree(scenario: &str, tag: &str) -> TempDir {
+    let dir = TempDir::new(tag);
+    let file = workspace_root().join(format!("scenarios/{scenario}.toml"));
+    let gen_run = dir.sim(&[
+        "gen",
+        &file.display().to_string(),
+        "-o",
+        "tree",
+        "--demo-keys",
+    ]);
+    assert_eq!(gen_run.code, 0, "{}", gen_run.all());
+    dir
+}
+
+/// Rewrites `tree/<path>`; the edit must change something.
+fn edit(dir: &TempDir, path: &str, change: impl FnOnce(&str) -> String) {
+    let file = dir.0.join("tree").join(path);
+    let before =
+        std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let after = change(&before);
+    assert_ne!(before, after, "the edit of {path} changed nothing");
+    std::fs::write(&file, after).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+}
+
+/// `sim run SCENARIO --configs tree` (plus `extra` arguments).
+fn run_tree(dir: &TempDir, scenario: &str, extra: &[&str]) -> Run {
+    let file = workspace_root()
+        .join(format!("scenarios/{scenario}.toml"))
+        .display()
+        .to_string();
+    let mut args = vec!["run", file.as_str(), "--configs", "tree"];
+    args.extend_from_slice(extra);
+    dir.sim(&args)
+}
+
+/// The row of the text report's expectation table for `field`.
+fn expectation_row<'a>(stdout: &'a str, field: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(field))
+        .unwrap_or_else(|| panic!("no row for {field} in\n{stdout}"))
+}
+
+/// Exit 1 and exactly the expectations in `failed` FAIL.
+fn assert_fails_exactly(run: &Run, all: &[&str], failed: &[&str]) {
+    assert_eq!(run.code, 1, "{}", run.all());
+    for field in all {
+        let row = expectation_row(&run.stdout, field);
+        let want = if failed.contains(field) {
+            "FAIL"
+        } else {
+            "PASS"
+        };
+        assert!(row.trim_start().starts_with(want), "{field}: {row}");
+    }
+}
+
+const STAR_REACH: [&str; 4] = [
+    "expect.reach[0]",
+    "expect.reach[1]",
+    "expect.reach[2]",
+    "expect.reach[3]",
+];
+
+#[test]
+fn configs_untouched_generated_trees_hold_every_expectation() {
+    for scenario in ["wireguard-star", "eduvpn-multinode"] {
+        let dir = generated_tree(scenario, "configs-clean");
+        let run = run_tree(&dir, scenario, &[]);
+        assert_eq!(run.code, 0, "{scenario}:\n{}", run.all());
+        assert!(
+            run.stdout.contains("Host files: read from tree"),
+            "{}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn configs_with_a_mistyped_peer_public_key_fail_reach_through_that_peer() {
+    // node2's copy of the hub's public key, one character off (still a
+    // valid key): node2's handshakes are made for a key the hub does not
+    // have, so node2 reaches nobody; the other workers are unaffected.
+    let dir = generated_tree("wireguard-star", "configs-key");
+    edit(&dir, "node2/etc/wireguard/wg0.conf", |text| {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("PublicKey = "))
+            .unwrap_or_else(|| panic!("no peer key in\n{text}"));
+        let key = &line["PublicKey = ".len()..];
+        let typo = if key.starts_with('A') { "B" } else { "A" };
+        text.replacen(line, &format!("PublicKey = {typo}{}", &key[1..]), 1)
+    });
+    let run = run_tree(&dir, "wireguard-star", &[]);
+    assert_fails_exactly(&run, &STAR_REACH, &["expect.reach[0]", "expect.reach[1]"]);
+    assert!(
+        expectation_row(&run.stdout, "expect.reach[0]").contains("0/110 answered"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("wg0: handshake initiation from 178.128.169.93:55820 does not decrypt"),
+        "the drop counters name the cause:\n{}",
+        run.stdout
+    );
+    let junit = run_tree(&dir, "wireguard-star", &["--format", "junit"]);
+    assert_eq!(junit.code, 1);
+    assert_eq!(
+        junit.stdout.matches("<failure ").count(),
+        2,
+        "{}",
+        junit.stdout
+    );
+    assert!(
+        junit
+            .stdout
+            .contains("0/110 answered, first failure 10.000000 s</failure>"),
+        "{}",
+        junit.stdout
+    );
+}
+
+#[test]
+fn configs_missing_an_allowed_ips_line_fail_reach_to_that_peer() {
+    // The hub forgets node4's AllowedIPs: it has no route into the tunnel
+    // to node4 and drops what node4 sends; every path to or from node4
+    // breaks, node2 -> node3 still works.
+    let dir = generated_tree("wireguard-star", "configs-allowed");
+    edit(&dir, "node1/etc/wireguard/wg0.conf", |text| {
+        text.replacen("AllowedIPs = 10.5.4.4/32\n", "", 1)
+    });
+    let run = run_tree(&dir, "wireguard-star", &[]);
+    assert_fails_exactly(
+        &run,
+        &STAR_REACH,
+        &["expect.reach[1]", "expect.reach[2]", "expect.reach[3]"],
+    );
+    assert!(
+        run.stdout.contains("wg0: no peer allows 10.5.4.4"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn configs_with_ip_forward_off_on_the_hub_fail_reach_between_workers() {
+    // Workers reach each other only through the hub; the hub itself still
+    // reaches node4.
+    let dir = generated_tree("wireguard-star", "configs-forward");
+    edit(&dir, "node1/etc/sysctl.d/90-vpnsim.conf", |text| {
+        text.replace("net.ipv4.ip_forward = 1", "net.ipv4.ip_forward = 0")
+    });
+    let run = run_tree(&dir, "wireguard-star", &[]);
+    assert_fails_exactly(
+        &run,
+        &STAR_REACH,
+        &["expect.reach[0]", "expect.reach[1]", "expect.reach[2]"],
+    );
+    assert!(
+        run.stdout
+            .contains("not addressed to this host and net.ipv4.ip_forward is off"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn configs_with_a_changed_firewall_rule_fail_the_expectation_it_guarded() {
+    // eduvpn-multinode: node-a accepts vpn-daemon (tcp/41194) from the
+    // controller only.
+    let rule = "-A INPUT -s 145.0.6.71/32 -p tcp -m tcp --dport 41194";
+    let all = [
+        "expect.reach[2]",
+        "expect.reach[3]",
+        "expect.isolated[0]",
+        "expect.isolated[1]",
+        "expect.isolated[2]",
+    ];
+
+    // Opened to everyone: clients of both nodes reach node-a's daemon.
+    let dir = generated_tree("eduvpn-multinode", "configs-fw-open");
+    edit(&dir, "node-a/etc/iptables/rules.v4", |text| {
+        text.replacen(rule, "-A INPUT -p tcp -m tcp --dport 41194", 1)
+    });
+    let open = run_tree(&dir, "eduvpn-multinode", &[]);
+    assert_fails_exactly(&open, &all, &["expect.isolated[0]", "expect.isolated[1]"]);
+    let row = expectation_row(&open.stdout, "expect.isolated[0]");
+    assert!(
+        row.contains("tcp/41194") && !row.contains(" 0/"),
+        "answered probes are the evidence: {row}"
+    );
+
+    // Dropped: the controller no longer reaches node-a's daemon, and the
+    // probes are refused by the final REJECT.
+    let dir = generated_tree("eduvpn-multinode", "configs-fw-drop");
+    edit(&dir, "node-a/etc/iptables/rules.v4", |text| {
+        text.lines()
+            .filter(|l| !l.starts_with(rule))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    });
+    let dropped = run_tree(&dir, "eduvpn-multinode", &[]);
+    assert_fails_exactly(&dropped, &all, &["expect.reach[2]"]);
+    let row = expectation_row(&dropped.stdout, "expect.reach[2]");
+    assert!(
+        row.contains("tcp/41194 0/110 answered") && row.contains("AdminProhibited unreachable"),
+        "{row}"
+    );
+}
+
+#[test]
+fn configs_with_a_file_that_does_not_parse_exit_2_naming_it() {
+    let dir = generated_tree("wireguard-star", "configs-parse");
+    edit(&dir, "node3/etc/wireguard/wg0.conf", |text| {
+        text.replacen("[Peer]", "[Peer]\nPersistentKeepalive = often", 1)
+    });
+    let run = run_tree(&dir, "wireguard-star", &[]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("the simulation could not start: node3/etc/wireguard/wg0.conf: line"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("Simulation: could not start"),
+        "{}",
+        run.stdout
+    );
 }

@@ -20,6 +20,43 @@ pub enum SeedSource {
     CommandLine,
 }
 
+/// Which host files the simulation ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "source", rename_all = "kebab-case")]
+pub enum HostFiles {
+    /// Rendered in memory from the scenario. Demo keys (and everything
+    /// else rendering derives from a seed) come from `key_seed`, the
+    /// `[scenario] seed` of the file: `--seed` and `--seeds` vary the
+    /// simulation, not the files.
+    Rendered {
+        /// `demo` or `store`.
+        keys: &'static str,
+        /// The seed demo keys are derived from (absent with a key store).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key_seed: Option<u64>,
+    },
+    /// Read from a tree (`--configs DIR`).
+    Configs { dir: String },
+}
+
+impl HostFiles {
+    /// One line for the text report.
+    pub fn line(&self) -> String {
+        match self {
+            HostFiles::Rendered {
+                key_seed: Some(seed),
+                ..
+            } => format!(
+                "Host files: rendered in memory with demo keys from seed {seed} ([scenario] seed; --seed varies only the simulation)"
+            ),
+            HostFiles::Rendered { .. } => {
+                String::from("Host files: rendered in memory with the keys of the key store")
+            }
+            HostFiles::Configs { dir } => format!("Host files: read from {dir}"),
+        }
+    }
+}
+
 /// How many expectations of each kind the scenario declares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct ExpectationCounts {
@@ -115,6 +152,9 @@ pub struct RunReport<'a> {
     pub seed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed_from: Option<SeedSource>,
+    /// The files the simulation ran, when it got that far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_files: Option<HostFiles>,
     /// Input errors, or planning and verification findings.
     pub findings: &'a [Diagnostic],
     pub plan: Option<PlanReport<'a>>,
@@ -143,6 +183,10 @@ impl RunReport<'_> {
                 _ => "from the file",
             };
             out.push_str(&format!(": scenario `{name}`, seed {seed} ({from})"));
+        }
+        if let Some(files) = &self.host_files {
+            out.push('\n');
+            out.push_str(&files.line());
         }
         out.push_str("\n\nStatic checks:\n");
         let files = [FileDiagnostics {
@@ -193,6 +237,7 @@ mod tests {
             scenario: Some("x"),
             seed: Some(9),
             seed_from: Some(SeedSource::CommandLine),
+            host_files: None,
             findings: &[],
             plan: None,
             simulation: status,

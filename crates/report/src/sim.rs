@@ -1,15 +1,21 @@
 //! What the simulation of `sim run` measured, as a stable JSON document and
 //! as terminal text: one line per expectation with its verdict and the
-//! probe evidence (last success, first failure, recovery time), then the
-//! probes, the timeline as it ran and the drop counters.
+//! probe evidence (last success, first failure, recovery time), the
+//! reachability the probes measured in the steady state, the probes and
+//! bulk transfers with every figure, the timeline as it ran and the drop
+//! counters; and, for `--seeds N`, the distribution of every measured time
+//! over the runs ([`SweepReport`]).
 //!
 //! Times are seconds of virtual time since the start of the run, printed
-//! with microsecond precision so equal runs give equal bytes.
+//! with microsecond precision, and every fractional figure is a decimal
+//! string computed from integers, so equal runs give equal bytes and JSON
+//! numbers never depend on float formatting.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use vpnsim_sim::run::{ExpectKind, RunResult, Status};
+use vpnsim_sim::probe::{ProbeKind, Sample};
+use vpnsim_sim::run::{ExpectKind, ProbeResult, RunOptions, RunResult, Status, TransferResult};
 use vpnsim_sim::time::{Instant, Span};
 
 use crate::table::{Align, Table};
@@ -24,8 +30,43 @@ fn secs(at: Instant) -> String {
     )
 }
 
+/// Milliseconds with microsecond precision (`51052.493`).
 fn span_ms(span: Span) -> String {
     format!("{}.{:03}", span.0 / 1_000_000, (span.0 % 1_000_000) / 1_000)
+}
+
+/// Hundredths as a decimal (`801` → `8.01`).
+fn hundredths(n: u64) -> String {
+    format!("{}.{:02}", n / 100, n % 100)
+}
+
+/// Loss in hundredths of a percent, rounded half up; `None` when nothing
+/// was sent.
+fn loss_hundredths(sent: u32, answered: u32) -> Option<u64> {
+    let sent = u64::from(sent);
+    let lost = sent.saturating_sub(u64::from(answered));
+    (sent > 0).then(|| (lost * 10_000 + sent / 2) / sent)
+}
+
+/// Bits per second as Mbit/s with two decimals (`15390000` → `15.39`).
+fn mbit(bps: u64) -> String {
+    hundredths(bps.saturating_add(5_000) / 10_000)
+}
+
+/// A stretch of virtual time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Window {
+    pub start_s: String,
+    pub end_s: String,
+}
+
+impl Window {
+    fn of((start, end): (Instant, Instant)) -> Self {
+        Window {
+            start_s: secs(start),
+            end_s: secs(end),
+        }
+    }
 }
 
 /// The simulation part of the `sim run` report.
@@ -38,8 +79,13 @@ pub struct SimulationReport {
     pub passed: usize,
     pub failed: usize,
     pub not_measured: usize,
+    /// From the end of the warm-up to the first timeline event: where
+    /// `reach` is judged and the steady-state counts of probes are taken.
+    pub steady_state: Window,
     pub expectations: Vec<ExpectationLine>,
     pub probes: Vec<ProbeLine>,
+    /// One per `expect.throughput`, in order.
+    pub transfers: Vec<TransferLine>,
     pub timeline: Vec<TimelineLine>,
     pub drops: BTreeMap<String, u64>,
 }
@@ -57,6 +103,8 @@ pub struct ExpectationLine {
     /// `pass`, `fail`, `not-measured`.
     pub status: &'static str,
     pub detail: String,
+    /// The samples judged: sent in [start, end).
+    pub window: Window,
     pub sent: u32,
     pub answered: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,21 +115,121 @@ pub struct ExpectationLine {
     pub first_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_ms: Option<String>,
+    /// Index into `probes` of the probe that measured it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<usize>,
+    /// Index into `transfers` (throughput expectations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ProbeLine {
     pub from: String,
     pub to: String,
+    /// The overlay whose address of `to` is probed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     pub target: String,
+    /// `icmp` (echo), `tcp` (connect: SYN answered by SYN-ACK) or `udp`
+    /// (datagram delivered).
+    pub kind: &'static str,
+    /// Destination port of a TCP or UDP probe.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Payload bytes of an ICMP echo.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_bytes: Option<u32>,
+    /// Over the whole run.
     pub sent: u32,
     pub answered: u32,
+    /// Unanswered share of `sent`, percent with two decimals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_pct: Option<String>,
+    /// Within `steady_state` (probes still in flight at the end not counted).
+    pub steady_sent: u32,
+    pub steady_answered: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtt_min_ms: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtt_avg_ms: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtt_max_ms: Option<String>,
+}
+
+impl ProbeLine {
+    /// `icmp`, `tcp/41194`, `udp/53`.
+    pub fn label(&self) -> String {
+        match self.port {
+            Some(port) => format!("{}/{port}", self.kind),
+            None => self.kind.to_string(),
+        }
+    }
+}
+
+/// A bulk TCP-like transfer (`expect.throughput`) and what it achieved.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransferLine {
+    pub from: String,
+    pub to: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    pub target: String,
+    pub port: u16,
+    /// Where the goodput was measured.
+    pub window: Window,
+    /// Bytes delivered in order to the receiver per second over `window`,
+    /// times 8, rounded to whole bits per second.
+    pub goodput_bps: u64,
+    /// Bytes delivered in order over `window`.
+    pub bytes: u64,
+    /// Largest segment payload sent since the path MTU last changed.
+    pub mss: u32,
+    /// The receive window the receiver announced last, bytes.
+    pub receive_window: u64,
+    /// SYNs sent; data segments sent over the whole transfer, and
+    /// retransmissions among them (seen on the sender's side of the wire).
+    pub syns: u32,
+    pub segments: u64,
+    pub retransmits: u64,
+    /// Round-trip times of segments sent once and acknowledged (Karn).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_min_ms: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_avg_ms: Option<String>,
+    /// When the handshake completed; absent when it never did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub established_s: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The one place that reads [`TransferResult`]'s fields, so a change of
+/// the transfer model changes this function only.
+fn transfer_line(t: &TransferResult) -> TransferLine {
+    TransferLine {
+        from: t.from.clone(),
+        to: t.to.clone(),
+        via: t.via.clone(),
+        target: t.target.to_string(),
+        port: t.port,
+        window: Window::of(t.window),
+        goodput_bps: if t.goodput_bps.is_finite() && t.goodput_bps > 0.0 {
+            t.goodput_bps.round() as u64
+        } else {
+            0
+        },
+        bytes: t.bytes,
+        mss: t.mss,
+        receive_window: t.receive_window,
+        syns: t.syns,
+        segments: t.segments,
+        retransmits: t.retransmits,
+        rtt_min_ms: t.rtt_min.map(span_ms),
+        rtt_avg_ms: t.rtt_avg.map(span_ms),
+        established_s: t.established.map(secs),
+        error: t.error.clone(),
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -109,8 +257,77 @@ fn status_name(status: Status) -> &'static str {
     }
 }
 
+/// The steady state of a run as `reach` judges it: from the end of the
+/// warm-up to the first timeline event (or the end).
+fn steady_state(result: &RunResult, options: &RunOptions) -> (Instant, Instant) {
+    let end = Instant::START + result.duration;
+    let start = (Instant::START + options.warmup).min(end);
+    let first_event = result.events.iter().map(|e| e.at).min();
+    (start, first_event.unwrap_or(end).clamp(start, end))
+}
+
+/// Samples sent in `window` and how many were answered in time; one still
+/// in flight when the run ended counts neither way.
+fn count_in(
+    samples: &[Sample],
+    window: (Instant, Instant),
+    end: Instant,
+    timeout: Span,
+) -> (u32, u32) {
+    let (mut sent, mut answered) = (0, 0);
+    for s in samples
+        .iter()
+        .filter(|s| s.sent >= window.0 && s.sent < window.1)
+    {
+        let ok = s.ok(timeout);
+        if !ok && s.sent + timeout > end {
+            continue;
+        }
+        sent += 1;
+        if ok {
+            answered += 1;
+        }
+    }
+    (sent, answered)
+}
+
+fn probe_line(
+    p: &ProbeResult,
+    steady: (Instant, Instant),
+    end: Instant,
+    timeout: Span,
+) -> ProbeLine {
+    let (kind, port, payload_bytes) = match p.kind {
+        ProbeKind::Icmp { len } => ("icmp", None, Some(len)),
+        ProbeKind::Tcp { port } => ("tcp", Some(port), None),
+        ProbeKind::Udp { port } => ("udp", Some(port), None),
+    };
+    let (steady_sent, steady_answered) = count_in(&p.samples, steady, end, timeout);
+    ProbeLine {
+        from: p.from.clone(),
+        to: p.to.clone(),
+        via: p.via.clone(),
+        target: p.target.to_string(),
+        kind,
+        port,
+        payload_bytes,
+        sent: p.sent,
+        answered: p.answered,
+        loss_pct: loss_hundredths(p.sent, p.answered).map(hundredths),
+        steady_sent,
+        steady_answered,
+        rtt_min_ms: p.rtt_min.map(span_ms),
+        rtt_avg_ms: p.rtt_avg.map(span_ms),
+        rtt_max_ms: p.rtt_max.map(span_ms),
+    }
+}
+
 impl SimulationReport {
-    pub fn new(result: &RunResult) -> Self {
+    /// The report of `result`, a run made with `options` (the steady state
+    /// and the probe timeout come from them).
+    pub fn new(result: &RunResult, options: &RunOptions) -> Self {
+        let end = Instant::START + result.duration;
+        let steady = steady_state(result, options);
         let expectations: Vec<ExpectationLine> = result
             .expectations
             .iter()
@@ -122,36 +339,33 @@ impl SimulationReport {
                 via: e.via.clone(),
                 status: status_name(e.status),
                 detail: e.detail.clone(),
+                window: Window::of(e.evidence.window),
                 sent: e.evidence.sent,
                 answered: e.evidence.answered,
                 last_success_s: e.evidence.last_success.map(secs),
                 first_failure_s: e.evidence.first_failure.map(secs),
                 first_error: e.evidence.first_error.clone(),
                 recovery_ms: e.evidence.recovery.map(span_ms),
+                probe: e.probe,
+                transfer: (e.kind == ExpectKind::Throughput && e.index < result.transfers.len())
+                    .then_some(e.index),
             })
             .collect();
         let count = |s: &str| expectations.iter().filter(|e| e.status == s).count();
         SimulationReport {
             seed: result.seed,
-            duration_s: secs(Instant(result.duration.0)),
+            duration_s: secs(end),
             events_processed: result.events_run,
             passed: count("pass"),
             failed: count("fail"),
             not_measured: count("not-measured"),
+            steady_state: Window::of(steady),
             probes: result
                 .probes
                 .iter()
-                .map(|p| ProbeLine {
-                    from: p.from.clone(),
-                    to: p.to.clone(),
-                    target: p.target.to_string(),
-                    sent: p.sent,
-                    answered: p.answered,
-                    rtt_min_ms: p.rtt_min.map(span_ms),
-                    rtt_avg_ms: p.rtt_avg.map(span_ms),
-                    rtt_max_ms: p.rtt_max.map(span_ms),
-                })
+                .map(|p| probe_line(p, steady, end, options.probe_timeout))
                 .collect(),
+            transfers: result.transfers.iter().map(transfer_line).collect(),
             timeline: result
                 .events
                 .iter()
@@ -171,7 +385,8 @@ impl SimulationReport {
         self.failed == 0 && self.not_measured == 0
     }
 
-    /// The terminal text: expectations, probes, timeline, drops.
+    /// The terminal text: expectations, measured reachability, probes,
+    /// transfers, timeline, drops.
     pub fn text(&self) -> String {
         let mut out = format!(
             "Simulation: seed {}, {} s of virtual time, {} events: {} expectations passed, {} failed, {} not measured\n",
@@ -184,86 +399,20 @@ impl SimulationReport {
         );
         if !self.expectations.is_empty() {
             out.push_str("\nExpectations\n");
-            let mut t = Table::new(&[
-                ("status", Align::Left),
-                ("expectation", Align::Left),
-                ("from", Align::Left),
-                ("to", Align::Left),
-                ("evidence", Align::Left),
-            ]);
-            for e in &self.expectations {
-                if e.kind == "throughput" {
-                    // The transfer's figures are the evidence.
-                    let to = e
-                        .via
-                        .as_ref()
-                        .map_or_else(|| e.to.clone(), |via| format!("{} via {via}", e.to));
-                    t.row(vec![
-                        e.status.to_uppercase(),
-                        e.field.clone(),
-                        e.from.clone(),
-                        to,
-                        e.detail.clone(),
-                    ]);
-                    continue;
-                }
-                let mut evidence = format!("{}/{} answered", e.answered, e.sent);
-                if let Some(r) = &e.recovery_ms {
-                    evidence.push_str(&format!(", recovered in {r} ms"));
-                }
-                if let Some(s) = &e.last_success_s {
-                    evidence.push_str(&format!(", last success {s} s"));
-                }
-                if let Some(f) = &e.first_failure_s {
-                    evidence.push_str(&format!(", first failure {f} s"));
-                }
-                if let Some(err) = &e.first_error {
-                    evidence.push_str(&format!(" ({err})"));
-                }
-                let to = match &e.via {
-                    Some(via) => format!("{} via {via}", e.to),
-                    None => e.to.clone(),
-                };
-                t.row(vec![
-                    e.status.to_uppercase(),
-                    e.field.clone(),
-                    e.from.clone(),
-                    to,
-                    evidence,
-                ]);
-            }
-            out.push_str(&t.render("  "));
-            for e in self
-                .expectations
-                .iter()
-                .filter(|e| e.status != "pass" && e.kind != "throughput")
-            {
-                out.push_str(&format!("  {}: {}\n", e.field, e.detail));
-            }
+            out.push_str(&self.expectations_table());
         }
         if !self.probes.is_empty() {
-            out.push_str("\nProbes (ICMP echo)\n");
-            let mut t = Table::new(&[
-                ("from", Align::Left),
-                ("to", Align::Left),
-                ("target", Align::Left),
-                ("answered", Align::Right),
-                ("rtt min/avg/max ms", Align::Right),
-            ]);
-            for p in &self.probes {
-                let rtt = match (&p.rtt_min_ms, &p.rtt_avg_ms, &p.rtt_max_ms) {
-                    (Some(a), Some(b), Some(c)) => format!("{a}/{b}/{c}"),
-                    _ => String::from("-"),
-                };
-                t.row(vec![
-                    p.from.clone(),
-                    p.to.clone(),
-                    p.target.clone(),
-                    format!("{}/{}", p.answered, p.sent),
-                    rtt,
-                ]);
-            }
-            out.push_str(&t.render("  "));
+            out.push_str(&format!(
+                "\nMeasured reachability in the steady state ({} s to {} s): answered/sent, row probes column\n",
+                self.steady_state.start_s, self.steady_state.end_s
+            ));
+            out.push_str(&self.reachability_table());
+            out.push_str("\nProbes over the whole run\n");
+            out.push_str(&self.probes_table());
+        }
+        if !self.transfers.is_empty() {
+            out.push_str("\nTransfers (one TCP-like bulk flow each)\n");
+            out.push_str(&self.transfers_table());
         }
         if !self.timeline.is_empty() {
             out.push_str("\nTimeline\n");
@@ -285,7 +434,193 @@ impl SimulationReport {
         out
     }
 
-    /// JUnit XML: one testcase per expectation, for CI gates.
+    fn expectations_table(&self) -> String {
+        let mut t = Table::new(&[
+            ("status", Align::Left),
+            ("expectation", Align::Left),
+            ("from", Align::Left),
+            ("to", Align::Left),
+            ("evidence", Align::Left),
+        ]);
+        for e in &self.expectations {
+            let to = match &e.via {
+                Some(via) => format!("{} via {via}", e.to),
+                None => e.to.clone(),
+            };
+            t.row(vec![
+                e.status.to_uppercase(),
+                e.field.clone(),
+                e.from.clone(),
+                to,
+                self.evidence(e),
+            ]);
+        }
+        let mut out = t.render("  ");
+        for e in self
+            .expectations
+            .iter()
+            .filter(|e| e.status != "pass" && e.kind != "throughput")
+        {
+            out.push_str(&format!("  {}: {}\n", e.field, e.detail));
+        }
+        out
+    }
+
+    /// One line of evidence: the probe counts and times, or a transfer's
+    /// figures (the detail says what was required).
+    fn evidence(&self, e: &ExpectationLine) -> String {
+        if e.kind == "throughput" {
+            return e.detail.clone();
+        }
+        let mut evidence = format!("{}/{} answered", e.answered, e.sent);
+        if let Some(label) = e
+            .probe
+            .and_then(|i| self.probes.get(i))
+            .map(ProbeLine::label)
+            && label != "icmp"
+        {
+            evidence = format!("{label} {evidence}");
+        }
+        if let Some(r) = &e.recovery_ms {
+            evidence.push_str(&format!(", recovered in {r} ms"));
+        }
+        if let Some(s) = &e.last_success_s {
+            evidence.push_str(&format!(", last success {s} s"));
+        }
+        if let Some(f) = &e.first_failure_s {
+            evidence.push_str(&format!(", first failure {f} s"));
+        }
+        if let Some(err) = &e.first_error {
+            evidence.push_str(&format!(" ({err})"));
+        }
+        evidence
+    }
+
+    /// Probing host × probed host: answered/sent in the steady state, one
+    /// entry per probe of the pair, named by its kind unless it is the
+    /// pair's only probe and an ICMP echo (`tcp/41194 0/110`, ` via X` after
+    /// one aimed at an overlay address); `-` where nothing was probed. Rows
+    /// and columns are sorted by name.
+    pub fn reachability_table(&self) -> String {
+        let rows: BTreeSet<&str> = self.probes.iter().map(|p| p.from.as_str()).collect();
+        let columns: BTreeSet<&str> = self.probes.iter().map(|p| p.to.as_str()).collect();
+        let mut pairs: BTreeMap<(&str, &str), Vec<&ProbeLine>> = BTreeMap::new();
+        for p in &self.probes {
+            pairs
+                .entry((p.from.as_str(), p.to.as_str()))
+                .or_default()
+                .push(p);
+        }
+        let cell = |probes: &[&ProbeLine]| {
+            let entries: Vec<String> = probes
+                .iter()
+                .map(|p| {
+                    let label = p.label();
+                    let mut entry = if probes.len() == 1 && label == "icmp" {
+                        String::new()
+                    } else {
+                        format!("{label} ")
+                    };
+                    entry.push_str(&format!("{}/{}", p.steady_answered, p.steady_sent));
+                    if let Some(via) = &p.via {
+                        entry.push_str(&format!(" via {via}"));
+                    }
+                    entry
+                })
+                .collect();
+            entries.join(", ")
+        };
+        let mut header: Vec<(&str, Align)> = vec![("FROM \\ TO", Align::Left)];
+        header.extend(columns.iter().map(|c| (*c, Align::Left)));
+        let mut t = Table::new(&header);
+        for row in &rows {
+            let mut line = vec![(*row).to_string()];
+            line.extend(columns.iter().map(|column| {
+                pairs
+                    .get(&(*row, *column))
+                    .map_or_else(|| "-".to_string(), |probes| cell(probes))
+            }));
+            t.row(line);
+        }
+        t.render("  ")
+    }
+
+    fn probes_table(&self) -> String {
+        let mut t = Table::new(&[
+            ("from", Align::Left),
+            ("to", Align::Left),
+            ("target", Align::Left),
+            ("probe", Align::Left),
+            ("answered", Align::Right),
+            ("loss %", Align::Right),
+            ("rtt min/avg/max ms", Align::Right),
+        ]);
+        for p in &self.probes {
+            let rtt = match (&p.rtt_min_ms, &p.rtt_avg_ms, &p.rtt_max_ms) {
+                (Some(a), Some(b), Some(c)) => format!("{a}/{b}/{c}"),
+                _ => String::from("-"),
+            };
+            let to = match &p.via {
+                Some(via) => format!("{} via {via}", p.to),
+                None => p.to.clone(),
+            };
+            t.row(vec![
+                p.from.clone(),
+                to,
+                p.target.clone(),
+                p.label(),
+                format!("{}/{}", p.answered, p.sent),
+                p.loss_pct.clone().unwrap_or_else(|| "-".into()),
+                rtt,
+            ]);
+        }
+        t.render("  ")
+    }
+
+    fn transfers_table(&self) -> String {
+        let mut t = Table::new(&[
+            ("from", Align::Left),
+            ("to", Align::Left),
+            ("goodput Mbit/s", Align::Right),
+            ("bytes", Align::Right),
+            ("mss", Align::Right),
+            ("window", Align::Right),
+            ("segments", Align::Right),
+            ("retransmits", Align::Right),
+            ("rtt min ms", Align::Right),
+            ("established", Align::Right),
+        ]);
+        for x in &self.transfers {
+            let to = match &x.via {
+                Some(via) => format!("{}:{} via {via}", x.target, x.port),
+                None => format!("{}:{}", x.target, x.port),
+            };
+            t.row(vec![
+                x.from.clone(),
+                format!("{} {to}", x.to),
+                mbit(x.goodput_bps),
+                x.bytes.to_string(),
+                x.mss.to_string(),
+                x.receive_window.to_string(),
+                x.segments.to_string(),
+                x.retransmits.to_string(),
+                x.rtt_min_ms.clone().unwrap_or_else(|| "-".into()),
+                x.established_s
+                    .as_ref()
+                    .map_or_else(|| "never".into(), |s| format!("{s} s")),
+            ]);
+        }
+        let mut out = t.render("  ");
+        for x in &self.transfers {
+            if let Some(error) = &x.error {
+                out.push_str(&format!("  {} -> {}: {error}\n", x.from, x.to));
+            }
+        }
+        out
+    }
+
+    /// JUnit XML: one testcase per expectation, for CI gates; a failure
+    /// carries the verdict as its message and the evidence as its text.
     pub fn junit(&self, scenario: &str) -> String {
         let total = self.expectations.len();
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -303,7 +638,11 @@ impl SimulationReport {
                 xml(&name)
             ));
             match e.status {
-                "fail" => out.push_str(&format!("<failure message=\"{}\"/>", xml(&e.detail))),
+                "fail" => out.push_str(&format!(
+                    "<failure message=\"{}\">{}</failure>",
+                    xml(&e.detail),
+                    xml(&self.evidence(e))
+                )),
                 "not-measured" => {
                     out.push_str(&format!("<skipped message=\"{}\"/>", xml(&e.detail)))
                 }
@@ -323,110 +662,643 @@ fn xml(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// `sim run --seeds N`: how each expectation fared over N seeds, and the
-/// distribution of its measured recovery time.
-#[derive(Debug, Clone, Serialize)]
-pub struct SweepReport {
-    pub seeds: Vec<u64>,
-    pub expectations: Vec<SweepLine>,
+// ---------------------------------------------------------------------------
+// Seed sweeps
+// ---------------------------------------------------------------------------
+
+/// What one run of a sweep measured, in integers, small enough to keep
+/// for thousands of runs (the [`RunResult`] with its trace and samples is
+/// dropped after each run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFigures {
+    pub seed: u64,
+    /// Per expectation: held, and the recovery time when it recovered.
+    pub expectations: Vec<(bool, Option<Span>)>,
+    /// Per probe: average RTT, and loss in hundredths of a percent.
+    pub probes: Vec<(Option<Span>, Option<u64>)>,
+    /// Per transfer: goodput, bits per second.
+    pub transfers: Vec<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct SweepLine {
-    pub field: String,
-    pub from: String,
-    pub to: String,
-    pub passed: usize,
-    pub runs: usize,
-    /// Recovery times in milliseconds over the runs that recovered.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recovery_ms: Option<Distribution>,
+impl RunFigures {
+    pub fn of(result: &RunResult) -> Self {
+        RunFigures {
+            seed: result.seed,
+            expectations: result
+                .expectations
+                .iter()
+                .map(|e| (e.status == Status::Pass, e.evidence.recovery))
+                .collect(),
+            probes: result
+                .probes
+                .iter()
+                .map(|p| (p.rtt_avg, loss_hundredths(p.sent, p.answered)))
+                .collect(),
+            transfers: result
+                .transfers
+                .iter()
+                .map(|t| transfer_line(t).goodput_bps)
+                .collect(),
+        }
+    }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// How one figure spread over the runs that measured it: `count` of them,
+/// and the nearest-rank minimum, median, 90th percentile and maximum
+/// (decimal strings in the figure's unit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Distribution {
+    pub count: usize,
     pub min: String,
     pub median: String,
     pub p90: String,
     pub max: String,
 }
 
+impl Distribution {
+    /// `None` when no run measured the figure.
+    fn of(mut values: Vec<u64>, show: fn(u64) -> String) -> Option<Self> {
+        values.sort_unstable();
+        let n = values.len();
+        // Nearest rank: the smallest value with at least p % of the values
+        // at or below it.
+        let rank = |p: usize| values.get((p * n).div_ceil(100).max(1) - 1).copied();
+        Some(Distribution {
+            count: n,
+            min: show(*values.first()?),
+            median: show(rank(50)?),
+            p90: show(rank(90)?),
+            max: show(*values.last()?),
+        })
+    }
+
+    /// `min/median/p90/max`, with `(n=k)` when fewer than `runs` runs
+    /// measured it.
+    fn text(dist: Option<&Distribution>, runs: usize) -> String {
+        match dist {
+            None => String::from("-"),
+            Some(d) => {
+                let mut s = format!("{}/{}/{}/{}", d.min, d.median, d.p90, d.max);
+                if d.count != runs {
+                    s.push_str(&format!(" (n={})", d.count));
+                }
+                s
+            }
+        }
+    }
+}
+
+/// `sim run --seeds N`: over N runs (the run's seed and the N-1 following
+/// ones), how often each expectation held and the distribution of every
+/// measured figure: recovery times, each probe's average RTT and loss, each
+/// transfer's goodput.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepReport {
+    pub runs: usize,
+    pub first_seed: u64,
+    pub last_seed: u64,
+    pub expectations: Vec<SweepLine>,
+    pub probes: Vec<SweepProbe>,
+    pub transfers: Vec<SweepTransfer>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepLine {
+    pub field: String,
+    pub kind: &'static str,
+    pub from: String,
+    pub to: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    pub passed: usize,
+    pub runs: usize,
+    /// Seeds of the runs where it did not hold, to reproduce with `--seed`.
+    pub failed_seeds: Vec<u64>,
+    /// Recovery times in milliseconds over the runs that recovered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_ms: Option<Distribution>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepProbe {
+    pub from: String,
+    pub to: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Average RTT in milliseconds over the runs where it was answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_avg_ms: Option<Distribution>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_pct: Option<Distribution>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepTransfer {
+    pub from: String,
+    pub to: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goodput_bps: Option<Distribution>,
+}
+
 impl SweepReport {
-    /// Expectations are matched by position: every run of one scenario has
-    /// the same expectations in the same order.
-    pub fn new(runs: &[RunResult]) -> Self {
-        let seeds = runs.iter().map(|r| r.seed).collect();
-        let Some(first) = runs.first() else {
-            return SweepReport {
-                seeds,
-                expectations: Vec::new(),
-            };
-        };
-        let expectations = first
+    /// `main` names the expectations, probes and transfers; `runs` holds
+    /// every run's figures (the main run's among them). Figures are matched
+    /// by position: every run of one scenario has the same expectations,
+    /// probes and transfers in the same order.
+    pub fn new(main: &SimulationReport, runs: &[RunFigures]) -> Self {
+        let n = runs.len();
+        let expectations = main
             .expectations
             .iter()
             .enumerate()
             .map(|(i, e)| {
-                let of_runs: Vec<_> = runs.iter().filter_map(|r| r.expectations.get(i)).collect();
-                let mut recoveries: Vec<Span> =
-                    of_runs.iter().filter_map(|e| e.evidence.recovery).collect();
-                recoveries.sort();
-                let pick = |q: usize| recoveries[(recoveries.len() - 1) * q / 100];
+                let of_runs: Vec<(u64, bool, Option<Span>)> = runs
+                    .iter()
+                    .filter_map(|r| r.expectations.get(i).map(|(ok, rec)| (r.seed, *ok, *rec)))
+                    .collect();
                 SweepLine {
-                    field: format!("expect.{}[{}]", kind_name(e.kind), e.index),
+                    field: e.field.clone(),
+                    kind: e.kind,
                     from: e.from.clone(),
                     to: e.to.clone(),
-                    passed: of_runs.iter().filter(|e| e.status == Status::Pass).count(),
+                    via: e.via.clone(),
+                    passed: of_runs.iter().filter(|r| r.1).count(),
                     runs: of_runs.len(),
-                    recovery_ms: (!recoveries.is_empty()).then(|| Distribution {
-                        min: span_ms(pick(0)),
-                        median: span_ms(pick(50)),
-                        p90: span_ms(pick(90)),
-                        max: span_ms(pick(100)),
-                    }),
+                    failed_seeds: of_runs.iter().filter(|r| !r.1).map(|r| r.0).collect(),
+                    recovery_ms: Distribution::of(
+                        of_runs.iter().filter_map(|r| r.2.map(|s| s.0)).collect(),
+                        |ns| span_ms(Span(ns)),
+                    ),
                 }
             })
             .collect();
+        let probes = main
+            .probes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let of_runs: Vec<&(Option<Span>, Option<u64>)> =
+                    runs.iter().filter_map(|r| r.probes.get(i)).collect();
+                SweepProbe {
+                    from: p.from.clone(),
+                    to: p.to.clone(),
+                    via: p.via.clone(),
+                    kind: p.kind,
+                    port: p.port,
+                    rtt_avg_ms: Distribution::of(
+                        of_runs.iter().filter_map(|r| r.0.map(|s| s.0)).collect(),
+                        |ns| span_ms(Span(ns)),
+                    ),
+                    loss_pct: Distribution::of(
+                        of_runs.iter().filter_map(|r| r.1).collect(),
+                        hundredths,
+                    ),
+                }
+            })
+            .collect();
+        let transfers = main
+            .transfers
+            .iter()
+            .enumerate()
+            .map(|(i, x)| SweepTransfer {
+                from: x.from.clone(),
+                to: x.to.clone(),
+                via: x.via.clone(),
+                goodput_bps: Distribution::of(
+                    runs.iter()
+                        .filter_map(|r| r.transfers.get(i).copied())
+                        .collect(),
+                    |bps| bps.to_string(),
+                ),
+            })
+            .collect();
         SweepReport {
-            seeds,
+            runs: n,
+            first_seed: runs.first().map_or(main.seed, |r| r.seed),
+            last_seed: runs.last().map_or(main.seed, |r| r.seed),
             expectations,
+            probes,
+            transfers,
         }
     }
 
     pub fn text(&self) -> String {
-        let (first, last) = (
-            self.seeds.first().copied().unwrap_or(0),
-            self.seeds.last().copied().unwrap_or(0),
-        );
         let mut out = format!(
-            "\nSeed sweep: {} runs, seeds {first}..={last}\n",
-            self.seeds.len()
+            "\nSeed sweep: {} runs, seeds {}..={} (min/median/p90/max over the runs that measured it)\n",
+            self.runs, self.first_seed, self.last_seed
         );
         let mut t = Table::new(&[
             ("expectation", Align::Left),
             ("from", Align::Left),
             ("to", Align::Left),
             ("passed", Align::Right),
-            ("recovery ms min/median/p90/max", Align::Right),
+            ("recovery ms", Align::Right),
         ]);
         for e in &self.expectations {
-            let rec = e.recovery_ms.as_ref().map_or_else(
-                || "-".to_string(),
-                |d| format!("{}/{}/{}/{}", d.min, d.median, d.p90, d.max),
-            );
             t.row(vec![
                 e.field.clone(),
                 e.from.clone(),
-                e.to.clone(),
+                via_text(&e.to, e.via.as_deref()),
                 format!("{}/{}", e.passed, e.runs),
-                rec,
+                Distribution::text(e.recovery_ms.as_ref(), e.runs),
             ]);
         }
         out.push_str(&t.render("  "));
+        const SHOWN: usize = 10;
+        for e in self
+            .expectations
+            .iter()
+            .filter(|e| !e.failed_seeds.is_empty())
+        {
+            let mut seeds: Vec<String> = e
+                .failed_seeds
+                .iter()
+                .take(SHOWN)
+                .map(ToString::to_string)
+                .collect();
+            if e.failed_seeds.len() > SHOWN {
+                seeds.push(format!("and {} more", e.failed_seeds.len() - SHOWN));
+            }
+            let plural = if e.failed_seeds.len() == 1 { "" } else { "s" };
+            out.push_str(&format!(
+                "  {} failed with seed{plural} {} (reproduce with --seed)\n",
+                e.field,
+                seeds.join(", ")
+            ));
+        }
+        if !self.probes.is_empty() {
+            out.push_str("\n  Probes over the sweep\n");
+            let mut t = Table::new(&[
+                ("from", Align::Left),
+                ("to", Align::Left),
+                ("probe", Align::Left),
+                ("rtt avg ms", Align::Right),
+                ("loss %", Align::Right),
+            ]);
+            for p in &self.probes {
+                let label = match p.port {
+                    Some(port) => format!("{}/{port}", p.kind),
+                    None => p.kind.to_string(),
+                };
+                t.row(vec![
+                    p.from.clone(),
+                    via_text(&p.to, p.via.as_deref()),
+                    label,
+                    Distribution::text(p.rtt_avg_ms.as_ref(), self.runs),
+                    Distribution::text(p.loss_pct.as_ref(), self.runs),
+                ]);
+            }
+            out.push_str(&t.render("  "));
+        }
+        if !self.transfers.is_empty() {
+            out.push_str("\n  Transfers over the sweep\n");
+            let mut t = Table::new(&[
+                ("from", Align::Left),
+                ("to", Align::Left),
+                ("goodput Mbit/s", Align::Right),
+            ]);
+            for x in &self.transfers {
+                let goodput = x.goodput_bps.as_ref().map(|d| {
+                    let m = |s: &str| mbit(s.parse().unwrap_or(0));
+                    Distribution {
+                        count: d.count,
+                        min: m(&d.min),
+                        median: m(&d.median),
+                        p90: m(&d.p90),
+                        max: m(&d.max),
+                    }
+                });
+                t.row(vec![
+                    x.from.clone(),
+                    via_text(&x.to, x.via.as_deref()),
+                    Distribution::text(goodput.as_ref(), self.runs),
+                ]);
+            }
+            out.push_str(&t.render("  "));
+        }
         out
     }
 
     pub fn all_passed(&self) -> bool {
         self.expectations.iter().all(|e| e.passed == e.runs)
+    }
+}
+
+fn via_text(to: &str, via: Option<&str>) -> String {
+    match via {
+        Some(via) => format!("{to} via {via}"),
+        None => to.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use vpnsim_sim::run::{EventRecord, Evidence, ExpectationResult};
+
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+    const MS: u64 = 1_000_000;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+
+    /// One probe every second from 1 s to 39 s, answered after `rtt_ms`
+    /// unless `lost(second)`.
+    fn probe(
+        from: &str,
+        to: &str,
+        via: Option<&str>,
+        kind: ProbeKind,
+        rtt_ms: u64,
+        lost: impl Fn(u64) -> bool,
+    ) -> ProbeResult {
+        let samples: Vec<Sample> = (1..40)
+            .map(|sec| Sample {
+                seq: sec as u32,
+                sent: Instant(sec * S),
+                reply: (!lost(sec)).then_some(Instant(sec * S + rtt_ms * MS)),
+                error: lost(sec).then(|| "AdminProhibited unreachable from 10.0.0.3".to_string()),
+            })
+            .collect();
+        let answered = samples.iter().filter(|s| s.reply.is_some()).count() as u32;
+        let rtt = (answered > 0).then_some(Span(rtt_ms * MS));
+        ProbeResult {
+            from: from.into(),
+            to: to.into(),
+            via: via.map(Into::into),
+            target: ip("10.0.0.2"),
+            kind,
+            sent: samples.len() as u32,
+            answered,
+            samples,
+            rtt_min: rtt,
+            rtt_avg: rtt,
+            rtt_max: rtt,
+        }
+    }
+
+    fn expectation(
+        kind: ExpectKind,
+        (from, to): (&str, &str),
+        status: Status,
+        detail: &str,
+        evidence: Evidence,
+        probe: usize,
+    ) -> ExpectationResult {
+        ExpectationResult {
+            kind,
+            index: 0,
+            from: from.into(),
+            to: to.into(),
+            via: None,
+            status,
+            detail: detail.into(),
+            evidence,
+            probe: (kind != ExpectKind::Throughput).then_some(probe),
+        }
+    }
+
+    /// The only test code that builds a [`TransferResult`].
+    fn transfer(goodput_bps: f64) -> TransferResult {
+        TransferResult {
+            from: "a".into(),
+            to: "b".into(),
+            via: None,
+            target: ip("10.0.0.2"),
+            port: 5201,
+            window: (Instant(12 * S), Instant(20 * S)),
+            goodput_bps,
+            bytes: 15_000_000,
+            mss: 1460,
+            receive_window: 1 << 20,
+            syns: 1,
+            segments: 10_300,
+            retransmits: 3,
+            rtt_min: Some(Span(20 * MS)),
+            rtt_avg: Some(Span(21 * MS)),
+            established: Some(Instant(10 * S + 40 * MS)),
+            error: None,
+        }
+    }
+
+    /// A made-up run of three hosts: a reaches b (lost while b is down
+    /// from 20 s to 25 s), c is isolated from b's port 443, a reaches c
+    /// over the overlay, one transfer from a to b.
+    fn run(seed: u64, recovery_ms: u64, goodput_bps: f64) -> RunResult {
+        let down = |sec: u64| (20..25).contains(&sec);
+        let probes = vec![
+            probe("a", "b", None, ProbeKind::Icmp { len: 56 }, 20, down),
+            probe("c", "b", None, ProbeKind::Tcp { port: 443 }, 1, |_| true),
+            probe(
+                "a",
+                "c",
+                Some("wg0"),
+                ProbeKind::Icmp { len: 56 },
+                30 + seed,
+                |_| false,
+            ),
+        ];
+        let expectations = vec![
+            expectation(
+                ExpectKind::Reach,
+                ("a", "b"),
+                Status::Pass,
+                "10/10 answered in the steady state",
+                Evidence {
+                    window: (Instant(10 * S), Instant(20 * S)),
+                    sent: 10,
+                    answered: 10,
+                    last_success: Some(Instant(19 * S + 20 * MS)),
+                    ..Evidence::default()
+                },
+                0,
+            ),
+            expectation(
+                ExpectKind::Isolated,
+                ("c", "b"),
+                Status::Pass,
+                "0/39 answered over the whole run",
+                Evidence {
+                    window: (Instant(0), Instant(40 * S)),
+                    sent: 39,
+                    first_failure: Some(Instant(S)),
+                    first_error: Some("AdminProhibited unreachable from 10.0.0.3".into()),
+                    ..Evidence::default()
+                },
+                1,
+            ),
+            expectation(
+                ExpectKind::Recover,
+                ("a", "b"),
+                if recovery_ms <= 10_000 {
+                    Status::Pass
+                } else {
+                    Status::Fail
+                },
+                "recovered 5.020s after `b-down` (deadline 10.000s)",
+                Evidence {
+                    window: (Instant(20 * S), Instant(40 * S)),
+                    sent: 20,
+                    answered: 15,
+                    last_success: Some(Instant(19 * S + 20 * MS)),
+                    first_failure: Some(Instant(20 * S)),
+                    recovery: Some(Span(recovery_ms * MS)),
+                    ..Evidence::default()
+                },
+                0,
+            ),
+            expectation(
+                ExpectKind::Throughput,
+                ("a", "b"),
+                Status::Pass,
+                "goodput 15.00 Mbit/s (at least 10.00 Mbit/s required)",
+                Evidence {
+                    window: (Instant(12 * S), Instant(20 * S)),
+                    ..Evidence::default()
+                },
+                0,
+            ),
+        ];
+        RunResult {
+            scenario: "made-up".into(),
+            seed,
+            duration: Span(40 * S),
+            probes,
+            expectations,
+            events: vec![EventRecord {
+                at: Instant(20 * S),
+                name: Some("b-down".into()),
+                what: "b crashes".into(),
+            }],
+            trace: Vec::new(),
+            events_run: 1234,
+            drops: BTreeMap::from([("host is down".to_string(), 5)]),
+            captures: BTreeMap::new(),
+            transfers: vec![transfer(goodput_bps)],
+        }
+    }
+
+    #[test]
+    fn a_run_reads_as_text_json_and_junit() {
+        let report = SimulationReport::new(&run(7, 5_020, 15_000_000.4), &RunOptions::default());
+        let text = report.text();
+        // The matrix counts the steady state only (10 s to the event at
+        // 20 s), so b's outage does not show; c's port 443 never answered.
+        assert!(text.contains("(10.000000 s to 20.000000 s)"), "{text}");
+        assert!(
+            text.contains("  a          10/10         10/10 via wg0\n"),
+            "{text}"
+        );
+        assert!(text.contains("  c          tcp/443 0/10  -\n"), "{text}");
+        let json: serde_json::Value =
+            serde_json::from_str(&crate::to_json(&report)).unwrap_or_default();
+        assert_eq!(json["probes"][1]["kind"], "tcp");
+        assert_eq!(json["probes"][1]["port"], 443);
+        assert_eq!(json["probes"][1]["loss_pct"], "100.00");
+        assert_eq!(json["probes"][0]["steady_sent"], 10);
+        assert_eq!(json["transfers"][0]["goodput_bps"], 15_000_000);
+        assert_eq!(json["expectations"][3]["transfer"], 0);
+        assert_eq!(json["expectations"][2]["recovery_ms"], "5020.000");
+        insta::assert_snapshot!("run_text", text);
+        insta::assert_snapshot!("run_json", crate::to_json(&report));
+        let failed = SimulationReport::new(&run(7, 12_000, 1.0), &RunOptions::default());
+        insta::assert_snapshot!("run_junit", failed.junit("made-up"));
+    }
+
+    #[test]
+    fn a_sweep_gives_every_figure_a_distribution() {
+        let runs: Vec<RunResult> = (0..4)
+            .map(|k| {
+                run(
+                    10 + k,
+                    [5_020, 4_000, 12_000, 6_500][k as usize],
+                    1e6 * (k + 1) as f64,
+                )
+            })
+            .collect();
+        let main = SimulationReport::new(&runs[0], &RunOptions::default());
+        let figures: Vec<RunFigures> = runs.iter().map(RunFigures::of).collect();
+        let sweep = SweepReport::new(&main, &figures);
+        assert_eq!((sweep.runs, sweep.first_seed, sweep.last_seed), (4, 10, 13));
+        let recover = &sweep.expectations[2];
+        assert_eq!((recover.passed, recover.runs), (3, 4));
+        assert_eq!(recover.failed_seeds, [12]);
+        assert_eq!(
+            recover.recovery_ms.as_ref().map(|d| (
+                d.min.as_str(),
+                d.median.as_str(),
+                d.max.as_str()
+            )),
+            Some(("4000.000", "5020.000", "12000.000"))
+        );
+        // The overlay probe's RTT is 30 ms + the seed.
+        assert_eq!(
+            sweep.probes[2]
+                .rtt_avg_ms
+                .as_ref()
+                .map(|d| (d.min.as_str(), d.max.as_str())),
+            Some(("40.000", "43.000"))
+        );
+        assert_eq!(sweep.probes[1].rtt_avg_ms, None, "never answered: no RTT");
+        assert_eq!(
+            sweep.transfers[0]
+                .goodput_bps
+                .as_ref()
+                .map(|d| d.p90.as_str()),
+            Some("4000000")
+        );
+        assert!(!sweep.all_passed());
+        insta::assert_snapshot!("sweep_text", sweep.text());
+        insta::assert_snapshot!("sweep_json", crate::to_json(&sweep));
+    }
+
+    #[test]
+    fn distribution_uses_nearest_ranks() {
+        let show = |n: u64| n.to_string();
+        let d = Distribution::of((1..=10).rev().collect(), show);
+        assert_eq!(
+            d,
+            Some(Distribution {
+                count: 10,
+                min: "1".into(),
+                median: "5".into(),
+                p90: "9".into(),
+                max: "10".into(),
+            })
+        );
+        let one = Distribution::of(vec![7], show);
+        assert_eq!(
+            one.map(|d| (d.median, d.p90)),
+            Some(("7".into(), "7".into()))
+        );
+        assert_eq!(Distribution::of(Vec::new(), show), None);
+        let three = Distribution::of(vec![30, 10, 20], show);
+        assert_eq!(
+            three.map(|d| (d.min, d.median, d.p90, d.max)),
+            Some(("10".into(), "20".into(), "30".into(), "30".into()))
+        );
+    }
+
+    #[test]
+    fn fractions_come_from_integers() {
+        assert_eq!(
+            loss_hundredths(749, 689).map(hundredths),
+            Some("8.01".into())
+        );
+        assert_eq!(loss_hundredths(3, 0).map(hundredths), Some("100.00".into()));
+        assert_eq!(loss_hundredths(0, 0), None);
+        assert_eq!(mbit(15_394_999), "15.39");
+        assert_eq!(mbit(15_395_000), "15.40");
+        assert_eq!(span_ms(Span(51_052_493_123)), "51052.493");
+        assert_eq!(secs(Instant(1_000_001_999)), "1.000001");
     }
 }
