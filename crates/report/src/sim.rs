@@ -167,7 +167,7 @@ impl ProbeLine {
     }
 }
 
-/// A bulk TCP-like transfer (`expect.throughput`) and what it achieved.
+/// A bulk TCP transfer (`expect.throughput`) and what it achieved.
 #[derive(Debug, Clone, Serialize)]
 pub struct TransferLine {
     pub from: String,
@@ -411,7 +411,7 @@ impl SimulationReport {
             out.push_str(&self.probes_table());
         }
         if !self.transfers.is_empty() {
-            out.push_str("\nTransfers (one TCP-like bulk flow each)\n");
+            out.push_str("\nTransfers (one TCP flow each, smoltcp with CUBIC)\n");
             out.push_str(&self.transfers_table());
         }
         if !self.timeline.is_empty() {
@@ -587,7 +587,7 @@ impl SimulationReport {
             ("window", Align::Right),
             ("segments", Align::Right),
             ("retransmits", Align::Right),
-            ("rtt min ms", Align::Right),
+            ("rtt min/avg ms", Align::Right),
             ("established", Align::Right),
         ]);
         for x in &self.transfers {
@@ -604,7 +604,10 @@ impl SimulationReport {
                 x.receive_window.to_string(),
                 x.segments.to_string(),
                 x.retransmits.to_string(),
-                x.rtt_min_ms.clone().unwrap_or_else(|| "-".into()),
+                match (&x.rtt_min_ms, &x.rtt_avg_ms) {
+                    (Some(min), Some(avg)) => format!("{min}/{avg}"),
+                    _ => "-".into(),
+                },
                 x.established_s
                     .as_ref()
                     .map_or_else(|| "never".into(), |s| format!("{s} s")),
