@@ -124,7 +124,7 @@ impl HostFiles {
             dns: dns.clone(),
             ..HostFiles::default()
         };
-        for f in files.files().filter(|f| f.host == host) {
+        for f in files.host_files(host) {
             out.all.insert(f.path.clone(), f.contents.clone());
             if let Some(name) = f
                 .path

@@ -22,6 +22,17 @@ pub type Port = (usize, usize);
 /// `txqueuelen`, 1000).
 pub const QUEUE_LIMIT: usize = 1000;
 
+/// One sender's side of a segment.
+#[derive(Debug, Clone, Default)]
+struct Sender {
+    /// When the transmit queue is free again.
+    busy: Instant,
+    /// When each frame in the queue will have been serialised.
+    queued: VecDeque<Instant>,
+    /// The latest arrival scheduled (frames stay in order).
+    last_arrival: Instant,
+}
+
 #[derive(Debug, Clone)]
 pub struct Segment {
     pub name: String,
@@ -39,12 +50,8 @@ pub struct Segment {
     /// Addresses or prefixes answered by an attachment besides its own
     /// interface addresses.
     pub proxies: Vec<(IpNet, Port)>,
-    /// When each sender's transmit queue is free again.
-    pub busy: BTreeMap<Port, Instant>,
-    /// When each frame in a sender's queue will have been serialised.
-    queued: BTreeMap<Port, VecDeque<Instant>>,
-    /// The latest arrival scheduled for each sender (frames stay in order).
-    last_arrival: BTreeMap<Port, Instant>,
+    /// Each sender's transmit queue.
+    senders: BTreeMap<Port, Sender>,
     /// Interface addresses of the attachments (kept by `World::index_segment`).
     pub owners: BTreeMap<IpAddr, Port>,
 }
@@ -62,9 +69,7 @@ impl Segment {
             up: true,
             attachments: Vec::new(),
             proxies: Vec::new(),
-            busy: BTreeMap::new(),
-            queued: BTreeMap::new(),
-            last_arrival: BTreeMap::new(),
+            senders: BTreeMap::new(),
             owners: BTreeMap::new(),
         }
     }
@@ -88,16 +93,16 @@ impl Segment {
         bytes: u32,
         rng: &mut Rng,
     ) -> Option<Instant> {
+        let sender = self.senders.entry(from).or_default();
         if self.bandwidth.is_some() {
-            let queue = self.queued.entry(from).or_default();
-            while queue.front().is_some_and(|done| *done <= now) {
-                queue.pop_front();
+            while sender.queued.front().is_some_and(|done| *done <= now) {
+                sender.queued.pop_front();
             }
-            if queue.len() >= QUEUE_LIMIT {
+            if sender.queued.len() >= QUEUE_LIMIT {
                 return None;
             }
         }
-        let start = self.busy.get(&from).copied().unwrap_or(now).max(now);
+        let start = sender.busy.max(now);
         let serialise = match self.bandwidth {
             Some(bps) if bps > 0 => {
                 Span((u64::from(bytes) * 8).saturating_mul(1_000_000_000) / bps)
@@ -106,21 +111,16 @@ impl Segment {
         };
         let done = start + serialise;
         if self.bandwidth.is_some() {
-            self.busy.insert(from, done);
-            self.queued.entry(from).or_default().push_back(done);
+            sender.busy = done;
+            sender.queued.push_back(done);
         }
         let mut delay = self.latency;
         if self.jitter.0 > 0 {
             let j = rng.below(2 * self.jitter.0 + 1);
             delay = Span((delay.0 + j).saturating_sub(self.jitter.0));
         }
-        let previous = self
-            .last_arrival
-            .get(&from)
-            .copied()
-            .unwrap_or(Instant::START);
-        let arrival = (done + delay).max(previous);
-        self.last_arrival.insert(from, arrival);
+        let arrival = (done + delay).max(sender.last_arrival);
+        sender.last_arrival = arrival;
         Some(arrival)
     }
 }

@@ -192,6 +192,8 @@ pub struct Stack {
     /// Ping sockets by probe.
     pingers: BTreeMap<usize, SocketHandle>,
     next_port: u32,
+    /// Echo request data (zeros), kept to avoid an allocation per ping.
+    zeros: Vec<u8>,
     /// The wake-up queued for this stack, if any.
     pub wake: Option<Instant>,
 }
@@ -244,6 +246,7 @@ impl Stack {
             receivers: BTreeMap::new(),
             pingers: BTreeMap::new(),
             next_port: (seed % u64::from(EPHEMERAL.1 - EPHEMERAL.0)) as u32,
+            zeros: Vec::new(),
             wake: None,
         }
     }
@@ -320,7 +323,10 @@ impl Stack {
                 h
             }
         };
-        let data = vec![0u8; len as usize];
+        if self.zeros.len() < len as usize {
+            self.zeros.resize(len as usize, 0);
+        }
+        let data = &self.zeros[..len as usize];
         let caps = ChecksumCapabilities::ignored();
         let socket = self.sockets.get_mut::<icmp::Socket>(handle);
         match target {
@@ -328,7 +334,7 @@ impl Stack {
                 let repr = Icmpv4Repr::EchoRequest {
                     ident,
                     seq_no: seq,
-                    data: &data,
+                    data,
                 };
                 let buf = socket
                     .send(repr.buffer_len(), IpAddress::from(target))
@@ -339,7 +345,7 @@ impl Stack {
                 let repr = Icmpv6Repr::EchoRequest {
                     ident,
                     seq_no: seq,
-                    data: &data,
+                    data,
                 };
                 let buf = socket
                     .send(repr.buffer_len(), IpAddress::from(target))

@@ -3,7 +3,8 @@
 //! FORWARD → POSTROUTING NAT → MTU → segment), tunnel models, probes and
 //! the administrative actions of the timeline.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::net::IpAddr;
 
 use vpnsim_render::iptables::{RejectWith, TableName};
@@ -84,7 +85,10 @@ pub struct World {
     pub files: BTreeMap<usize, HostFiles>,
     /// Interfaces and routes of the underlay, restored on restart.
     pub base: BTreeMap<usize, (Vec<Iface>, Vec<Route>)>,
-    timers: BTreeMap<(usize, usize, u64), TimerSlot>,
+    /// Model timers by (node, tunnel, token). Looked up on every timer a
+    /// model sets, never iterated: a hash map (with the fixed-key std
+    /// hasher, so nothing depends on a random seed) keeps that cheap.
+    timers: HashMap<(usize, usize, u64), TimerSlot, BuildHasherDefault<DefaultHasher>>,
     pub events_run: u64,
     /// Drops by reason (for the report).
     pub drops: BTreeMap<String, u64>,
@@ -110,7 +114,7 @@ impl World {
             addr_host: BTreeMap::new(),
             files: BTreeMap::new(),
             base: BTreeMap::new(),
-            timers: BTreeMap::new(),
+            timers: HashMap::default(),
             events_run: 0,
             drops: BTreeMap::new(),
             captures: None,
@@ -547,8 +551,8 @@ impl World {
         out_if: Option<usize>,
     ) -> bool {
         let n = &self.nodes[node];
+        // Without rules there is no conntrack either: nothing would read it.
         let Some(rs) = n.ruleset(p) else {
-            self.nodes[node].track(p);
             return true;
         };
         let name = |i: Option<usize>| i.and_then(|i| n.ifaces.get(i)).map(|i| i.name.as_str());

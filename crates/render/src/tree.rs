@@ -104,6 +104,16 @@ impl FileSet {
         self.files.values()
     }
 
+    /// The files of one host, in path order (a range of the map, not a
+    /// scan of every host's files).
+    pub fn host_files<'a>(&'a self, host: &str) -> impl Iterator<Item = &'a RenderedFile> + 'a {
+        let host = host.to_string();
+        self.files
+            .range((host.clone(), String::new())..)
+            .take_while(move |((h, _), _)| *h == host)
+            .map(|(_, f)| f)
+    }
+
     pub fn get(&self, host: &str, path: &str) -> Option<&RenderedFile> {
         self.files.get(&(host.to_string(), path.to_string()))
     }
@@ -188,6 +198,20 @@ mod tests {
         );
         assert_eq!(m[1].mode, "0600");
         assert!(set.manifest_json("s").ends_with("}\n"));
+    }
+
+    #[test]
+    fn host_files_are_exactly_that_hosts_even_with_prefix_names() {
+        let mut set = FileSet::new();
+        for (host, path) in [("a", "x"), ("ab", "y"), ("a", "z"), ("b", "w")] {
+            set.add(file(host, path, MODE_CONFIG, ""))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let paths =
+            |h: &str| -> Vec<String> { set.host_files(h).map(|f| f.path.clone()).collect() };
+        assert_eq!(paths("a"), ["x", "z"]);
+        assert_eq!(paths("ab"), ["y"]);
+        assert!(paths("c").is_empty());
     }
 
     #[test]

@@ -1276,8 +1276,8 @@ impl Device {
         } else {
             p.arm(TimerKind::SendKeepalive, now + KEEPALIVE_TIMEOUT, out);
         }
-        let name = p.name();
         if self.lookup(inner.src) != Some(id) {
+            let name = self.peers.get(&id).map(PeerState::name).unwrap_or_default();
             out.push(Action::Drop {
                 reason: format!(
                     "{}: packet from {name} has source {} outside its AllowedIPs",
