@@ -822,7 +822,7 @@ fn apply_event(w: &mut World, t: &Topology, i: usize, options: &RunOptions) -> S
             let word = if up { "up" } else { "down" };
             if let Some(l) = e.link {
                 if let Some(s) = w.segs.get_mut(l.index()) {
-                    s.up = up;
+                    s.set_up(up);
                 }
                 format!("link {} {word}", t.link(l).name)
             } else if let (Some((n, name)), Some(iface)) = (&host, &e.interface) {

@@ -23,11 +23,13 @@ use crate::time::{Instant, Span};
 /// Events on the queue.
 #[derive(Debug)]
 pub enum Ev {
-    /// A frame arrives at an interface.
+    /// A frame arrives at an interface; `generation` is its segment's
+    /// when it was sent (see `net::Segment::generation`).
     Arrive {
         node: usize,
         iface: usize,
         packet: Packet,
+        generation: u64,
     },
     /// A model's timer, valid only in the node's `epoch`.
     Timer {
@@ -150,7 +152,8 @@ impl World {
                     node,
                     iface,
                     packet,
-                } => self.arrive(node, iface, packet),
+                    generation,
+                } => self.arrive(node, iface, packet, generation),
                 Ev::Timer {
                     node,
                     tunnel,
@@ -476,10 +479,18 @@ impl World {
     // Packet pipeline
     // ---------------------------------------------------------------
 
-    fn arrive(&mut self, node: usize, iface: usize, p: Packet) {
+    fn arrive(&mut self, node: usize, iface: usize, p: Packet, generation: u64) {
         let Some(n) = self.nodes.get(node) else {
             return;
         };
+        // The link went down while the frame was on the wire.
+        if let Some(IfaceKind::Underlay(seg)) = n.ifaces.get(iface).map(|i| i.kind)
+            && let Some(s) = self.segs.get(seg)
+            && !s.carries(generation)
+        {
+            let reason = format!("lost on {}: it went down in flight", s.name);
+            return self.drop_packet(node, &p, &reason);
+        }
         if !n.up {
             return self.drop_packet(node, &p, "host is down");
         }
@@ -1035,12 +1046,14 @@ impl World {
                 .or_default()
                 .push((now, p.clone()));
         }
+        let generation = self.segs[seg].generation;
         self.q.schedule(
             at,
             Ev::Arrive {
                 node: to.0,
                 iface: to.1,
                 packet: p,
+                generation,
             },
         );
     }

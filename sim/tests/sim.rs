@@ -272,6 +272,102 @@ within = "2s"
 }
 
 #[test]
+fn a_frame_on_the_wire_is_lost_when_its_link_goes_down_before_it_arrives() {
+    // The probe sent at 20 s is on the 10 ms link when it flaps (down at
+    // 20.005 s, up again at 20.008 s): it is lost although the link is up
+    // when it would have arrived. The next one goes through.
+    let events = r#"
+[[events]]
+name = "flap"
+at = "20005ms"
+action = "link-down"
+link = "wire"
+[[events]]
+name = "back"
+at = "20008ms"
+action = "link-up"
+link = "wire"
+"#;
+    let r = simulate(
+        &load(&format!("{}{events}", PAIR.replace("LOSS", ""))),
+        &RunOptions {
+            duration: Some(Span::millis(40_500)),
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(lost_seconds(&r, 0), [20], "{}", show(&r));
+    assert_eq!(
+        r.drops.get("lost on wire: it went down in flight"),
+        Some(&1),
+        "{:?}",
+        r.drops
+    );
+}
+
+const LOOP: &str = r#"
+[scenario]
+name = "loop"
+seed = 3
+[sites.road]
+kind = "roaming"
+[links.left]
+kind = "lan"
+cidr = "10.0.1.0/24"
+latency = "1ms"
+[links.mid]
+kind = "lan"
+cidr = "10.0.3.0/24"
+latency = "1ms"
+[hosts.a]
+site = "road"
+interfaces = [{ name = "eth0", link = "left", address = "10.0.1.1" }]
+routes = [{ to = "10.9.0.0/24", via = "10.0.1.254" }]
+[hosts.r1]
+site = "road"
+forwarding = true
+interfaces = [
+  { name = "eth0", link = "left", address = "10.0.1.254" },
+  { name = "eth1", link = "mid", address = "10.0.3.1" },
+]
+routes = [{ to = "10.9.0.0/24", via = "10.0.3.2" }]
+[hosts.r2]
+site = "road"
+forwarding = true
+interfaces = [{ name = "eth0", link = "mid", address = "10.0.3.2" }]
+routes = [
+  { to = "10.9.0.0/24", via = "10.0.3.1" },
+  { to = "10.0.1.0/24", via = "10.0.3.1" },
+]
+"#;
+
+#[test]
+fn a_routing_loop_ends_in_icmp_time_exceeded_from_the_router_where_ttl_runs_out() {
+    // r1 and r2 send 10.9.0.0/24 to each other. a's echo request leaves
+    // with TTL 64; r1 receives it with 64, 62, ..., 2 and r2 with 63, ...,
+    // 1, so r2 drops it and sends time exceeded (RFC 792 type 11 code 0)
+    // from its address on the link it came in by, back through r1.
+    let r = with_probes(LOOP, vec![spec("a", "10.9.0.1", PING)]);
+    let p = &r.probes[0];
+    assert!(p.sent >= 35, "{}", show(&r));
+    assert_eq!(p.answered, 0);
+    for s in &p.samples {
+        assert_eq!(
+            s.error.as_deref(),
+            Some("time exceeded from 10.0.3.2"),
+            "{}",
+            show(&r)
+        );
+    }
+    // One TTL expiry per request, none for the errors (they go straight back).
+    assert_eq!(
+        r.drops.get("TTL expired"),
+        Some(&u64::from(p.sent)),
+        "{:?}",
+        r.drops
+    );
+}
+
+#[test]
 fn same_seed_same_run_and_another_seed_differs() {
     let text = PAIR.replace("LOSS", "loss = 10\njitter = \"3ms\"");
     let scenario = load(&text);
