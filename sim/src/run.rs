@@ -4,6 +4,8 @@
 //! probe samples.
 //!
 //! How expectations are judged:
+//! - a probe answered counts only if its request went through ESP when
+//!   the expectation says `via` an IPsec deployment (`require_esp`);
 //! - `reach`: in the steady state (after the warm-up, before the first
 //!   event) at least half the probes are answered within the timeout;
 //! - `isolated`: no probe is ever answered;
@@ -440,6 +442,7 @@ pub fn run(
             });
         }
     });
+    require_esp(&mut w, t, &keys);
     // Results.
     let probes: Vec<ProbeResult> = w.probes.iter().map(|p| probe_result(p, options)).collect();
     let mut expectations = Vec::new();
@@ -629,6 +632,80 @@ pub fn run(
         captures: w.captures.take().unwrap_or_default(),
         transfers,
     })
+}
+
+/// The probe request a packet is, as `(probe, sequence number)`: an echo
+/// request's identifier is the probe number + 1, a TCP probe's SYN comes
+/// from `TCP_PORT_BASE` + the probe number, a UDP probe's datagram carries
+/// both in its tag (see [`crate::probe`]). ICMP sequence numbers are 16
+/// bits.
+pub(crate) fn probe_request(p: &crate::packet::Packet) -> Option<(usize, u32)> {
+    use crate::packet::{Body, Icmp, Payload};
+    match &p.payload {
+        Payload::Icmp(Icmp::EchoRequest { id, seq, .. }) => {
+            Some((usize::from(*id).checked_sub(1)?, u32::from(*seq)))
+        }
+        Payload::Tcp {
+            src_port,
+            flags,
+            seq,
+            ..
+        } if flags.syn && !flags.ack => Some((
+            usize::from(src_port.checked_sub(crate::probe::TCP_PORT_BASE)?),
+            *seq,
+        )),
+        Payload::Udp {
+            body: Body::Data { tag, .. },
+            ..
+        } => Some(((tag >> 32) as usize, *tag as u32)),
+        _ => None,
+    }
+}
+
+/// `via` an IPsec deployment: the probe targets the destination's
+/// underlay address, which routing alone might reach in cleartext, so a
+/// sample counts as answered only when its request left some gateway of
+/// that deployment inside ESP (the engine notes every probe request an
+/// IPsec gateway encrypts, `World::esp_carried`). An answered sample whose
+/// request did not is turned into a failure that says so. Only the request
+/// is required: the expectation is about the path towards `to`.
+fn require_esp(w: &mut World, t: &Topology, keys: &BTreeMap<ProbeKey, usize>) {
+    for (key, &i) in keys {
+        let Some(OverlayId::Ipsec(id)) = key.via else {
+            continue;
+        };
+        let Some(d) = t.ipsec.get(id.index()) else {
+            continue;
+        };
+        let gateways: std::collections::BTreeSet<usize> = d
+            .hub
+            .iter()
+            .chain(&d.gateways)
+            .chain(d.tunnels.iter().flat_map(|tn| [&tn.left, &tn.right]))
+            .map(|h| h.index())
+            .collect();
+        let Some(probe) = w.probes.get_mut(i) else {
+            continue;
+        };
+        let icmp = matches!(probe.kind, ProbeKind::Icmp { .. });
+        for s in &mut probe.samples {
+            if s.reply.is_none() {
+                continue;
+            }
+            let seq = if icmp { s.seq & 0xffff } else { s.seq };
+            let carried = w
+                .esp_carried
+                .get(&(i, seq))
+                .is_some_and(|nodes| nodes.iter().any(|n| gateways.contains(n)));
+            if !carried {
+                s.reply = None;
+                s.error = Some(format!(
+                    "answered, but the request did not travel in ESP through a gateway of {}",
+                    d.name
+                ));
+            }
+        }
+    }
 }
 
 /// When reach came back after the event at `at`: the reply time of the

@@ -92,6 +92,10 @@ pub struct World {
     /// The host route to its server each connected OpenVPN client
     /// (node, tunnel) added beside its pushed routes (removed at down).
     openvpn_bypass: BTreeMap<(usize, usize), Route>,
+    /// Probe requests (probe, sequence number) that left a node inside
+    /// ESP, with the nodes whose IPsec gateway encrypted them (see
+    /// `run::probe_request`; judged for `via = <ipsec deployment>`).
+    pub esp_carried: BTreeMap<(usize, u32), std::collections::BTreeSet<usize>>,
 }
 
 impl World {
@@ -113,6 +117,7 @@ impl World {
             drops: BTreeMap::new(),
             captures: None,
             openvpn_bypass: BTreeMap::new(),
+            esp_carried: BTreeMap::new(),
         }
     }
 
@@ -246,6 +251,11 @@ impl World {
         for action in actions {
             match action {
                 Action::Transmit(p) => {
+                    if let Some(key) =
+                        crate::proto::ipsec::esp_inner(&p).and_then(crate::run::probe_request)
+                    {
+                        self.esp_carried.entry(key).or_default().insert(node);
+                    }
                     if let Payload::Udp { src_port, .. } = &p.payload
                         && let Some(tunnel) = self.nodes[node].tunnels.get_mut(t)
                     {
@@ -271,7 +281,7 @@ impl World {
                     let Some(iface) = self.nodes[node].tunnels.get(t).map(|t| t.iface) else {
                         continue;
                     };
-                    self.input(node, iface, p);
+                    self.input_from(node, iface, p, Some(t));
                 }
                 Action::Timer { at, token } => {
                     // One queue entry per timer: moving it later only
@@ -511,7 +521,13 @@ impl World {
     }
 
     /// A packet received on `iface` (from a segment or out of a tunnel).
-    pub fn input(&mut self, node: usize, iface: usize, mut p: Packet) {
+    pub fn input(&mut self, node: usize, iface: usize, p: Packet) {
+        self.input_from(node, iface, p, None);
+    }
+
+    /// [`World::input`] of a packet tunnel `from_tunnel` delivered (none:
+    /// off the wire).
+    fn input_from(&mut self, node: usize, iface: usize, mut p: Packet, from_tunnel: Option<usize>) {
         let n = &mut self.nodes[node];
         if !n.up {
             return;
@@ -536,6 +552,10 @@ impl World {
             {
                 set_src(original, addr, port);
             }
+        }
+        // XFRM inbound policy (`dir in` / `dir fwd`), after PREROUTING.
+        if let Some(reason) = self.nodes[node].xfrm_inbound_violation(&p, from_tunnel) {
+            return self.drop_packet(node, &p, &reason);
         }
         if self.nodes[node].is_local(p.dst) {
             self.local_in(node, iface, p);

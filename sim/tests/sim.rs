@@ -627,6 +627,133 @@ fn aws_three_regions_spokes_reach_the_hub_and_recover_after_its_restart() {
     }
 }
 
+const S2S: &str = r#"
+[scenario]
+name = "s2s"
+seed = 5
+[sites.east]
+kind = "roaming"
+[sites.west]
+kind = "roaming"
+[links.net]
+kind = "wan"
+latency = "10ms"
+[links.lana]
+kind = "lan"
+cidr = "10.1.0.0/24"
+latency = "1ms"
+[links.lanb]
+kind = "lan"
+cidr = "10.2.0.0/24"
+latency = "1ms"
+[hosts.a]
+site = "east"
+interfaces = [{ name = "eth0", link = "lana", address = "10.1.0.10" }]
+routes = [{ to = "10.2.0.0/24", via = "10.1.0.1" }]
+[hosts.gwa]
+site = "east"
+forwarding = true
+interfaces = [
+  { name = "eth0", link = "net", address = "192.0.2.1" },
+  { name = "eth1", link = "lana", address = "10.1.0.1" },
+]
+routes = [{ to = "10.2.0.0/24", via = "192.0.2.2" }]
+[hosts.gwb]
+site = "west"
+forwarding = true
+interfaces = [
+  { name = "eth0", link = "net", address = "192.0.2.2" },
+  { name = "eth1", link = "lanb", address = "10.2.0.1" },
+]
+routes = [{ to = "10.1.0.0/24", via = "192.0.2.1" }]
+[hosts.b]
+site = "west"
+interfaces = [{ name = "eth0", link = "lanb", address = "10.2.0.10" }]
+routes = [{ to = "10.1.0.0/24", via = "10.2.0.1" }]
+[ipsec.s2s]
+daemon = "libreswan"
+auth = "psk"
+layout = "full-mesh"
+gateways = ["gwa", "gwb"]
+[ipsec.s2s.subnets]
+gwa = ["10.1.0.0/24"]
+gwb = ["GWB_SUBNET"]
+[[expect.reach]]
+from = "a"
+to = "b"
+via = "s2s"
+[[expect.reach]]
+from = "a"
+to = "b"
+"#;
+
+#[test]
+fn reach_via_an_ipsec_deployment_counts_only_requests_carried_in_esp() {
+    // The gateways also route each other's LAN in the clear. When the
+    // selectors cover both LANs the probe's requests go in ESP; when
+    // gwb's selector is another subnet the same pings are answered in
+    // cleartext, which satisfies plain reach but not reach via the tunnel.
+    let good = run_text(&S2S.replace("GWB_SUBNET", "10.2.0.0/24"));
+    assert!(good.passed(), "{}", show(&good));
+    let bad = run_text(&S2S.replace("GWB_SUBNET", "10.3.0.0/24"));
+    let via = &bad.expectations[0];
+    assert_eq!(via.via.as_deref(), Some("s2s"));
+    assert_eq!(via.status, Status::Fail, "{}", show(&bad));
+    assert_eq!(via.evidence.answered, 0);
+    assert_eq!(
+        via.evidence.first_error.as_deref(),
+        Some("answered, but the request did not travel in ESP through a gateway of s2s")
+    );
+    assert_eq!(bad.expectations[1].status, Status::Pass, "{}", show(&bad));
+}
+
+#[test]
+fn cleartext_matching_an_ipsec_inbound_policy_is_dropped() {
+    // A host on the internet sends pings to Virginia's elastic IP with a
+    // source in Sydney's VPC: they match the in policy of vpc1-to-vpc2
+    // (12.11.0.0/16 -> 10.11.0.0/16) but come in the clear, so the kernel
+    // drops them before the firewall (which accepts 12.11.0.0/16) sees them.
+    let text = shipped_text("aws-three-regions").replacen(
+        "[[expect.reach]]",
+        "[sites.road]\nkind = \"roaming\"\n[hosts.outside]\nsite = \"road\"\ninterfaces = [{ name = \"eth0\", link = \"internet\", address = \"198.18.0.5\" }]\n\n[[expect.reach]]",
+        1,
+    );
+    let mut spoof = spec("outside", "198.51.100.10", PING);
+    spoof.source = Some("12.11.6.10".parse().unwrap_or_else(|e| panic!("{e}")));
+    // The same from a source no selector covers reaches the host.
+    let mut other = spec("outside", "198.51.100.10", PING);
+    other.source = Some("198.18.0.5".parse().unwrap_or_else(|e| panic!("{e}")));
+    let r = with_probes(&text, vec![spoof, other]);
+    let reason = "cleartext packet matches the in policy of conn vpc1-to-vpc2 \
+                  (12.11.0.0/16 -> 10.11.0.0/16): it must arrive in ESP (XfrmInTmplMismatch)";
+    let spoofed = r.probes.iter().rev().nth(1).map_or(0, |p| p.sent);
+    let dropped = r.drops.get(reason).copied().unwrap_or_default();
+    assert!(spoofed >= 35, "{}", show(&r));
+    // Every spoofed ping once the SA is up (0.6 s, before the first probe).
+    assert_eq!(dropped, u64::from(spoofed), "{:?}", r.drops);
+    assert!(
+        r.trace.iter().any(|l| l
+            .text
+            .contains("vpn-virginia: drop 12.11.6.10 -> 10.11.4.5")),
+        "{}",
+        show(&r)
+    );
+    // The unspoofed one is not protected traffic: it reaches the host's
+    // firewall, whose input policy drops it (no rule for 198.18.0.5).
+    assert!(
+        r.drops.get("iptables INPUT DROP").is_some_and(|n| *n >= 35),
+        "{:?}",
+        r.drops
+    );
+}
+
+fn shipped_text(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(format!("{name}.toml"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
 fn shipped(name: &str) -> Scenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../scenarios")

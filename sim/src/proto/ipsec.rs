@@ -16,6 +16,9 @@
 //!   selectors (an XFRM policy): give those to [`Model::send`], which
 //!   encrypts them or drops them ("no matching SA/policy", "SA not
 //!   established"); route everything else normally.
+//!   [`Gateway::inbound_policy_violation`] says whether a cleartext packet
+//!   arriving at the host (not IKE or ESP for the gateway, not decrypted
+//!   by it) must be dropped because an inbound policy covers it.
 //! - [`Model::start`] is boot and restart after a crash: all state is fresh
 //!   and `auto=start` conns initiate at once.
 //! - Status: [`Gateway::established`], [`Gateway::conn_names`].
@@ -50,6 +53,12 @@
 //!   reversed selectors, or it is dropped. A responder accepts proposed
 //!   selectors only when each lies inside its own (else
 //!   INVALID_ID_INFORMATION / TS_UNACCEPTABLE).
+//! - Inbound policy (Linux XFRM `dir in` / `dir fwd`): while a conn has an
+//!   IPsec SA, a *cleartext* packet whose source is in the peer's
+//!   selectors and destination in ours is dropped (it should have come in
+//!   ESP; the kernel counts it as `XfrmInTmplMismatch`):
+//!   [`Gateway::inbound_policy`]. Traffic outside the selectors is not
+//!   protected and passes as any other packet.
 //! - NAT-T (RFC 3947 / RFC 7296 2.23): NAT-D payloads carry the addresses
 //!   each side sent from and to; when the receiver sees others (the engine
 //!   applied a NAT), or when `leftid` is an address other than `left`, both
@@ -936,6 +945,42 @@ impl Gateway {
             .iter()
             .find(|c| c.cfg.outbound_matches(p))
             .map(|c| c.cfg.name.as_str())
+    }
+
+    /// The conn whose inbound policy (XFRM `dir in` for a packet to this
+    /// host, `dir fwd` for one it forwards: source in `rightsubnet`,
+    /// destination in `leftsubnet`) covers this packet. Such a packet must
+    /// have come out of the conn's ESP SA; arriving in cleartext it fails
+    /// the kernel's policy check (`XfrmInTmplMismatch`: the policy's ESP
+    /// template is not satisfied) and is dropped. pluto installs a conn's
+    /// in/fwd policies with its IPsec SA and removes them with it, so only
+    /// conns with an installed SA count. The engine must not ask for
+    /// packets the gateway itself takes ([`Gateway::accepts`]: IKE, ESP) or
+    /// that it decrypted.
+    pub fn inbound_policy(&self, p: &Packet) -> Option<&str> {
+        self.conns
+            .iter()
+            .find(|c| c.child.is_some() && c.cfg.inbound_matches(p))
+            .map(|c| c.cfg.name.as_str())
+    }
+
+    /// The drop reason for a cleartext packet an inbound policy covers
+    /// (see [`Gateway::inbound_policy`]); `forwarded`: `dir fwd`, else
+    /// `dir in`.
+    pub fn inbound_policy_violation(&self, p: &Packet, forwarded: bool) -> Option<String> {
+        let i = self
+            .conns
+            .iter()
+            .position(|c| c.child.is_some() && c.cfg.inbound_matches(p))?;
+        let cfg = &self.conns[i].cfg;
+        Some(format!(
+            "cleartext packet matches the {} policy of conn {} ({} -> {}): it must arrive in \
+             ESP (XfrmInTmplMismatch)",
+            if forwarded { "fwd" } else { "in" },
+            cfg.name,
+            join(&cfg.peer_ts),
+            join(&cfg.local_ts)
+        ))
     }
 
     fn log(&self, i: usize, text: impl fmt::Display) -> Action {
@@ -2133,6 +2178,18 @@ impl Gateway {
     }
 }
 
+/// The packet an ESP datagram carries (ESP or ESP-in-UDP), if it is one.
+pub fn esp_inner(p: &Packet) -> Option<&Packet> {
+    match &p.payload {
+        Payload::Esp(Esp::Tunnel { inner, .. })
+        | Payload::Udp {
+            body: Body::EspInUdp(Esp::Tunnel { inner, .. }),
+            ..
+        } => Some(inner),
+        _ => None,
+    }
+}
+
 fn join(nets: &[IpNet]) -> String {
     nets.iter()
         .map(ToString::to_string)
@@ -2752,6 +2809,54 @@ mod tests {
             matches!(&actions[..], [Action::Drop { reason, .. }] if reason.contains("outside the SA's selectors")),
             "{actions:?}"
         );
+    }
+
+    #[test]
+    fn cleartext_inside_the_selectors_is_refused_only_while_the_sa_is_installed() {
+        let mut net = aws(&same);
+        let (va, _) = gateways(&same);
+        // Before any SA: pluto has installed no in/fwd policy yet.
+        let spoof = ping("12.11.6.10", "10.11.1.10", 1);
+        assert_eq!(va.inbound_policy(&spoof), None);
+        net.run_until(Instant(Span::secs(2).0));
+        let va = &net.nodes[0].model;
+        assert_eq!(va.inbound_policy(&spoof), Some("vpc1-to-vpc2"));
+        let why = va
+            .inbound_policy_violation(&spoof, true)
+            .unwrap_or_else(|| panic!("not refused"));
+        assert_eq!(
+            why,
+            "cleartext packet matches the fwd policy of conn vpc1-to-vpc2 (12.11.0.0/16 -> \
+             10.11.0.0/16): it must arrive in ESP (XfrmInTmplMismatch)"
+        );
+        let to_gateway = ping("12.11.6.10", "10.11.4.5", 2);
+        assert!(
+            va.inbound_policy_violation(&to_gateway, false)
+                .is_some_and(|w| w.contains("the in policy"))
+        );
+        // Outside the selectors (or the reverse direction): not protected.
+        assert_eq!(
+            va.inbound_policy(&ping("192.168.1.1", "10.11.1.10", 3)),
+            None
+        );
+        assert_eq!(
+            va.inbound_policy(&ping("10.11.1.10", "12.11.6.10", 4)),
+            None
+        );
+        // vpc1-to-vpc3 has no SA in this two-node net: no policy either.
+        assert_eq!(
+            va.inbound_policy(&ping("13.11.6.10", "10.11.1.10", 5)),
+            None
+        );
+        // What ESP carries is found inside both encapsulations.
+        net.sent.clear();
+        net.send(0, ping("10.11.1.10", "12.11.6.10", 6));
+        let (_, _, out) = net.sent.pop().unwrap_or_else(|| panic!("nothing sent"));
+        assert_eq!(
+            esp_inner(&out).map(|p| (p.src, p.dst)),
+            Some((ip("10.11.1.10"), ip("12.11.6.10")))
+        );
+        assert_eq!(esp_inner(&spoof), None);
     }
 
     #[test]
