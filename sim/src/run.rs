@@ -428,6 +428,7 @@ pub fn run(
         w.q.schedule(Instant::START + e.at.into(), Ev::Timeline(i));
     }
     let mut records = Vec::new();
+    let mut record_events = Vec::new();
     w.run_until(end, |w, i| {
         if let Some(e) = t.events.get(i) {
             let what = apply_event(w, t, i, options);
@@ -440,8 +441,10 @@ pub fn run(
                 name: e.name.clone(),
                 what,
             });
+            record_events.push(i);
         }
     });
+    report_failed_procedures(&w, &mut records, &record_events);
     require_esp(&mut w, t, &keys);
     // Results.
     let probes: Vec<ProbeResult> = w.probes.iter().map(|p| probe_result(p, options)).collect();
@@ -704,6 +707,34 @@ fn require_esp(w: &mut World, t: &Topology, keys: &BTreeMap<ProbeKey, usize>) {
                     d.name
                 ));
             }
+        }
+    }
+}
+
+/// A promotion procedure says in its timeline entry where its script
+/// failed ("...; FAILED on node2 (usr/local/sbin/x.sh): `cmd`: why") and
+/// on which hosts it could not run because they were down.
+fn report_failed_procedures(w: &World, records: &mut [EventRecord], events: &[usize]) {
+    for (record, event) in records.iter_mut().zip(events) {
+        let runs = || w.scripts_run.iter().filter(|r| r.event == *event);
+        let failures: Vec<String> = runs()
+            .filter(|r| r.ran)
+            .filter_map(|r| {
+                r.failure
+                    .as_ref()
+                    .map(|f| format!("{} ({}): {f}", r.host, r.path))
+            })
+            .collect();
+        let down: Vec<&str> = runs().filter(|r| !r.ran).map(|r| r.host.as_str()).collect();
+        if !failures.is_empty() {
+            record
+                .what
+                .push_str(&format!("; FAILED on {}", failures.join("; ")));
+        }
+        if !down.is_empty() {
+            record
+                .what
+                .push_str(&format!("; not run on {} (down)", down.join(", ")));
         }
     }
 }
@@ -1042,6 +1073,7 @@ fn apply_event(w: &mut World, t: &Topology, i: usize, options: &RunOptions) -> S
                     Ev::Script {
                         node: *n,
                         path: path.clone(),
+                        event: i,
                     },
                 );
             }

@@ -44,8 +44,12 @@ pub enum Ev {
     Bulk { flow: usize, token: u64 },
     /// Timeline entry number `.0` (prepared by the runner).
     Timeline(usize),
-    /// One host's part of a promotion procedure.
-    Script { node: usize, path: String },
+    /// One host's part of a promotion procedure (timeline entry `event`).
+    Script {
+        node: usize,
+        path: String,
+        event: usize,
+    },
 }
 
 /// A model timer: the deadline it asked for last, and the wake-ups on the
@@ -96,6 +100,8 @@ pub struct World {
     /// ESP, with the nodes whose IPsec gateway encrypted them (see
     /// `run::probe_request`; judged for `via = <ipsec deployment>`).
     pub esp_carried: BTreeMap<(usize, u32), std::collections::BTreeSet<usize>>,
+    /// Every promotion script run, in order.
+    pub scripts_run: Vec<crate::load::ScriptRun>,
 }
 
 impl World {
@@ -118,6 +124,7 @@ impl World {
             captures: None,
             openvpn_bypass: BTreeMap::new(),
             esp_carried: BTreeMap::new(),
+            scripts_run: Vec::new(),
         }
     }
 
@@ -168,7 +175,9 @@ impl World {
                 Ev::Probe { probe } => self.send_probe(probe),
                 Ev::Bulk { flow, token } => crate::probe::bulk_timer(self, flow, token),
                 Ev::Timeline(i) => timeline(self, i),
-                Ev::Script { node, path } => crate::load::run_script(self, node, &path),
+                Ev::Script { node, path, event } => {
+                    crate::load::run_script(self, node, &path, event)
+                }
             }
         }
         self.q.run_until(until, |_, _, _| {});

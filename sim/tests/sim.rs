@@ -852,6 +852,129 @@ fn wireguard_star_hub_crash_cuts_workers_and_promotion_restores() {
     );
 }
 
+fn psk_star() -> Scenario {
+    let text = shipped_text("wireguard-star").replacen(
+        "persistent_keepalive = \"25s\"\n",
+        "persistent_keepalive = \"25s\"\npreshared_keys = true\n",
+        1,
+    );
+    assert!(text.contains("preshared_keys = true"));
+    load(&text)
+}
+
+/// Runs `scenario` with its generated files edited by `edit`.
+fn simulate_edited(
+    scenario: &Scenario,
+    edit: impl Fn(&mut vpnsim_render::tree::RenderedFile),
+) -> RunResult {
+    let plan = vpnsim_plan::plan(scenario).plan;
+    let keys = KeySource::demo(scenario.topology.seed);
+    let files =
+        generate(scenario, &plan, &keys, &Options::default()).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut edited = vpnsim_render::tree::FileSet::new();
+    for f in files.files() {
+        let mut f = f.clone();
+        edit(&mut f);
+        edited.add(f).unwrap_or_else(|e| panic!("{e}"));
+    }
+    run(
+        scenario,
+        &addressing(scenario),
+        &edited,
+        &RunOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_star_with_preshared_keys_is_promoted_by_strip_and_syncconf() {
+    // With preshared keys the scripts apply a staged file: wg-quick strip
+    // into /run, wg syncconf, rm, wg-quick save. All of it runs, so the
+    // star recovers as the one without keys does.
+    let r = simulate(&psk_star(), &RunOptions::default());
+    assert!(r.passed(), "{}", show(&r));
+    for cmd in [
+        "node2: wg-quick strip /etc/wireguard/vpnsim-promote-cluster-node3/wg0.conf",
+        "node2: wg syncconf wg0 /run/vpnsim-wg0-promote.conf",
+        "node2: rm -f /run/vpnsim-wg0-promote.conf",
+        "node2: wg-quick save wg0",
+    ] {
+        assert!(
+            r.trace.iter().any(|l| l.text == cmd),
+            "{cmd} missing: {}",
+            show(&r)
+        );
+    }
+    assert!(
+        !r.trace.iter().any(|l| l.text.contains("FAILED")),
+        "{}",
+        show(&r)
+    );
+    for e in r
+        .expectations
+        .iter()
+        .filter(|e| e.kind == ExpectKind::Recover)
+    {
+        let rec = e.evidence.recovery.unwrap_or_default();
+        assert!(rec > Span::secs(2) && rec < Span::secs(6), "{rec}");
+    }
+    // The alive-leader hand-over names the old leader it could not run on.
+    let handover = r
+        .events
+        .iter()
+        .find(|e| e.name.as_deref() == Some("promote-node2"));
+    assert!(
+        handover.is_some_and(|e| e.what.ends_with("; not run on node1 (down)")),
+        "{:?}",
+        r.events
+    );
+}
+
+#[test]
+fn an_unknown_command_in_a_promotion_script_fails_the_procedure_visibly() {
+    let script = "usr/local/sbin/vpnsim-promote-cluster-node3-dead.sh";
+    let r = simulate_edited(&psk_star(), |f| {
+        if f.host == "node2" && f.path == script {
+            f.contents = f
+                .contents
+                .replace("umask 077\n", "umask 077\nfrobnicate --now\n");
+        }
+    });
+    let record = r
+        .events
+        .iter()
+        .find(|e| e.name.as_deref() == Some("promote-node3"))
+        .unwrap_or_else(|| panic!("no promote-node3"));
+    assert!(
+        record.what.contains(&format!(
+            "; FAILED on node2 ({script}): `frobnicate --now`: frobnicate: not a command the \
+             simulator can run (exit status 127)"
+        )),
+        "{}",
+        record.what
+    );
+    assert!(
+        r.trace.iter().any(|l| l.text
+            == "node2: FAILED: frobnicate --now: frobnicate: not a command the simulator can run \
+                (exit status 127) (script stops: set -e)"),
+        "{}",
+        show(&r)
+    );
+    // set -e: node2 never applied the staged file, so it stays cut off
+    // (until the next hand-over, at 6 min).
+    assert!(
+        !r.trace
+            .iter()
+            .any(|l| l.text.starts_with("node2: wg syncconf") && l.at.0 < 360_000_000_000)
+    );
+    let node2 = r
+        .expectations
+        .iter()
+        .find(|e| e.kind == ExpectKind::Recover && e.from == "node2")
+        .unwrap_or_else(|| panic!("no recover from node2"));
+    assert_eq!(node2.status, Status::Fail, "{}", show(&r));
+}
+
 #[test]
 fn eduvpn_multinode_clients_connect_and_only_the_controller_reaches_vpn_daemon() {
     let scenario = shipped("eduvpn-multinode");

@@ -676,6 +676,111 @@ impl Device {
         keepalive: Option<u16>,
     ) -> Result<Vec<Action>, String> {
         let key = PublicKey::from_base64(public_key_b64).map_err(|e| e.to_string())?;
+        Ok(self.upsert_peer(now, rng, key, allowed_ips, endpoint, keepalive, None))
+    }
+
+    /// `wg syncconf <iface> FILE`, with FILE parsed: the interface ends up
+    /// with exactly the file's peers, keys and settings (wg(8): "like
+    /// setconf, but reads back the existing configuration first and only
+    /// makes changes that are explicitly different between the
+    /// configuration file and the interface ... not disrupting current peer
+    /// sessions"). Peers missing from the file are removed; every peer of
+    /// the file gets its AllowedIPs, preshared key (none if the file has
+    /// none) and persistent keepalive (off if unset), and its endpoint when
+    /// the file gives one; sessions of peers that stay are kept. A new
+    /// `PrivateKey` changes the interface's identity and drops every
+    /// session; `ListenPort` moves the socket when given. Like wg, it
+    /// refuses wg-quick's own keys (`Address`, `DNS`, `MTU`, `Table`,
+    /// hooks, `SaveConfig`: the file must come from `wg-quick strip`) and
+    /// an endpoint name that does not resolve, before changing anything.
+    pub fn sync_conf(
+        &mut self,
+        now: Instant,
+        rng: &mut Rng,
+        conf: &WgQuickConf,
+        resolve: impl Fn(&str) -> Option<IpAddr>,
+    ) -> Result<Vec<Action>, String> {
+        let i = &conf.interface;
+        let wg_quick_only = [
+            ("Address", !i.addresses.is_empty()),
+            ("DNS", !i.dns.is_empty()),
+            ("MTU", i.mtu.is_some()),
+            ("Table", i.table.is_some()),
+            ("PreUp", !i.pre_up.is_empty()),
+            ("PostUp", !i.post_up.is_empty()),
+            ("PreDown", !i.pre_down.is_empty()),
+            ("PostDown", !i.post_down.is_empty()),
+            ("SaveConfig", i.save_config),
+        ];
+        if let Some((key, _)) = wg_quick_only.iter().find(|(_, set)| *set) {
+            return Err(format!(
+                "Line unrecognized: `{key}` (a wg-quick key: give wg the output of `wg-quick strip`)"
+            ));
+        }
+        let mut endpoints = Vec::new();
+        for peer in &conf.peers {
+            endpoints.push(match &peer.endpoint {
+                None => None,
+                Some(e) => Some(resolve_endpoint(e, &resolve)?),
+            });
+        }
+        let mut out = Vec::new();
+        let public_key = public_key_of(&i.private_key);
+        if public_key != self.public_key {
+            self.public_key = public_key;
+            self.indices.clear();
+            for p in self.peers.values_mut() {
+                p.reset();
+            }
+            out.push(Action::Log(format!(
+                "{}: private key changed (public key {}): every session dropped",
+                self.iface,
+                short(&public_key)
+            )));
+            if self.by_key.contains_key(&public_key) {
+                out.extend(self.remove_peer(now, &public_key.to_base64())?);
+            }
+        }
+        if let Some(port) = i.listen_port.filter(|&p| p != 0) {
+            self.listen_port = port;
+        }
+        let keep: Vec<PublicKey> = conf.peers.iter().map(|p| p.public_key).collect();
+        let gone: Vec<PublicKey> = self
+            .by_key
+            .keys()
+            .filter(|k| !keep.contains(k))
+            .copied()
+            .collect();
+        for key in gone {
+            out.extend(self.remove_peer(now, &key.to_base64())?);
+        }
+        for (peer, endpoint) in conf.peers.iter().zip(endpoints) {
+            out.extend(self.upsert_peer(
+                now,
+                rng,
+                peer.public_key,
+                Some(peer.allowed_ips.clone()),
+                endpoint,
+                Some(peer.persistent_keepalive.unwrap_or(0)),
+                Some(peer.preshared_key.clone()),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// `set_peer` by key; `psk`: `Some(k)` sets the preshared key to `k`
+    /// (none: the all-zero key), `None` leaves it.
+    #[allow(clippy::too_many_arguments)]
+    fn upsert_peer(
+        &mut self,
+        now: Instant,
+        rng: &mut Rng,
+        key: PublicKey,
+        allowed_ips: Option<Vec<IpNet>>,
+        endpoint: Option<SocketAddr>,
+        keepalive: Option<u16>,
+        psk: Option<Option<SecretKey>>,
+    ) -> Vec<Action> {
         let mut out = Vec::new();
         if key == self.public_key {
             out.push(Action::Log(format!(
@@ -683,7 +788,7 @@ impl Device {
                 self.iface,
                 short(&key)
             )));
-            return Ok(out);
+            return out;
         }
         let id = match self.by_key.get(&key) {
             Some(&id) => id,
@@ -701,11 +806,15 @@ impl Device {
         }
         let running = self.running;
         let Some(p) = self.peers.get_mut(&id) else {
-            return Ok(out);
+            return out;
         };
         if let Some(e) = endpoint {
             p.conf_endpoint = Some(e);
             p.endpoint = Some(e);
+        }
+        if let Some(k) = psk {
+            p.psk = PskId::of(k.as_ref());
+            p.preshared_key = k;
         }
         let mut send_keepalive = false;
         if let Some(k) = keepalive {
@@ -721,7 +830,7 @@ impl Device {
         if running {
             self.send_staged(id, now, rng, &mut out);
         }
-        Ok(out)
+        out
     }
 
     /// `wg set <iface> peer <KEY> remove`: the peer, its sessions, staged
@@ -2509,6 +2618,168 @@ mod tests {
             Some("104.248.130.240:55820".to_owned())
         );
         assert_eq!(saved.interface, conf("node2").interface);
+    }
+
+    /// `wg-quick strip` of a member's file with `peers` as its peers.
+    fn stripped(host: &str, peers: Vec<wgquick::Peer>) -> WgQuickConf {
+        let mut c = conf(host);
+        c.interface.addresses.clear();
+        c.interface.mtu = None;
+        c.peers = peers;
+        c
+    }
+
+    fn peer_entry(
+        key: PublicKey,
+        psk: Option<SecretKey>,
+        allowed: &str,
+        endpoint: Option<&str>,
+        keepalive: Option<u16>,
+    ) -> wgquick::Peer {
+        wgquick::Peer {
+            comments: Vec::new(),
+            public_key: key,
+            preshared_key: psk,
+            allowed_ips: vec![cidr(allowed)],
+            endpoint: endpoint
+                .map(|e| wgquick::Endpoint::parse(e).unwrap_or_else(|err| panic!("{e}: {err}"))),
+            persistent_keepalive: keepalive,
+        }
+    }
+
+    #[test]
+    fn syncconf_applies_the_file_exactly_and_keeps_sessions_that_stay() {
+        let mut net = star(&["node1", "node2", "node3"], |_, _| {});
+        for i in 0..3 {
+            net.start(i);
+        }
+        net.run_until(at(60.0));
+        let key = |net: &Net, i: usize| net.nodes[i].dev.public_key();
+        let (k1, k2, k3) = (key(&net, 0), key(&net, 1), key(&net, 2));
+        let psk = SecretKey::from_bytes([7; 32]);
+        let hub_session = net.nodes[2].dev.peers()[0].session_since;
+        assert!(hub_session.is_some());
+        // node3 becomes the hub: node1 stays (narrower AllowedIPs, session
+        // kept), node2 is new, both with a preshared key.
+        let file = stripped(
+            "node3",
+            vec![
+                peer_entry(k1, Some(psk.clone()), "10.5.4.1/32", None, None),
+                peer_entry(
+                    k2,
+                    Some(psk.clone()),
+                    "10.5.4.2/32",
+                    Some("178.128.169.93:55820"),
+                    None,
+                ),
+            ],
+        );
+        let now = net.now;
+        let acts = net.nodes[2]
+            .dev
+            .sync_conf(now, &mut net.rng, &file, resolver)
+            .unwrap_or_else(|e| panic!("{e}"));
+        net.apply(2, acts);
+        let peers = net.nodes[2].dev.peers();
+        assert_eq!(
+            peers.iter().map(|p| p.public_key).collect::<Vec<_>>(),
+            [k1, k2]
+        );
+        assert_eq!(peers[0].allowed_ips, [cidr("10.5.4.1/32")]);
+        assert_eq!(peers[0].session_since, hub_session, "not disrupted");
+        assert!(
+            peers
+                .iter()
+                .all(|p| p.has_preshared_key && p.persistent_keepalive == 0)
+        );
+        // node2 switches to node3 with the same key: they handshake.
+        let file = stripped(
+            "node2",
+            vec![peer_entry(
+                k3,
+                Some(psk.clone()),
+                "10.5.4.0/24",
+                Some("node3.example.com:55820"),
+                Some(25),
+            )],
+        );
+        let acts = net.nodes[1]
+            .dev
+            .sync_conf(now, &mut net.rng, &file, resolver)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            acts.iter()
+                .any(|a| matches!(a, Action::Transmit(p) if p.dst == ip(NODE3))),
+            "keepalive on: an initiation at once: {acts:?}"
+        );
+        net.apply(1, acts);
+        assert_eq!(net.nodes[1].dev.peers().len(), 1, "node1 removed");
+        net.run_for(Span::secs(1));
+        assert_eq!(
+            net.nodes[1].logged("handshake complete").last().copied(),
+            Some(now + Span::millis(60))
+        );
+        net.send(1, ping("10.5.4.2", "10.5.4.3", 1));
+        net.run_for(Span::secs(1));
+        assert_eq!(net.nodes[2].delivered.len(), 1);
+        assert!(net.nodes[1].drops.is_empty(), "{:?}", net.nodes[1].drops);
+    }
+
+    #[test]
+    fn syncconf_with_another_psk_fails_the_handshake_and_refuses_wg_quick_keys() {
+        let mut net = star(&["node1", "node2"], |_, _| {});
+        net.start(0);
+        net.start(1);
+        net.run_until(at(10.0));
+        let k1 = net.nodes[0].dev.public_key();
+        let k2 = net.nodes[1].dev.public_key();
+        let now = net.now;
+        let hub = stripped(
+            "node1",
+            vec![peer_entry(
+                k2,
+                Some(SecretKey::from_bytes([1; 32])),
+                "10.5.4.2/32",
+                None,
+                None,
+            )],
+        );
+        let acts = net.nodes[0]
+            .dev
+            .sync_conf(now, &mut net.rng, &hub, resolver)
+            .unwrap_or_else(|e| panic!("{e}"));
+        net.apply(0, acts);
+        // The worker's file is not stripped: wg refuses it and changes nothing.
+        let mut worker = conf("node2");
+        worker.peers[0].preshared_key = Some(SecretKey::from_bytes([2; 32]));
+        let err = net.nodes[1]
+            .dev
+            .sync_conf(now, &mut net.rng, &worker, resolver)
+            .err()
+            .unwrap_or_default();
+        assert!(err.starts_with("Line unrecognized: `Address`"), "{err}");
+        assert!(!net.nodes[1].dev.peers()[0].has_preshared_key);
+        // Nor a name that does not resolve.
+        let mut unresolved = stripped("node2", worker.peers.clone());
+        unresolved.peers[0].endpoint = wgquick::Endpoint::parse("nowhere.example:55820").ok();
+        assert!(
+            net.nodes[1]
+                .dev
+                .sync_conf(now, &mut net.rng, &unresolved, resolver)
+                .is_err()
+        );
+        assert!(!net.nodes[1].dev.peers()[0].has_preshared_key);
+        // Stripped, it applies the other key: the next handshake fails at
+        // the initiator, as a PSK mismatch does.
+        let worker = stripped("node2", worker.peers.clone());
+        let acts = net.nodes[1]
+            .dev
+            .sync_conf(now, &mut net.rng, &worker, resolver)
+            .unwrap_or_else(|e| panic!("{e}"));
+        net.apply(1, acts);
+        assert_eq!(net.nodes[1].dev.peers()[0].public_key, k1);
+        net.run_for(Span::secs(200));
+        assert!(net.nodes[1].dropped("the preshared keys differ"));
     }
 
     #[test]
