@@ -67,6 +67,7 @@ fn star(workers: usize, seconds: u64) {
         .map(|&w| ProbeSpec {
             from: t.host(w).name.clone(),
             target: hub_overlay,
+            source: None,
             kind: ProbeKind::Icmp { len: 56 },
         })
         .collect();

@@ -255,6 +255,41 @@ impl Tunnel {
     }
 }
 
+impl Node {
+    /// The Linux XFRM inbound policy check (`dir in` / `dir fwd`) of a
+    /// packet the node received, after PREROUTING: why it is dropped, if an
+    /// IPsec conn's inbound policy covers it although it did not come out
+    /// of that conn's SA. `from_tunnel` is the tunnel model that delivered
+    /// it (none: it came off the wire); packets an IPsec gateway decrypted
+    /// passed its own selector check, and IKE and ESP for a gateway are
+    /// the gateway's to take (pluto's IKE socket bypasses the policies).
+    /// A packet another tunnel (WireGuard, OpenVPN) decrypted is cleartext
+    /// to XFRM, as in the kernel.
+    pub fn xfrm_inbound_violation(&self, p: &Packet, from_tunnel: Option<usize>) -> Option<String> {
+        if !self
+            .tunnels
+            .iter()
+            .any(|t| matches!(t.engine, Engine::Ipsec(_)))
+        {
+            return None;
+        }
+        if from_tunnel
+            .and_then(|t| self.tunnels.get(t))
+            .is_some_and(|t| matches!(t.engine, Engine::Ipsec(_)))
+        {
+            return None;
+        }
+        if self.tunnels.iter().any(|t| t.accepts(p)) {
+            return None;
+        }
+        let forwarded = !self.is_local(p.dst);
+        self.tunnels.iter().find_map(|t| match &t.engine {
+            Engine::Ipsec(g) => g.inbound_policy_violation(p, forwarded),
+            _ => None,
+        })
+    }
+}
+
 impl std::fmt::Debug for Tunnel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tunnel")

@@ -3,7 +3,8 @@
 //! elastic-IP 1:1 NAT and masquerade, connected and default routes), and
 //! each host's software from its rendered files parsed back (sysctl
 //! forwarding, iptables rules, wg-quick tunnels), re-read on restart.
-//! Promotion scripts are run here too (`wg set`, `wg-quick save`).
+//! Promotion scripts are run here too (`wg set`, `wg syncconf`,
+//! `wg-quick strip`/`save`; see [`run_script`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -1064,40 +1065,278 @@ pub fn parse_wg_set(args: &[&str]) -> Result<WgSet, String> {
     Ok(set)
 }
 
-/// Runs one host's promotion script. Each `wg set` changes the running
-/// device (`Device::set_peer` / `remove_peer`); `wg-quick save` writes the
-/// running configuration back to the host's file, so a later restart reads
-/// it; other commands (`systemctl reload`) only leave a trace line. As
-/// with `set -e`, the first failing command stops the script.
-pub fn run_script(w: &mut World, node: usize, path: &str) {
+/// One run of a promotion script: where, when, for which timeline entry,
+/// and why it failed (none: every command ran).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptRun {
+    pub at: crate::time::Instant,
+    pub node: usize,
+    pub host: String,
+    pub path: String,
+    /// The timeline entry (index in the scenario's `events`) it belongs to.
+    pub event: usize,
+    /// Whether the host was up to run it.
+    pub ran: bool,
+    pub failure: Option<String>,
+}
+
+/// Runs one host's promotion script, command by command, on the host's
+/// running state and files:
+/// - `wg set IFACE peer ...` changes the running device
+///   (`Device::set_peer` / `remove_peer`);
+/// - `wg syncconf IFACE FILE` applies FILE (`Device::sync_conf`);
+/// - `wg-quick strip FILE|IFACE` prints FILE without wg-quick's own keys
+///   (usually redirected: `> /run/x.conf` writes it to the host);
+/// - `wg-quick save IFACE` writes the running configuration back to
+///   `/etc/wireguard/IFACE.conf`, so a later restart reads it;
+/// - `systemctl reload wg-quick@IFACE` is what the unit's `ExecReload`
+///   does: `wg syncconf IFACE <(wg-quick strip IFACE)`;
+/// - `rm [-f] FILE...`, `umask MODE` and `set -e` (or other shell options)
+///   do what they say (files have no modes here);
+/// - a redirection `> FILE` / `>> FILE` writes (appends) the command's
+///   output to the host's file.
+///
+/// Any other command is one the simulator cannot run: it fails, as a
+/// missing program fails with status 127. A failing command is logged;
+/// under `set -e` (which every generated script sets) the script stops
+/// there, else it goes on. Either way the run is recorded as failed in
+/// `World::scripts_run`, and the timeline reports the procedure as
+/// failed.
+pub fn run_script(w: &mut World, node: usize, path: &str, event: usize) {
+    let at = w.now();
+    let host = w
+        .files
+        .get(&node)
+        .map(|f| f.host.clone())
+        .unwrap_or_default();
+    let ran = w.nodes.get(node).is_some_and(|n| n.up);
+    let failure = run_script_steps(w, node, path);
+    w.scripts_run.push(ScriptRun {
+        at,
+        node,
+        host,
+        path: path.to_string(),
+        event,
+        ran,
+        failure,
+    });
+}
+
+fn run_script_steps(w: &mut World, node: usize, path: &str) -> Option<String> {
     let Some(files) = w.files.get(&node).cloned() else {
-        return;
+        return Some("the host has no files".into());
     };
     let host = files.host.clone();
     let Some(text) = files.scripts.get(path) else {
-        return w.log(format!("{host}: {path}: no such script"));
+        w.log(format!("{host}: {path}: no such script"));
+        return Some(format!("{path}: no such script"));
     };
     let script = match Script::parse(text) {
         Ok(s) => s,
-        Err(e) => return w.log(format!("{host}: {path}: {e}")),
+        Err(e) => {
+            w.log(format!("{host}: {path}: {e}"));
+            return Some(format!("{path}: {e}"));
+        }
     };
     if !w.nodes.get(node).is_some_and(|n| n.up) {
-        return w.log(format!("{host}: down, {path} does not run"));
+        w.log(format!("{host}: down, {path} does not run"));
+        return Some("the host is down".into());
     }
     w.log(format!("{host}: runs {path}"));
+    let mut errexit = false;
+    let mut failure = None;
     for step in script.steps(&BTreeMap::new()) {
         let Step::Run(inv) = step else { continue };
+        let line = inv.argv.join(" ");
+        w.log(format!("{host}: {line}"));
         let argv: Vec<&str> = inv.argv.iter().map(String::as_str).collect();
         let result = match argv.as_slice() {
-            ["wg", "set", rest @ ..] => wg_set(w, node, rest, &files.dns),
-            ["wg-quick", "save", iface] => wg_quick_save(w, node, iface),
-            _ => Ok(()),
+            ["set", options @ ..]
+                if options
+                    .iter()
+                    .all(|o| o.starts_with('-') || o.starts_with('+')) =>
+            {
+                for o in options {
+                    if o.starts_with('-') && o.contains('e') {
+                        errexit = true;
+                    } else if o.starts_with('+') && o.contains('e') {
+                        errexit = false;
+                    }
+                }
+                Ok(None)
+            }
+            ["umask", mode] if mode.bytes().all(|b| (b'0'..=b'7').contains(&b)) => Ok(None),
+            ["rm", args @ ..] => rm(w, node, args),
+            ["wg", "set", rest @ ..] => wg_set(w, node, rest, &files.dns).map(|()| None),
+            ["wg", "syncconf", iface, file] => {
+                let text = read_host_file(w, node, file)
+                    .ok_or_else(|| format!("wg syncconf: {file}: No such file or directory"));
+                text.and_then(|t| wg_syncconf(w, node, iface, &t, &files.dns))
+                    .map(|()| None)
+            }
+            ["wg-quick", "strip", what] => wg_quick_strip(w, node, what).map(Some),
+            ["wg-quick", "save", iface] => wg_quick_save(w, node, iface).map(|()| None),
+            ["systemctl", "reload", unit] if unit.starts_with("wg-quick@") => {
+                let iface = unit
+                    .trim_start_matches("wg-quick@")
+                    .trim_end_matches(".service");
+                wg_quick_strip(w, node, iface)
+                    .and_then(|t| wg_syncconf(w, node, iface, &t, &files.dns))
+                    .map(|()| None)
+            }
+            _ => Err(format!(
+                "{}: not a command the simulator can run (exit status 127)",
+                argv.first().copied().unwrap_or_default()
+            )),
         };
-        w.log(format!("{host}: {}", inv.argv.join(" ")));
+        let result = result.map(|output| {
+            // Redirections: the last `>`/`>>` of stdout gets the output.
+            if let Some((_, op, target)) = inv
+                .redirects
+                .iter()
+                .rev()
+                .find(|(fd, op, _)| *fd == 1 && *op != vpnsim_render::script::RedirectOp::Read)
+            {
+                let text = output.unwrap_or_default();
+                let append = *op == vpnsim_render::script::RedirectOp::Append;
+                let old = if append {
+                    read_host_file(w, node, target).unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                write_host_file(w, node, target, format!("{old}{text}"));
+            }
+        });
         if let Err(e) = result {
-            return w.log(format!("{host}: {e} (script stops: set -e)"));
+            let stops = if errexit {
+                " (script stops: set -e)"
+            } else {
+                ""
+            };
+            w.log(format!("{host}: FAILED: {line}: {e}{stops}"));
+            failure.get_or_insert(format!("`{line}`: {e}"));
+            if errexit {
+                break;
+            }
         }
     }
+    failure
+}
+
+/// A host file by absolute or relative path (`/run/x` and `run/x` alike).
+fn read_host_file(w: &World, node: usize, path: &str) -> Option<String> {
+    let path = path.trim_start_matches('/');
+    let f = w.files.get(&node)?;
+    if let Some(iface) = wireguard_conf_name(path) {
+        return f.wireguard.get(iface).cloned();
+    }
+    f.all.get(path).cloned()
+}
+
+/// Writes a host file; a wg-quick file in `etc/wireguard/` is what the
+/// next `wg-quick up` (a restart) reads.
+fn write_host_file(w: &mut World, node: usize, path: &str, text: String) {
+    let path = path.trim_start_matches('/');
+    let Some(f) = w.files.get_mut(&node) else {
+        return;
+    };
+    if let Some(iface) = wireguard_conf_name(path) {
+        f.wireguard.insert(iface.to_string(), text.clone());
+    }
+    f.all.insert(path.to_string(), text);
+}
+
+/// `etc/wireguard/<I>.conf` → `I`.
+fn wireguard_conf_name(path: &str) -> Option<&str> {
+    path.strip_prefix(WIREGUARD_DIR)
+        .and_then(|n| n.strip_suffix(".conf"))
+        .filter(|n| !n.contains('/'))
+}
+
+/// `rm [-f] FILE...`: without `-f` a missing file is an error.
+fn rm(w: &mut World, node: usize, args: &[&str]) -> Result<Option<String>, String> {
+    let force = args.iter().any(|a| a.starts_with('-') && a.contains('f'));
+    for file in args.iter().filter(|a| !a.starts_with('-')) {
+        let path = file.trim_start_matches('/');
+        let Some(f) = w.files.get_mut(&node) else {
+            continue;
+        };
+        let existed = f.all.remove(path).is_some();
+        if let Some(iface) = wireguard_conf_name(path) {
+            f.wireguard.remove(iface);
+        }
+        if !existed && !force {
+            return Err(format!("cannot remove '{file}': No such file or directory"));
+        }
+    }
+    Ok(None)
+}
+
+/// `wg-quick strip FILE` (or an interface name, for
+/// `/etc/wireguard/NAME.conf`): the file without wg-quick's own keys
+/// (`Address`, `DNS`, `MTU`, `Table`, the hooks, `SaveConfig`), which is
+/// what `wg setconf`/`syncconf` accept. Emitted through the wg-quick
+/// format, so comments are not kept.
+fn wg_quick_strip(w: &World, node: usize, what: &str) -> Result<String, String> {
+    let path = if what.contains('/') || what.ends_with(".conf") {
+        what.to_string()
+    } else {
+        format!("/{WIREGUARD_DIR}{what}.conf")
+    };
+    let text = read_host_file(w, node, &path)
+        .ok_or_else(|| format!("wg-quick strip: `{path}' does not exist"))?;
+    strip_conf(&text)
+}
+
+/// The text of `wg-quick strip` for a wg-quick file.
+pub fn strip_conf(text: &str) -> Result<String, String> {
+    let mut conf = WgQuickConf::parse(text).map_err(|e| format!("wg-quick strip: {e}"))?;
+    let i = &mut conf.interface;
+    i.addresses.clear();
+    i.dns.clear();
+    i.mtu = None;
+    i.table = None;
+    i.pre_up.clear();
+    i.post_up.clear();
+    i.pre_down.clear();
+    i.post_down.clear();
+    i.save_config = false;
+    conf.header.clear();
+    for p in &mut conf.peers {
+        p.comments.clear();
+    }
+    Ok(conf.emit())
+}
+
+fn wg_syncconf(
+    w: &mut World,
+    node: usize,
+    iface: &str,
+    text: &str,
+    dns: &BTreeMap<String, Vec<IpAddr>>,
+) -> Result<(), String> {
+    let t = wireguard_device(w, node, iface)
+        .ok_or_else(|| format!("wg syncconf: no WireGuard interface {iface}"))?;
+    let conf = WgQuickConf::parse(text).map_err(|e| format!("wg syncconf: {e}"))?;
+    let now = w.now();
+    let (actions, port) = {
+        let World { nodes, rng, .. } = &mut *w;
+        let Some(Engine::WireGuard(device)) = nodes
+            .get_mut(node)
+            .and_then(|n| n.tunnels.get_mut(t))
+            .map(|t| &mut t.engine)
+        else {
+            return Ok(());
+        };
+        let actions =
+            device.sync_conf(now, rng, &conf, |name| crate::tunnels::resolve(dns, name))?;
+        (actions, device.listen_port())
+    };
+    if let Some(tunnel) = w.nodes.get_mut(node).and_then(|n| n.tunnels.get_mut(t)) {
+        tunnel.ports = [port].into_iter().collect();
+    }
+    w.apply(node, t, actions);
+    Ok(())
 }
 
 fn wireguard_device(w: &mut World, node: usize, iface: &str) -> Option<usize> {
@@ -1219,6 +1458,24 @@ mod tests {
         assert!(parse_wg_set(&["wg0", "peer", "K=", "remove"]).is_ok_and(|s| s.remove));
         assert!(parse_wg_set(&["wg0", "peer", "K=", "fwmark", "1"]).is_err());
         assert!(parse_wg_set(&["wg0"]).is_err());
+    }
+
+    #[test]
+    fn wg_quick_strip_leaves_what_wg_accepts() {
+        let text = "# header\n[Interface]\nAddress = 10.5.4.2/24\nListenPort = 55820\n\
+                    PrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\nMTU = 1380\n\
+                    DNS = 10.5.4.1\nPostUp = true\nSaveConfig = true\n\n# hub\n[Peer]\n\
+                    PublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\n\
+                    AllowedIPs = 10.5.4.0/24\nPersistentKeepalive = 25\n";
+        let out = strip_conf(text).unwrap_or_else(|e| panic!("{e}"));
+        let conf = WgQuickConf::parse(&out).unwrap_or_else(|e| panic!("{e}"));
+        for gone in ["Address", "MTU", "DNS", "PostUp", "SaveConfig", "#"] {
+            assert!(!out.contains(gone), "{gone} in {out}");
+        }
+        assert_eq!(conf.interface.listen_port, Some(55820));
+        assert_eq!(conf.peers.len(), 1);
+        assert_eq!(conf.peers[0].persistent_keepalive, Some(25));
+        assert!(strip_conf("[Interface]\nAddress = x\n").is_err());
     }
 
     #[test]

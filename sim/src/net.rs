@@ -45,7 +45,12 @@ pub struct Segment {
     /// Bits per second; `None` is unlimited.
     pub bandwidth: Option<u64>,
     pub mtu: u32,
+    /// Set through [`Segment::set_up`], which keeps `generation`.
     pub up: bool,
+    /// How many times the segment went down: a frame carries the
+    /// generation it was sent in and is lost when it arrives in another
+    /// (the link went down while it was on the wire, even if it came back).
+    pub generation: u64,
     pub attachments: Vec<Port>,
     /// Addresses or prefixes answered by an attachment besides its own
     /// interface addresses.
@@ -67,11 +72,27 @@ impl Segment {
             bandwidth: None,
             mtu,
             up: true,
+            generation: 0,
             attachments: Vec::new(),
             proxies: Vec::new(),
             senders: BTreeMap::new(),
             owners: BTreeMap::new(),
         }
+    }
+
+    /// Brings the segment up or down; going down loses every frame on the
+    /// wire (see `generation`).
+    pub fn set_up(&mut self, up: bool) {
+        if self.up && !up {
+            self.generation += 1;
+        }
+        self.up = up;
+    }
+
+    /// Whether a frame sent in `generation` still arrives: the segment is
+    /// up and has not been down since.
+    pub fn carries(&self, generation: u64) -> bool {
+        self.up && self.generation == generation
     }
 
     /// Current loss probability at `now`.
@@ -194,6 +215,22 @@ mod tests {
         assert!(s.schedule((1, 0), Instant::START, 1000, &mut rng).is_some());
         let later = Instant::START + Span::micros(1000);
         assert!(s.schedule((0, 0), later, 1000, &mut rng).is_some());
+    }
+
+    #[test]
+    fn going_down_loses_what_is_on_the_wire_even_if_it_comes_back() {
+        let mut s = Segment::new("l", 1500);
+        let sent_in = s.generation;
+        assert!(s.carries(sent_in));
+        s.set_up(false);
+        assert!(!s.carries(sent_in));
+        s.set_up(true);
+        assert!(!s.carries(sent_in), "a flap still cut the frame");
+        assert!(s.carries(s.generation));
+        // Up while up does not count as a flap.
+        let g = s.generation;
+        s.set_up(true);
+        assert_eq!(s.generation, g);
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub struct Probe {
     pub from: String,
     pub to: String,
     pub target: IpAddr,
+    /// Source address; `None` lets routing choose.
+    pub source: Option<IpAddr>,
     pub kind: ProbeKind,
     pub interval: Span,
     /// A TCP attempt unanswered this long is given up.
@@ -97,7 +99,13 @@ pub fn send(world: &mut World, index: usize) {
         reply: None,
         error: None,
     });
-    let (node, target, kind, timeout) = (probe.node, probe.target, probe.kind, probe.timeout);
+    let (node, target, kind, timeout, source) = (
+        probe.node,
+        probe.target,
+        probe.kind,
+        probe.timeout,
+        probe.source,
+    );
     world.q.schedule(
         now + probe.interval,
         crate::world::Ev::Probe { probe: index },
@@ -110,10 +118,10 @@ pub fn send(world: &mut World, index: usize) {
             .stack(node)
             .and_then(|s| s.ping(index, seq as u16, target, len).ok())
             .ok_or_else(|| "the ping socket refused the request".to_string()),
-        ProbeKind::Tcp { port } => match world.route_source(node, target) {
+        ProbeKind::Tcp { port } => match source.or_else(|| world.route_source(node, target)) {
             Some(local) => {
                 let reserved = world.reserved_ports(node);
-                world
+                let opened = world
                     .stack(node)
                     .ok_or_else(|| "no stack".to_string())
                     .and_then(|s| {
@@ -125,8 +133,10 @@ pub fn send(world: &mut World, index: usize) {
                             timeout,
                             &|p| reserved.contains(&p),
                         )
-                    })
-                    .map(|_| ())
+                    });
+                opened.map(|from| {
+                    world.tcp_attempts.insert((local, from), (index, seq));
+                })
             }
             None => Err(format!("no route to {target}")),
         },
@@ -150,6 +160,44 @@ pub fn send(world: &mut World, index: usize) {
     match sent {
         Ok(()) => world.poll_stack(node),
         Err(e) => fail(world, index, seq, e),
+    }
+}
+
+/// The source a packet from `node`'s stack must have when one of its
+/// probes asks for one (the stack leaves sources unspecified).
+pub fn requested_source(world: &World, node: usize, p: &Packet) -> Option<IpAddr> {
+    let probe = match &p.payload {
+        Payload::Icmp(Icmp::EchoRequest { id, .. }) => usize::from(*id).checked_sub(1)?,
+        Payload::Udp { src_port, .. } => match world.port_owner(node, 17, *src_port)? {
+            PortOwner::UdpProbe { probe } => probe,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    world
+        .probes
+        .get(probe)
+        .filter(|pr| pr.node == node)
+        .and_then(|pr| pr.source)
+}
+
+/// The probe request a packet is, as `(probe, sequence number)`: an echo
+/// request's identifier is the probe number + 1 (ICMP sequence numbers
+/// are 16 bits), a TCP probe's SYN is known by the address and port it
+/// left from, a UDP probe's datagram carries both in its tag.
+pub fn request_of(world: &World, p: &Packet) -> Option<(usize, u32)> {
+    match &p.payload {
+        Payload::Icmp(Icmp::EchoRequest { id, seq, .. }) => {
+            Some((usize::from(*id).checked_sub(1)?, u32::from(*seq)))
+        }
+        Payload::Tcp {
+            src_port, flags, ..
+        } if flags.syn && !flags.ack => world.tcp_attempts.get(&(p.src, *src_port)).copied(),
+        Payload::Udp {
+            body: Body::Data { tag, .. },
+            ..
+        } => Some(((tag >> 32) as usize, *tag as u32)),
+        _ => None,
     }
 }
 

@@ -4,6 +4,8 @@
 //! probe samples.
 //!
 //! How expectations are judged:
+//! - a probe answered counts only if its request went through ESP when
+//!   the expectation says `via` an IPsec deployment (`require_esp`);
 //! - `reach`: in the steady state (after the warm-up, before the first
 //!   event) at least half the probes are answered within the timeout;
 //! - `isolated`: no probe is ever answered;
@@ -128,8 +130,11 @@ impl PartialEq for Progress {
 pub struct ProbeSpec {
     /// Host name of the sender.
     pub from: String,
-    /// Address to probe (the source is the one routing picks, as for ping).
+    /// Address to probe.
     pub target: IpAddr,
+    /// Source address (default: the one routing picks, as ping does); any
+    /// address, also one the host does not have (`ping -I`, raw sockets).
+    pub source: Option<IpAddr>,
     pub kind: ProbeKind,
 }
 
@@ -407,6 +412,7 @@ pub fn run(
             from: spec.from.clone(),
             to,
             target: spec.target,
+            source: spec.source,
             kind: spec.kind,
             interval: options.probe_interval,
             timeout: options.probe_timeout,
@@ -467,6 +473,7 @@ pub fn run(
         w.q.schedule(Instant::START + e.at.into(), Ev::Timeline(i));
     }
     let mut records = Vec::new();
+    let mut record_events = Vec::new();
     let mut timeline = |w: &mut World, i: usize| {
         if let Some(e) = t.events.get(i) {
             let what = apply_event(w, t, i, options);
@@ -479,6 +486,7 @@ pub fn run(
                 name: e.name.clone(),
                 what,
             });
+            record_events.push(i);
         }
     };
     match &options.progress {
@@ -494,6 +502,8 @@ pub fn run(
             }
         }
     }
+    report_failed_procedures(&w, &mut records, &record_events);
+    require_esp(&mut w, t, &keys);
     // Results.
     let probes: Vec<ProbeResult> = w.probes.iter().map(|p| probe_result(p, options)).collect();
     let mut expectations = Vec::new();
@@ -688,6 +698,80 @@ pub fn run(
     })
 }
 
+/// `via` an IPsec deployment: the probe targets the destination's
+/// underlay address, which routing alone might reach in cleartext, so a
+/// sample counts as answered only when its request left some gateway of
+/// that deployment inside ESP (the engine notes every probe request an
+/// IPsec gateway encrypts, `World::esp_carried`). An answered sample whose
+/// request did not is turned into a failure that says so. Only the request
+/// is required: the expectation is about the path towards `to`.
+fn require_esp(w: &mut World, t: &Topology, keys: &BTreeMap<ProbeKey, usize>) {
+    for (key, &i) in keys {
+        let Some(OverlayId::Ipsec(id)) = key.via else {
+            continue;
+        };
+        let Some(d) = t.ipsec.get(id.index()) else {
+            continue;
+        };
+        let gateways: std::collections::BTreeSet<usize> = d
+            .hub
+            .iter()
+            .chain(&d.gateways)
+            .chain(d.tunnels.iter().flat_map(|tn| [&tn.left, &tn.right]))
+            .map(|h| h.index())
+            .collect();
+        let Some(probe) = w.probes.get_mut(i) else {
+            continue;
+        };
+        let icmp = matches!(probe.kind, ProbeKind::Icmp { .. });
+        for s in &mut probe.samples {
+            if s.reply.is_none() {
+                continue;
+            }
+            let seq = if icmp { s.seq & 0xffff } else { s.seq };
+            let carried = w
+                .esp_carried
+                .get(&(i, seq))
+                .is_some_and(|nodes| nodes.iter().any(|n| gateways.contains(n)));
+            if !carried {
+                s.reply = None;
+                s.error = Some(format!(
+                    "answered, but the request did not travel in ESP through a gateway of {}",
+                    d.name
+                ));
+            }
+        }
+    }
+}
+
+/// A promotion procedure says in its timeline entry where its script
+/// failed ("...; FAILED on node2 (usr/local/sbin/x.sh): `cmd`: why") and
+/// on which hosts it could not run because they were down.
+fn report_failed_procedures(w: &World, records: &mut [EventRecord], events: &[usize]) {
+    for (record, event) in records.iter_mut().zip(events) {
+        let runs = || w.scripts_run.iter().filter(|r| r.event == *event);
+        let failures: Vec<String> = runs()
+            .filter(|r| r.ran)
+            .filter_map(|r| {
+                r.failure
+                    .as_ref()
+                    .map(|f| format!("{} ({}): {f}", r.host, r.path))
+            })
+            .collect();
+        let down: Vec<&str> = runs().filter(|r| !r.ran).map(|r| r.host.as_str()).collect();
+        if !failures.is_empty() {
+            record
+                .what
+                .push_str(&format!("; FAILED on {}", failures.join("; ")));
+        }
+        if !down.is_empty() {
+            record
+                .what
+                .push_str(&format!("; not run on {} (down)", down.join(", ")));
+        }
+    }
+}
+
 /// When reach came back after the event at `at`: the reply time of the
 /// first answered sample after the last unanswered one among the samples
 /// sent in [`at`, `at` + `within` + `recover_hold`). A probe that still
@@ -857,6 +941,7 @@ fn make_probe(
         from: from.name.clone(),
         to: to.name.clone(),
         target,
+        source: None,
         kind,
         interval: options.probe_interval,
         timeout: options.probe_timeout,
@@ -878,7 +963,7 @@ fn apply_event(w: &mut World, t: &Topology, i: usize, options: &RunOptions) -> S
             let word = if up { "up" } else { "down" };
             if let Some(l) = e.link {
                 if let Some(s) = w.segs.get_mut(l.index()) {
-                    s.up = up;
+                    s.set_up(up);
                 }
                 format!("link {} {word}", t.link(l).name)
             } else if let (Some((n, name)), Some(iface)) = (&host, &e.interface) {
@@ -1021,6 +1106,7 @@ fn apply_event(w: &mut World, t: &Topology, i: usize, options: &RunOptions) -> S
                     Ev::Script {
                         node: *n,
                         path: path.clone(),
+                        event: i,
                     },
                 );
             }

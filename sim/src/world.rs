@@ -25,12 +25,14 @@ use crate::time::{Instant, Span};
 /// Events on the queue.
 #[derive(Debug)]
 pub enum Ev {
-    /// A frame arrives at an interface (boxed: events move inside the
-    /// queue's heap, packets are large).
+    /// A frame arrives at an interface (boxed: packets are large);
+    /// `generation` is its segment's when it was sent (see
+    /// `net::Segment::generation`).
     Arrive {
         node: usize,
         iface: usize,
         packet: Box<Packet>,
+        generation: u64,
     },
     /// A model's timer, valid only in the node's `epoch`.
     Timer {
@@ -47,8 +49,12 @@ pub enum Ev {
     Stack { node: usize, epoch: u64 },
     /// Timeline entry number `.0` (prepared by the runner).
     Timeline(usize),
-    /// One host's part of a promotion procedure.
-    Script { node: usize, path: String },
+    /// One host's part of a promotion procedure (timeline entry `event`).
+    Script {
+        node: usize,
+        path: String,
+        event: usize,
+    },
 }
 
 /// A model timer: the deadline it asked for last, and the wake-ups on the
@@ -76,6 +82,9 @@ pub struct World {
     pub segs: Vec<Segment>,
     pub trace: Vec<TraceLine>,
     pub probes: Vec<Probe>,
+    /// The connect attempts of TCP probes by the (source address, port)
+    /// their SYN leaves with: (probe, attempt).
+    pub tcp_attempts: BTreeMap<(IpAddr, u16), (usize, u32)>,
     /// Bulk transfers (`expect.throughput`).
     pub bulks: Vec<crate::probe::Bulk>,
     pub partitions: Vec<Partition>,
@@ -98,6 +107,12 @@ pub struct World {
     /// The host route to its server each connected OpenVPN client
     /// (node, tunnel) added beside its pushed routes (removed at down).
     openvpn_bypass: BTreeMap<(usize, usize), Route>,
+    /// Probe requests (probe, sequence number) that left a node inside
+    /// ESP, with the nodes whose IPsec gateway encrypted them (see
+    /// `probe::request_of`; judged for `via = <ipsec deployment>`).
+    pub esp_carried: BTreeMap<(usize, u32), std::collections::BTreeSet<usize>>,
+    /// Every promotion script run, in order.
+    pub scripts_run: Vec<crate::load::ScriptRun>,
 }
 
 impl World {
@@ -110,6 +125,7 @@ impl World {
             trace: Vec::new(),
             probes: Vec::new(),
             bulks: Vec::new(),
+            tcp_attempts: BTreeMap::new(),
             partitions: Vec::new(),
             addr_host: BTreeMap::new(),
             files: BTreeMap::new(),
@@ -119,6 +135,8 @@ impl World {
             drops: BTreeMap::new(),
             captures: None,
             openvpn_bypass: BTreeMap::new(),
+            esp_carried: BTreeMap::new(),
+            scripts_run: Vec::new(),
         }
     }
 
@@ -158,7 +176,8 @@ impl World {
                     node,
                     iface,
                     packet,
-                } => self.arrive(node, iface, *packet),
+                    generation,
+                } => self.arrive(node, iface, *packet, generation),
                 Ev::Timer {
                     node,
                     tunnel,
@@ -169,7 +188,9 @@ impl World {
                 Ev::Bulk { flow } => crate::probe::start_bulk(self, flow),
                 Ev::Stack { node, epoch } => self.stack_timer(node, epoch),
                 Ev::Timeline(i) => timeline(self, i),
-                Ev::Script { node, path } => crate::load::run_script(self, node, &path),
+                Ev::Script { node, path, event } => {
+                    crate::load::run_script(self, node, &path, event)
+                }
             }
         }
         self.q.run_until(until, |_, _, _| {});
@@ -252,6 +273,11 @@ impl World {
         for action in actions {
             match action {
                 Action::Transmit(p) => {
+                    if let Some(key) = crate::proto::ipsec::esp_inner(&p)
+                        .and_then(|inner| crate::probe::request_of(self, inner))
+                    {
+                        self.esp_carried.entry(key).or_default().insert(node);
+                    }
                     if let Payload::Udp { src_port, .. } = &p.payload
                         && let Some(tunnel) = self.nodes[node].tunnels.get_mut(t)
                     {
@@ -277,7 +303,7 @@ impl World {
                     let Some(iface) = self.nodes[node].tunnels.get(t).map(|t| t.iface) else {
                         continue;
                     };
-                    self.input(node, iface, p);
+                    self.input_from(node, iface, p, Some(t));
                 }
                 Action::Timer { at, token } => {
                     // One queue entry per timer: moving it later only
@@ -485,10 +511,18 @@ impl World {
     // Packet pipeline
     // ---------------------------------------------------------------
 
-    fn arrive(&mut self, node: usize, iface: usize, p: Packet) {
+    fn arrive(&mut self, node: usize, iface: usize, p: Packet, generation: u64) {
         let Some(n) = self.nodes.get(node) else {
             return;
         };
+        // The link went down while the frame was on the wire.
+        if let Some(IfaceKind::Underlay(seg)) = n.ifaces.get(iface).map(|i| i.kind)
+            && let Some(s) = self.segs.get(seg)
+            && !s.carries(generation)
+        {
+            let reason = format!("lost on {}: it went down in flight", s.name);
+            return self.drop_packet(node, &p, &reason);
+        }
         if !n.up {
             return self.drop_packet(node, &p, "host is down");
         }
@@ -509,7 +543,13 @@ impl World {
     }
 
     /// A packet received on `iface` (from a segment or out of a tunnel).
-    pub fn input(&mut self, node: usize, iface: usize, mut p: Packet) {
+    pub fn input(&mut self, node: usize, iface: usize, p: Packet) {
+        self.input_from(node, iface, p, None);
+    }
+
+    /// [`World::input`] of a packet tunnel `from_tunnel` delivered (none:
+    /// off the wire).
+    fn input_from(&mut self, node: usize, iface: usize, mut p: Packet, from_tunnel: Option<usize>) {
         let n = &mut self.nodes[node];
         if !n.up {
             return;
@@ -534,6 +574,10 @@ impl World {
             {
                 set_src(original, addr, port);
             }
+        }
+        // XFRM inbound policy (`dir in` / `dir fwd`), after PREROUTING.
+        if let Some(reason) = self.nodes[node].xfrm_inbound_violation(&p, from_tunnel) {
+            return self.drop_packet(node, &p, &reason);
         }
         if self.nodes[node].is_local(p.dst) {
             self.local_in(node, iface, p);
@@ -871,6 +915,11 @@ impl World {
     /// knows neither).
     fn stack_output(&mut self, node: usize, mut p: Packet) {
         let now = self.now();
+        if p.src.is_unspecified()
+            && let Some(src) = crate::probe::requested_source(self, node, &p)
+        {
+            p.src = src;
+        }
         let limit = self.path_mtu(node, p.dst);
         let header = p.ip_header_len() + crate::packet::TCP_HEADER;
         if let (Payload::Tcp { flags, options, .. }, Some(mtu)) = (&mut p.payload, limit)
@@ -1168,12 +1217,14 @@ impl World {
                 .or_default()
                 .push((now, p.clone()));
         }
+        let generation = self.segs[seg].generation;
         self.q.schedule(
             at,
             Ev::Arrive {
                 node: to.0,
                 iface: to.1,
                 packet: Box::new(p),
+                generation,
             },
         );
     }

@@ -272,6 +272,102 @@ within = "2s"
 }
 
 #[test]
+fn a_frame_on_the_wire_is_lost_when_its_link_goes_down_before_it_arrives() {
+    // The probe sent at 20 s is on the 10 ms link when it flaps (down at
+    // 20.005 s, up again at 20.008 s): it is lost although the link is up
+    // when it would have arrived. The next one goes through.
+    let events = r#"
+[[events]]
+name = "flap"
+at = "20005ms"
+action = "link-down"
+link = "wire"
+[[events]]
+name = "back"
+at = "20008ms"
+action = "link-up"
+link = "wire"
+"#;
+    let r = simulate(
+        &load(&format!("{}{events}", PAIR.replace("LOSS", ""))),
+        &RunOptions {
+            duration: Some(Span::millis(40_500)),
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(lost_seconds(&r, 0), [20], "{}", show(&r));
+    assert_eq!(
+        r.drops.get("lost on wire: it went down in flight"),
+        Some(&1),
+        "{:?}",
+        r.drops
+    );
+}
+
+const LOOP: &str = r#"
+[scenario]
+name = "loop"
+seed = 3
+[sites.road]
+kind = "roaming"
+[links.left]
+kind = "lan"
+cidr = "10.0.1.0/24"
+latency = "1ms"
+[links.mid]
+kind = "lan"
+cidr = "10.0.3.0/24"
+latency = "1ms"
+[hosts.a]
+site = "road"
+interfaces = [{ name = "eth0", link = "left", address = "10.0.1.1" }]
+routes = [{ to = "10.9.0.0/24", via = "10.0.1.254" }]
+[hosts.r1]
+site = "road"
+forwarding = true
+interfaces = [
+  { name = "eth0", link = "left", address = "10.0.1.254" },
+  { name = "eth1", link = "mid", address = "10.0.3.1" },
+]
+routes = [{ to = "10.9.0.0/24", via = "10.0.3.2" }]
+[hosts.r2]
+site = "road"
+forwarding = true
+interfaces = [{ name = "eth0", link = "mid", address = "10.0.3.2" }]
+routes = [
+  { to = "10.9.0.0/24", via = "10.0.3.1" },
+  { to = "10.0.1.0/24", via = "10.0.3.1" },
+]
+"#;
+
+#[test]
+fn a_routing_loop_ends_in_icmp_time_exceeded_from_the_router_where_ttl_runs_out() {
+    // r1 and r2 send 10.9.0.0/24 to each other. a's echo request leaves
+    // with TTL 64; r1 receives it with 64, 62, ..., 2 and r2 with 63, ...,
+    // 1, so r2 drops it and sends time exceeded (RFC 792 type 11 code 0)
+    // from its address on the link it came in by, back through r1.
+    let r = with_probes(LOOP, vec![spec("a", "10.9.0.1", PING)]);
+    let p = &r.probes[0];
+    assert!(p.sent >= 35, "{}", show(&r));
+    assert_eq!(p.answered, 0);
+    for s in &p.samples {
+        assert_eq!(
+            s.error.as_deref(),
+            Some("time exceeded from 10.0.3.2"),
+            "{}",
+            show(&r)
+        );
+    }
+    // One TTL expiry per request, none for the errors (they go straight back).
+    assert_eq!(
+        r.drops.get("TTL expired"),
+        Some(&u64::from(p.sent)),
+        "{:?}",
+        r.drops
+    );
+}
+
+#[test]
 fn same_seed_same_run_and_another_seed_differs() {
     let text = PAIR.replace("LOSS", "loss = 10\njitter = \"3ms\"");
     let scenario = load(&text);
@@ -299,6 +395,7 @@ fn spec(from: &str, target: &str, kind: ProbeKind) -> ProbeSpec {
     ProbeSpec {
         from: from.into(),
         target: target.parse().unwrap_or_else(|e| panic!("{e}")),
+        source: None,
         kind,
     }
 }
@@ -530,6 +627,180 @@ fn aws_three_regions_spokes_reach_the_hub_and_recover_after_its_restart() {
     }
 }
 
+const S2S: &str = r#"
+[scenario]
+name = "s2s"
+seed = 5
+[sites.east]
+kind = "roaming"
+[sites.west]
+kind = "roaming"
+[links.net]
+kind = "wan"
+latency = "10ms"
+[links.lana]
+kind = "lan"
+cidr = "10.1.0.0/24"
+latency = "1ms"
+[links.lanb]
+kind = "lan"
+cidr = "10.2.0.0/24"
+latency = "1ms"
+[hosts.a]
+site = "east"
+interfaces = [{ name = "eth0", link = "lana", address = "10.1.0.10" }]
+routes = [{ to = "10.2.0.0/24", via = "10.1.0.1" }]
+[hosts.gwa]
+site = "east"
+forwarding = true
+interfaces = [
+  { name = "eth0", link = "net", address = "192.0.2.1" },
+  { name = "eth1", link = "lana", address = "10.1.0.1" },
+]
+routes = [{ to = "10.2.0.0/24", via = "192.0.2.2" }]
+[hosts.gwb]
+site = "west"
+forwarding = true
+interfaces = [
+  { name = "eth0", link = "net", address = "192.0.2.2" },
+  { name = "eth1", link = "lanb", address = "10.2.0.1" },
+]
+routes = [{ to = "10.1.0.0/24", via = "192.0.2.1" }]
+[hosts.b]
+site = "west"
+interfaces = [{ name = "eth0", link = "lanb", address = "10.2.0.10" }]
+routes = [{ to = "10.1.0.0/24", via = "10.2.0.1" }]
+[ipsec.s2s]
+daemon = "libreswan"
+auth = "psk"
+layout = "full-mesh"
+gateways = ["gwa", "gwb"]
+[ipsec.s2s.subnets]
+gwa = ["10.1.0.0/24"]
+gwb = ["GWB_SUBNET"]
+[[expect.reach]]
+from = "a"
+to = "b"
+via = "s2s"
+[[expect.reach]]
+from = "a"
+to = "b"
+"#;
+
+#[test]
+fn reach_via_an_ipsec_deployment_counts_only_requests_carried_in_esp() {
+    // The gateways also route each other's LAN in the clear. When the
+    // selectors cover both LANs the probe's requests go in ESP; when
+    // gwb's selector is another subnet the same pings are answered in
+    // cleartext, which satisfies plain reach but not reach via the tunnel.
+    let good = run_text(&S2S.replace("GWB_SUBNET", "10.2.0.0/24"));
+    assert!(good.passed(), "{}", show(&good));
+    let bad = run_text(&S2S.replace("GWB_SUBNET", "10.3.0.0/24"));
+    let via = &bad.expectations[0];
+    assert_eq!(via.via.as_deref(), Some("s2s"));
+    assert_eq!(via.status, Status::Fail, "{}", show(&bad));
+    assert_eq!(via.evidence.answered, 0);
+    assert_eq!(
+        via.evidence.first_error.as_deref(),
+        Some("answered, but the request did not travel in ESP through a gateway of s2s")
+    );
+    assert_eq!(bad.expectations[1].status, Status::Pass, "{}", show(&bad));
+}
+
+#[test]
+fn cleartext_matching_an_ipsec_inbound_policy_is_dropped() {
+    // A host on the internet sends pings to Virginia's elastic IP with a
+    // source in Sydney's VPC: they match the in policy of vpc1-to-vpc2
+    // (12.11.0.0/16 -> 10.11.0.0/16) but come in the clear, so the kernel
+    // drops them before the firewall (which accepts 12.11.0.0/16) sees them.
+    let text = shipped_text("aws-three-regions").replacen(
+        "[[expect.reach]]",
+        "[sites.road]\nkind = \"roaming\"\n[hosts.outside]\nsite = \"road\"\ninterfaces = [{ name = \"eth0\", link = \"internet\", address = \"198.18.0.5\" }]\n\n[[expect.reach]]",
+        1,
+    );
+    let mut spoof = spec("outside", "198.51.100.10", PING);
+    spoof.source = Some("12.11.6.10".parse().unwrap_or_else(|e| panic!("{e}")));
+    // The same from a source no selector covers reaches the host.
+    let mut other = spec("outside", "198.51.100.10", PING);
+    other.source = Some("198.18.0.5".parse().unwrap_or_else(|e| panic!("{e}")));
+    let r = with_probes(&text, vec![spoof, other]);
+    let reason = "cleartext packet matches the in policy of conn vpc1-to-vpc2 \
+                  (12.11.0.0/16 -> 10.11.0.0/16): it must arrive in ESP (XfrmInTmplMismatch)";
+    let spoofed = r.probes.iter().rev().nth(1).map_or(0, |p| p.sent);
+    let dropped = r.drops.get(reason).copied().unwrap_or_default();
+    assert!(spoofed >= 35, "{}", show(&r));
+    // Every spoofed ping once the SA is up (0.6 s, before the first probe).
+    assert_eq!(dropped, u64::from(spoofed), "{:?}", r.drops);
+    assert!(
+        r.trace.iter().any(|l| l
+            .text
+            .contains("vpn-virginia: drop 12.11.6.10 -> 10.11.4.5")),
+        "{}",
+        show(&r)
+    );
+    // The unspoofed one is not protected traffic: it reaches the host's
+    // firewall, whose input policy drops it (no rule for 198.18.0.5).
+    assert!(
+        r.drops.get("iptables INPUT DROP").is_some_and(|n| *n >= 35),
+        "{:?}",
+        r.drops
+    );
+}
+
+fn shipped_text(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(format!("{name}.toml"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn ipsec_sas_are_replaced_before_they_expire_without_losing_a_probe() {
+    // The AWS hub-and-spoke with lifetimes an operator might set in the
+    // conn files (salifetime=5m, ikelifetime=12m, rekeymargin=1m) instead
+    // of Libreswan's 8 h, and no timeline: for 25 minutes every SA is
+    // replaced 1 to 2 minutes before it would expire (Quick Mode on the
+    // ISAKMP SA; a new Main Mode for the ISAKMP SA), and no probe through
+    // the tunnels is lost.
+    let text = shipped_text("aws-three-regions");
+    let text = text
+        .split("[[expect.recover]]")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let r = simulate_edited_with(
+        &load(&text),
+        &RunOptions {
+            duration: Some(Span::secs(25 * 60)),
+            ..RunOptions::default()
+        },
+        |f| {
+            if f.path.starts_with("etc/ipsec.d/") && f.path.ends_with(".conf") {
+                f.contents
+                    .push_str("    salifetime=5m\n    ikelifetime=12m\n    rekeymargin=1m\n");
+            }
+        },
+    );
+    assert!(r.passed(), "{}", show(&r));
+    for e in r
+        .expectations
+        .iter()
+        .filter(|e| e.kind == ExpectKind::Reach)
+    {
+        assert!(e.evidence.sent > 1400, "{}", show(&r));
+        assert_eq!(e.evidence.answered, e.evidence.sent, "{}", show(&r));
+    }
+    let count = |text: &str| r.trace.iter().filter(|l| l.text.contains(text)).count();
+    // Two tunnels, a new IPsec SA every 3-4 minutes each: 12-16 rekeys.
+    let rekeys = count("initiating rekey to replace IPsec SA");
+    assert!((12..=16).contains(&rekeys), "{rekeys}");
+    // The ISAKMP SAs (12 min, 10-11 min with the margin): one or two
+    // rounds per tunnel.
+    let isakmp = count("initiating rekey of the ISAKMP SA");
+    assert!((2..=4).contains(&isakmp), "{isakmp}");
+    assert_eq!(count("expired"), 0, "nothing expires unreplaced");
+}
+
 fn shipped(name: &str) -> Scenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../scenarios")
@@ -626,6 +897,131 @@ fn wireguard_star_hub_crash_cuts_workers_and_promotion_restores() {
         "{:?}",
         r.drops
     );
+}
+
+fn psk_star() -> Scenario {
+    let text = shipped_text("wireguard-star").replacen(
+        "persistent_keepalive = \"25s\"\n",
+        "persistent_keepalive = \"25s\"\npreshared_keys = true\n",
+        1,
+    );
+    assert!(text.contains("preshared_keys = true"));
+    load(&text)
+}
+
+/// Runs `scenario` with its generated files edited by `edit`.
+fn simulate_edited(
+    scenario: &Scenario,
+    edit: impl Fn(&mut vpnsim_render::tree::RenderedFile),
+) -> RunResult {
+    simulate_edited_with(scenario, &RunOptions::default(), edit)
+}
+
+fn simulate_edited_with(
+    scenario: &Scenario,
+    options: &RunOptions,
+    edit: impl Fn(&mut vpnsim_render::tree::RenderedFile),
+) -> RunResult {
+    let plan = vpnsim_plan::plan(scenario).plan;
+    let keys = KeySource::demo(scenario.topology.seed);
+    let files =
+        generate(scenario, &plan, &keys, &Options::default()).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut edited = vpnsim_render::tree::FileSet::new();
+    for f in files.files() {
+        let mut f = f.clone();
+        edit(&mut f);
+        edited.add(f).unwrap_or_else(|e| panic!("{e}"));
+    }
+    run(scenario, &addressing(scenario), &edited, options).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_star_with_preshared_keys_is_promoted_by_strip_and_syncconf() {
+    // With preshared keys the scripts apply a staged file: wg-quick strip
+    // into /run, wg syncconf, rm, wg-quick save. All of it runs, so the
+    // star recovers as the one without keys does.
+    let r = simulate(&psk_star(), &RunOptions::default());
+    assert!(r.passed(), "{}", show(&r));
+    for cmd in [
+        "node2: wg-quick strip /etc/wireguard/vpnsim-promote-cluster-node3/wg0.conf",
+        "node2: wg syncconf wg0 /run/vpnsim-wg0-promote.conf",
+        "node2: rm -f /run/vpnsim-wg0-promote.conf",
+        "node2: wg-quick save wg0",
+    ] {
+        assert!(
+            r.trace.iter().any(|l| l.text == cmd),
+            "{cmd} missing: {}",
+            show(&r)
+        );
+    }
+    assert!(
+        !r.trace.iter().any(|l| l.text.contains("FAILED")),
+        "{}",
+        show(&r)
+    );
+    for e in r
+        .expectations
+        .iter()
+        .filter(|e| e.kind == ExpectKind::Recover)
+    {
+        let rec = e.evidence.recovery.unwrap_or_default();
+        assert!(rec > Span::secs(2) && rec < Span::secs(6), "{rec}");
+    }
+    // The alive-leader hand-over names the old leader it could not run on.
+    let handover = r
+        .events
+        .iter()
+        .find(|e| e.name.as_deref() == Some("promote-node2"));
+    assert!(
+        handover.is_some_and(|e| e.what.ends_with("; not run on node1 (down)")),
+        "{:?}",
+        r.events
+    );
+}
+
+#[test]
+fn an_unknown_command_in_a_promotion_script_fails_the_procedure_visibly() {
+    let script = "usr/local/sbin/vpnsim-promote-cluster-node3-dead.sh";
+    let r = simulate_edited(&psk_star(), |f| {
+        if f.host == "node2" && f.path == script {
+            f.contents = f
+                .contents
+                .replace("umask 077\n", "umask 077\nfrobnicate --now\n");
+        }
+    });
+    let record = r
+        .events
+        .iter()
+        .find(|e| e.name.as_deref() == Some("promote-node3"))
+        .unwrap_or_else(|| panic!("no promote-node3"));
+    assert!(
+        record.what.contains(&format!(
+            "; FAILED on node2 ({script}): `frobnicate --now`: frobnicate: not a command the \
+             simulator can run (exit status 127)"
+        )),
+        "{}",
+        record.what
+    );
+    assert!(
+        r.trace.iter().any(|l| l.text
+            == "node2: FAILED: frobnicate --now: frobnicate: not a command the simulator can run \
+                (exit status 127) (script stops: set -e)"),
+        "{}",
+        show(&r)
+    );
+    // set -e: node2 never applied the staged file, so it stays cut off
+    // (until the next hand-over, at 6 min).
+    assert!(
+        !r.trace
+            .iter()
+            .any(|l| l.text.starts_with("node2: wg syncconf") && l.at.0 < 360_000_000_000)
+    );
+    let node2 = r
+        .expectations
+        .iter()
+        .find(|e| e.kind == ExpectKind::Recover && e.from == "node2")
+        .unwrap_or_else(|| panic!("no recover from node2"));
+    assert_eq!(node2.status, Status::Fail, "{}", show(&r));
 }
 
 #[test]
@@ -958,4 +1354,80 @@ fn dual_path_bond_moves_one_flow_over_one_path_at_a_time() {
         rtt > Span::millis(28) && rtt < Span::millis(40),
         "25 ms one way, 8 ms back: {rtt}"
     );
+}
+
+#[test]
+fn a_power_cycled_star_of_a_thousand_gets_cookie_replies_and_converges() {
+    // The data centre of a 1,000-worker star (30 ms apart, no jitter) loses
+    // power at 60 s; hub and workers boot again at 90 s. Every worker's
+    // persistent keepalive starts a handshake at once: 1,000 initiations
+    // reach the hub within a millisecond, far more than its one handshake
+    // worker clears (INITIATION_CPU each, ~3,980/s), so the queue passes
+    // 512 and the hub answers with 64-byte cookie replies; 5 s (plus
+    // jitter) later the workers retry with the cookie and are answered.
+    use vpnsim_sim::proto::wireguard::INITIATION_CPU;
+    let mut text = vpnsim_scenario_gen::star_text(1000);
+    for (at, action) in [("60s", "crash"), ("90s", "restart")] {
+        for i in 0..=1000 {
+            let name = if i == 0 && action == "restart" {
+                "name = \"power-back\"\n"
+            } else {
+                ""
+            };
+            text.push_str(&format!(
+                "[[events]]\n{name}at = \"{at}\"\naction = \"{action}\"\nhost = \"n{i:05}\"\n"
+            ));
+        }
+    }
+    for w in ["n00001", "n00500", "n01000"] {
+        text.push_str(&format!(
+            "[[expect.recover]]\nfrom = \"{w}\"\nto = \"n00000\"\nvia = \"cluster\"\n\
+             after = \"power-back\"\nwithin = \"30s\"\n"
+        ));
+    }
+    let r = simulate(
+        &load(&text),
+        &RunOptions {
+            duration: Some(Span::secs(130)),
+            ..RunOptions::default()
+        },
+    );
+    let after = |l: &&vpnsim_sim::engine::TraceLine| l.at.0 >= 90_000_000_000;
+    let cookies = r
+        .trace
+        .iter()
+        .filter(after)
+        .filter(|l| l.text.contains("wg0: cookie reply from peer"))
+        .count();
+    // The first initiation is processed; once it is, 999 wait (>= 512):
+    // every one of them gets a cookie reply, the queue stays "under load"
+    // for 1 s after it was last 512 long.
+    assert_eq!(cookies, 999, "{}", show(&r));
+    let hub_done: Vec<u64> = r
+        .trace
+        .iter()
+        .filter(after)
+        .filter(|l| l.text.starts_with("n00000: wg0: handshake complete"))
+        .map(|l| l.at.0)
+        .collect();
+    assert_eq!(hub_done.len(), 1000, "every worker is back");
+    // The retries come 5 s + up to 333 ms later and are served one by one.
+    let last = hub_done.iter().max().copied().unwrap_or_default();
+    let bound = 95_333_000_000 + 120_000_000 + 999 * INITIATION_CPU.0;
+    assert!(last > 95_000_000_000 && last < bound, "{last} vs {bound}");
+    assert!(r.passed(), "{}", show(&r));
+    // n00001 boots first after the hub: its initiation finds the queue
+    // empty and is answered at once; the others go through the cookie.
+    for e in &r.expectations {
+        let rec = e.evidence.recovery.unwrap_or_default();
+        if e.from == "n00001" {
+            assert!(rec < Span::secs(1), "{rec}");
+        } else {
+            assert!(
+                rec > Span::secs(5) && rec < Span::secs(7),
+                "{}: {rec}",
+                e.from
+            );
+        }
+    }
 }

@@ -16,10 +16,14 @@
 //!   selectors (an XFRM policy): give those to [`Model::send`], which
 //!   encrypts them or drops them ("no matching SA/policy", "SA not
 //!   established"); route everything else normally.
+//!   [`Gateway::inbound_policy_violation`] says whether a cleartext packet
+//!   arriving at the host (not IKE or ESP for the gateway, not decrypted
+//!   by it) must be dropped because an inbound policy covers it.
 //! - [`Model::start`] is boot and restart after a crash: all state is fresh
 //!   and `auto=start` conns initiate at once.
 //! - Status: [`Gateway::established`], [`Gateway::conn_names`].
-//! - Timer tokens: `conn index * 8 + {0 retransmit, 1 DPD, 2 restart}`.
+//! - Timer tokens: `conn index * 8 + {0 retransmit, 1 DPD, 2 restart,
+//!   3 replace the child SA, 4 replace the IKE SA, 5 expiry}`.
 //!
 //! # What is modelled, with the numbers
 //! - IKEv1 (RFC 2409): Main Mode, 6 messages (SA; KE, Ni, NAT-D; IDii,
@@ -50,6 +54,12 @@
 //!   reversed selectors, or it is dropped. A responder accepts proposed
 //!   selectors only when each lies inside its own (else
 //!   INVALID_ID_INFORMATION / TS_UNACCEPTABLE).
+//! - Inbound policy (Linux XFRM `dir in` / `dir fwd`): while a conn has an
+//!   IPsec SA, a *cleartext* packet whose source is in the peer's
+//!   selectors and destination in ours is dropped (it should have come in
+//!   ESP; the kernel counts it as `XfrmInTmplMismatch`):
+//!   [`Gateway::inbound_policy`]. Traffic outside the selectors is not
+//!   protected and passes as any other packet.
 //! - NAT-T (RFC 3947 / RFC 7296 2.23): NAT-D payloads carry the addresses
 //!   each side sent from and to; when the receiver sees others (the engine
 //!   applied a NAT), or when `leftid` is an address other than `left`, both
@@ -67,8 +77,29 @@
 //!   while inbound accepts the last [`INBOUND_SAS_KEPT`] SPIs, as the kernel
 //!   keeps both until the older expires.
 //!
-//! Not modelled: rekeying (`ikelifetime`/`salifetime`, hours by default,
-//! beyond a scenario's minutes), replay windows, certificates (`authby=rsasig`
+//! - Lifetimes and rekeying (ipsec.conf(5) and pluto): an IKE SA lives
+//!   `ikelifetime` (default 8 h), an IPsec SA `salifetime` (default 8 h).
+//!   With `rekey=yes` (the default) each is replaced `rekeymargin`
+//!   (default 9 min) before it expires, the margin increased by a random
+//!   0 to `rekeyfuzz` (default 100 %) on the end that initiated the SA
+//!   and halved on the responder, so the initiator rekeys first
+//!   ([`replace_after`]; the fuzz comes from the run's seeded RNG). An
+//!   IPsec SA is replaced on the IKE SA (v1 Quick Mode, v2 CREATE_CHILD_SA
+//!   with N(REKEY_SA), RFC 7296 1.3.3), or with a new IKE SA if none is
+//!   left; an ISAKMP SA by a new Main Mode (the old one lives until it
+//!   expires), an IKEv2 IKE SA by CREATE_CHILD_SA (RFC 7296 1.3.2; the old
+//!   one is deleted at once, the Delete exchange is not modelled; its
+//!   child SAs move to the new one). Make-before-break: the new SA carries
+//!   outbound traffic from its installation, the old one keeps receiving
+//!   until it expires. An SA that reaches the end of its lifetime without
+//!   a replacement (the peer is gone, `rekey=no`) is deleted: packets for
+//!   its policy are dropped as "not established" (an IKEv2 IKE SA takes
+//!   its child SAs with it, RFC 7296 1.4.1; an ISAKMP SA does not).
+//!   Several IKE SAs of a conn stay usable ([`IKE_SAS_KEPT`]).
+//!
+//! Not modelled: rekeying on byte or packet counts (`salifetime` only),
+//! `rekey=no`'s "replace if used" for the initiator, replay windows,
+//! certificates (`authby=rsasig`
 //! conns load but authenticate by their configured identity only),
 //! `also=` and `%default` (vpnsim does not write them; conns named
 //! `%default` are skipped), NAT keepalives.
@@ -105,8 +136,18 @@ pub const RETRANSMIT_TIMEOUT: Span = Span::secs(60);
 pub const RETRY_AFTER_FAILURE: Span = Span::secs(60);
 /// `dpdtimeout` when `dpddelay` is set without it (Libreswan's default).
 pub const DEFAULT_DPD_TIMEOUT: Span = Span::secs(120);
+/// How many established IKE SAs of a conn are kept.
+pub const IKE_SAS_KEPT: usize = 3;
 /// How many recent inbound SPIs of a conn stay valid.
 pub const INBOUND_SAS_KEPT: usize = 4;
+/// Libreswan's `ikelifetime` default (ipsec.conf(5)): 8 h.
+pub const DEFAULT_IKE_LIFETIME: Span = Span::secs(8 * 3600);
+/// Libreswan's `salifetime` default: 8 h.
+pub const DEFAULT_SA_LIFETIME: Span = Span::secs(8 * 3600);
+/// Libreswan's `rekeymargin` default: 9 min.
+pub const DEFAULT_REKEY_MARGIN: Span = Span::secs(9 * 60);
+/// Libreswan's `rekeyfuzz` default: 100 %.
+pub const DEFAULT_REKEY_FUZZ: u32 = 100;
 /// ESP header: SPI 4 + sequence number 4 (RFC 4303 2).
 pub const ESP_HEADER: u32 = 8;
 /// AES-CBC IV (RFC 3602).
@@ -289,6 +330,22 @@ pub enum V2Payload {
         ts_i: Vec<IpNet>,
         ts_r: Vec<IpNet>,
     },
+    /// CREATE_CHILD_SA (RFC 7296 1.3.2, 1.3.3): rekeying a child SA,
+    /// SK{N(REKEY_SA), SA, Ni, [KEi], TSi, TSr}, or the IKE SA itself,
+    /// SK{SA, Ni, KEi}; the answer has the same payloads.
+    CreateChildSa {
+        /// IKE SA rekey: the sender's SPI of the new IKE SA.
+        ike_spi: Option<u64>,
+        /// Child SA: the sender's inbound SPI of the new SA.
+        spi: u32,
+        /// Child SA: the SPI of the SA it replaces (N(REKEY_SA)).
+        rekeys: Option<u32>,
+        proposals: Vec<String>,
+        /// KE data bytes: PFS for a child SA, always for the IKE SA.
+        ke_len: Option<u32>,
+        ts_i: Vec<IpNet>,
+        ts_r: Vec<IpNet>,
+    },
     /// SK{N(error)}: an error answer.
     Notify(Notify),
     /// SK{}: liveness check and its answer.
@@ -430,6 +487,28 @@ impl IkeMessage {
                             + if m.response { 0 } else { 8 };
                         v2_sk(plain)
                     }
+                    V2Payload::CreateChildSa {
+                        ike_spi,
+                        rekeys,
+                        proposals,
+                        ke_len,
+                        ts_i,
+                        ts_r,
+                        ..
+                    } => {
+                        let n = if m.response { 1 } else { proposals.len() };
+                        // N(REKEY_SA) 8 + SPI 4; an IKE SA proposal carries
+                        // its 8-byte SPI; KE 8 + data.
+                        let plain = rekeys.map_or(0, |_| 12)
+                            + if ike_spi.is_some() {
+                                v2_ike_sa(n) + 8 * n.max(1) as u32
+                            } else {
+                                v2_child_sa(n) + ts_len(ts_i, true) + ts_len(ts_r, true)
+                            }
+                            + NONCE
+                            + ke_len.map_or(0, |k| 8 + k);
+                        v2_sk(plain)
+                    }
                     V2Payload::Notify(_) => v2_sk(8),
                     V2Payload::Informational => v2_sk(0),
                 };
@@ -528,6 +607,16 @@ pub struct ConnConfig {
     /// `leftid` is an address other than `left`: this end is behind a NAT
     /// it knows of, so NAT-T is used even before NAT-D says so.
     pub force_encaps: bool,
+    /// `ikelifetime` (default [`DEFAULT_IKE_LIFETIME`]).
+    pub ike_lifetime: Span,
+    /// `salifetime` (default [`DEFAULT_SA_LIFETIME`]).
+    pub sa_lifetime: Span,
+    /// `rekey` (default yes).
+    pub rekey: bool,
+    /// `rekeymargin` (default [`DEFAULT_REKEY_MARGIN`]).
+    pub rekey_margin: Span,
+    /// `rekeyfuzz`, percent (default [`DEFAULT_REKEY_FUZZ`]).
+    pub rekey_fuzz: u32,
 }
 
 fn proposals(t: Option<&str>) -> Vec<String> {
@@ -720,6 +809,17 @@ impl ConnConfig {
             pfs: conn.pfs.unwrap_or(true),
             dpd,
             force_encaps,
+            ike_lifetime: conn
+                .ikelifetime
+                .map_or(DEFAULT_IKE_LIFETIME, |s| Span::secs(u64::from(s))),
+            sa_lifetime: conn
+                .salifetime
+                .map_or(DEFAULT_SA_LIFETIME, |s| Span::secs(u64::from(s))),
+            rekey: conn.rekey.unwrap_or(true),
+            rekey_margin: conn
+                .rekeymargin
+                .map_or(DEFAULT_REKEY_MARGIN, |s| Span::secs(u64::from(s))),
+            rekey_fuzz: conn.rekeyfuzz.unwrap_or(DEFAULT_REKEY_FUZZ),
         }))
     }
 
@@ -755,9 +855,59 @@ fn choose(offered: &[String], ours: &[String]) -> Option<String> {
     offered.iter().find(|p| ours.contains(p)).cloned()
 }
 
+/// When pluto replaces an SA of `lifetime` (programs/pluto, the replace
+/// event of an IKE or IPsec SA): `rekeymargin` before it expires, the
+/// margin randomly increased by up to `rekeyfuzz` percent on the end that
+/// initiated the SA and halved on the responder ("we favour the initiator
+/// over the responder by making the initiator start rekeying sooner. Also,
+/// fuzz is only added to the initiator's margin"). Margins are whole
+/// seconds, as pluto's `time_t`. `None`: no replacement, the SA expires
+/// (`rekey=no`, or a margin not shorter than the lifetime). The fuzz draws
+/// from the run's seeded RNG.
+pub fn replace_after(
+    rng: &mut Rng,
+    lifetime: Span,
+    margin: Span,
+    fuzz_percent: u32,
+    initiator: bool,
+    rekey: bool,
+) -> Option<Span> {
+    if !rekey {
+        return None;
+    }
+    let secs = margin.0 / 1_000_000_000;
+    let marg = if initiator {
+        let unit = u128::from(rng.next_u64() >> 32);
+        let extra = u128::from(secs) * u128::from(fuzz_percent) * unit / (100u128 << 32);
+        secs.saturating_add(u64::try_from(extra).unwrap_or(u64::MAX))
+    } else {
+        secs / 2
+    };
+    let marg = Span::secs(marg);
+    (lifetime > marg).then(|| Span(lifetime.0 - marg.0))
+}
+
 // ---------------------------------------------------------------------------
 // The gateway
 // ---------------------------------------------------------------------------
+
+/// Which end started the negotiation of an SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Initiator,
+    Responder,
+}
+
+/// What an initiator's exchange is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// A new IKE SA with its first child SA.
+    Initial,
+    /// A child SA to replace the current one, on the IKE SA.
+    RekeyChild,
+    /// A new IKE SA only (v1: Main Mode; v2: CREATE_CHILD_SA).
+    RekeyIke,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -768,6 +918,7 @@ enum Step {
     Qm1,
     V2Init,
     V2Auth,
+    V2CreateChild,
     // responder: the message last sent
     Mm2,
     Mm4,
@@ -791,6 +942,9 @@ struct Exchange {
     /// Our inbound SPI for the child SA being negotiated.
     child_spi: u32,
     msg_id: u32,
+    purpose: Purpose,
+    /// v2 IKE SA rekey: our SPI of the new IKE SA.
+    new_ike_spi: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -799,14 +953,39 @@ struct IkeSa {
     rcookie: u64,
     peer: SocketAddr,
     local_port: u16,
+    nat: bool,
+    expires: Instant,
+    replace_at: Option<Instant>,
+    /// v2: the message ID of our next request on this SA.
+    next_msg_id: u32,
+}
+
+impl IkeSa {
+    /// An IKE SA about to be installed ([`Gateway::install_ike`] sets its
+    /// times).
+    fn new(icookie: u64, rcookie: u64, peer: SocketAddr, local_port: u16, nat: bool) -> IkeSa {
+        IkeSa {
+            icookie,
+            rcookie,
+            peer,
+            local_port,
+            nat,
+            expires: Instant::START,
+            replace_at: None,
+            next_msg_id: 2,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 struct ChildSa {
     out_spi: u32,
+    in_spi: u32,
     peer: SocketAddr,
     nat: bool,
     seq: u32,
+    expires: Instant,
+    replace_at: Option<Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -814,12 +993,22 @@ struct ConnState {
     cfg: ConnConfig,
     init: Option<Exchange>,
     resp: BTreeMap<u64, Exchange>,
+    /// The newest IKE SA: ours for DPD and for the next rekey.
     ike: Option<IkeSa>,
+    /// Older IKE SAs still established (both ends of an `auto=start` pair
+    /// make one at boot; a v1 ISAKMP SA replaced by a new Main Mode lives
+    /// until it expires): the peer may run Quick Mode / CREATE_CHILD_SA
+    /// or DPD on them. At most [`IKE_SAS_KEPT`] - 1.
+    ike_others: Vec<IkeSa>,
     child: Option<ChildSa>,
-    inbound: Vec<u32>,
+    /// Inbound SPIs still accepted, with when each SA expires.
+    inbound: Vec<(u32, Instant)>,
     last_heard: Instant,
     dpd_seq: u32,
     attempt: u32,
+    /// v2 responder: the last CREATE_CHILD_SA answered, as (IKE SPIi,
+    /// message ID, answer), for a retransmitted request.
+    v2_answered: Option<(u64, u32, IkeMessage)>,
 }
 
 impl ConnState {
@@ -829,11 +1018,13 @@ impl ConnState {
             init: None,
             resp: BTreeMap::new(),
             ike: None,
+            ike_others: Vec::new(),
             child: None,
             inbound: Vec::new(),
             last_heard: Instant::START,
             dpd_seq: 0,
             attempt: 0,
+            v2_answered: None,
         }
     }
 }
@@ -841,6 +1032,9 @@ impl ConnState {
 const T_RETRANSMIT: u64 = 0;
 const T_DPD: u64 = 1;
 const T_RESTART: u64 = 2;
+const T_REKEY_CHILD: u64 = 3;
+const T_REKEY_IKE: u64 = 4;
+const T_EXPIRE: u64 = 5;
 
 /// A Libreswan gateway: every conn of one host.
 #[derive(Debug, Clone)]
@@ -938,6 +1132,42 @@ impl Gateway {
             .map(|c| c.cfg.name.as_str())
     }
 
+    /// The conn whose inbound policy (XFRM `dir in` for a packet to this
+    /// host, `dir fwd` for one it forwards: source in `rightsubnet`,
+    /// destination in `leftsubnet`) covers this packet. Such a packet must
+    /// have come out of the conn's ESP SA; arriving in cleartext it fails
+    /// the kernel's policy check (`XfrmInTmplMismatch`: the policy's ESP
+    /// template is not satisfied) and is dropped. pluto installs a conn's
+    /// in/fwd policies with its IPsec SA and removes them with it, so only
+    /// conns with an installed SA count. The engine must not ask for
+    /// packets the gateway itself takes ([`Gateway::accepts`]: IKE, ESP) or
+    /// that it decrypted.
+    pub fn inbound_policy(&self, p: &Packet) -> Option<&str> {
+        self.conns
+            .iter()
+            .find(|c| c.child.is_some() && c.cfg.inbound_matches(p))
+            .map(|c| c.cfg.name.as_str())
+    }
+
+    /// The drop reason for a cleartext packet an inbound policy covers
+    /// (see [`Gateway::inbound_policy`]); `forwarded`: `dir fwd`, else
+    /// `dir in`.
+    pub fn inbound_policy_violation(&self, p: &Packet, forwarded: bool) -> Option<String> {
+        let i = self
+            .conns
+            .iter()
+            .position(|c| c.child.is_some() && c.cfg.inbound_matches(p))?;
+        let cfg = &self.conns[i].cfg;
+        Some(format!(
+            "cleartext packet matches the {} policy of conn {} ({} -> {}): it must arrive in \
+             ESP (XfrmInTmplMismatch)",
+            if forwarded { "fwd" } else { "in" },
+            cfg.name,
+            join(&cfg.peer_ts),
+            join(&cfg.local_ts)
+        ))
+    }
+
     fn log(&self, i: usize, text: impl fmt::Display) -> Action {
         Action::Log(format!("\"{}\": {text}", self.conns[i].cfg.name))
     }
@@ -996,6 +1226,18 @@ impl Gateway {
     }
 
     fn initiate(&mut self, now: Instant, rng: &mut Rng, i: usize) -> Vec<Action> {
+        self.initiate_for(now, rng, i, Purpose::Initial)
+    }
+
+    /// A new IKE SA (with a first child SA unless `purpose` is
+    /// [`Purpose::RekeyIke`]).
+    fn initiate_for(
+        &mut self,
+        now: Instant,
+        rng: &mut Rng,
+        i: usize,
+        purpose: Purpose,
+    ) -> Vec<Action> {
         let cfg = &self.conns[i].cfg;
         let Some(peer_ip) = cfg.peer else {
             return vec![self.log(i, "cannot initiate: right=%any")];
@@ -1033,6 +1275,8 @@ impl Gateway {
             tries: 0,
             child_spi: 0,
             msg_id: 0,
+            purpose,
+            new_ike_spi: 0,
         });
         let (msg, step, text) = match version {
             IkeVersion::V1 => (
@@ -1073,42 +1317,70 @@ impl Gateway {
         out
     }
 
-    /// Installs a child SA (both directions) and arms DPD.
+    /// Installs a child SA (both directions): it carries outbound traffic
+    /// from now on (make-before-break: the SA it replaces keeps receiving
+    /// until it expires), expires `salifetime` from now, and is replaced
+    /// before that ([`replace_after`]); arms DPD.
     #[allow(clippy::too_many_arguments)]
     fn install(
         &mut self,
         now: Instant,
+        rng: &mut Rng,
         i: usize,
         in_spi: u32,
         out_spi: u32,
         peer: SocketAddr,
         nat: bool,
-        ike: IkeSa,
+        role: Role,
     ) -> Vec<Action> {
+        let cfg = &self.conns[i].cfg;
+        let expires = now + cfg.sa_lifetime;
+        let replace_at = replace_after(
+            rng,
+            cfg.sa_lifetime,
+            cfg.rekey_margin,
+            cfg.rekey_fuzz,
+            role == Role::Initiator,
+            cfg.rekey,
+        )
+        .map(|d| now + d);
         let c = &mut self.conns[i];
         c.child = Some(ChildSa {
             out_spi,
+            in_spi,
             peer,
             nat,
             seq: 0,
+            expires,
+            replace_at,
         });
-        c.inbound.push(in_spi);
+        c.inbound.push((in_spi, expires));
         while c.inbound.len() > INBOUND_SAS_KEPT {
-            let old = c.inbound.remove(0);
+            let (old, _) = c.inbound.remove(0);
             self.by_spi.remove(&old);
         }
-        c.ike = Some(ike);
-        c.last_heard = now;
+        self.conns[i].last_heard = now;
         let mode = if nat { "ESP/NAT" } else { "ESP" };
         let mut out = vec![self.log(
             i,
             format!(
                 "IPsec SA established tunnel mode {{{mode}=>0x{out_spi:08x} <0x{in_spi:08x}}} \
-                 ({} <=> {})",
+                 ({} <=> {}){}",
                 join(&self.conns[i].cfg.local_ts),
-                join(&self.conns[i].cfg.peer_ts)
+                join(&self.conns[i].cfg.peer_ts),
+                replace_at.map_or_else(
+                    || format!(", expires in {}", self.conns[i].cfg.sa_lifetime),
+                    |at| format!(", replaced in {}", at.since(now))
+                )
             ),
         )];
+        if let Some(at) = replace_at {
+            out.push(Action::Timer {
+                at,
+                token: Gateway::token(i, T_REKEY_CHILD),
+            });
+        }
+        out.extend(self.arm_expiry(i));
         if let Some(dpd) = self.conns[i].cfg.dpd {
             out.push(Action::Timer {
                 at: now + dpd.delay,
@@ -1118,24 +1390,338 @@ impl Gateway {
         out
     }
 
+    /// Installs an IKE SA (ISAKMP SA for v1): it expires `ikelifetime`
+    /// from now and is replaced before that ([`replace_after`]). The one it
+    /// replaces goes (its child SAs stay).
+    fn install_ike(
+        &mut self,
+        now: Instant,
+        rng: &mut Rng,
+        i: usize,
+        mut sa: IkeSa,
+        role: Role,
+        keep_old: bool,
+    ) -> Vec<Action> {
+        let cfg = &self.conns[i].cfg;
+        sa.expires = now + cfg.ike_lifetime;
+        sa.replace_at = replace_after(
+            rng,
+            cfg.ike_lifetime,
+            cfg.rekey_margin,
+            cfg.rekey_fuzz,
+            role == Role::Initiator,
+            cfg.rekey,
+        )
+        .map(|d| now + d);
+        let replace_at = sa.replace_at;
+        self.by_cookie.insert(sa.icookie, i);
+        if let Some(old) = self.conns[i].ike.replace(sa) {
+            if keep_old {
+                let others = &mut self.conns[i].ike_others;
+                others.push(old);
+                if others.len() >= IKE_SAS_KEPT {
+                    let gone = others.remove(0);
+                    self.retire_cookie(i, gone.icookie);
+                }
+            } else {
+                self.retire_cookie(i, old.icookie);
+            }
+        }
+        self.conns[i].last_heard = now;
+        let mut out = Vec::new();
+        if let Some(at) = replace_at {
+            out.push(Action::Timer {
+                at,
+                token: Gateway::token(i, T_REKEY_IKE),
+            });
+        }
+        out.extend(self.arm_expiry(i));
+        out
+    }
+
+    /// The expiry timer at the earliest expiry of conn `i`'s SAs.
+    fn arm_expiry(&self, i: usize) -> Vec<Action> {
+        let c = &self.conns[i];
+        let next = c
+            .inbound
+            .iter()
+            .map(|(_, e)| *e)
+            .chain(c.child.as_ref().map(|s| s.expires))
+            .chain(c.ike.as_ref().map(|s| s.expires))
+            .chain(c.ike_others.iter().map(|s| s.expires))
+            .min();
+        next.map(|at| Action::Timer {
+            at,
+            token: Gateway::token(i, T_EXPIRE),
+        })
+        .into_iter()
+        .collect()
+    }
+
+    /// SAs of conn `i` whose lifetime is over go: their inbound SPIs, the
+    /// outbound child SA (packets for the policy are then dropped), the
+    /// IKE SA (v2: with its child SAs, RFC 7296 1.4.1; an IKEv1 ISAKMP SA
+    /// leaves its IPsec SAs).
+    fn expire(&mut self, now: Instant, i: usize) -> Vec<Action> {
+        let mut out = Vec::new();
+        let c = &mut self.conns[i];
+        let (gone, kept): (Vec<_>, Vec<_>) = c.inbound.drain(..).partition(|(_, e)| *e <= now);
+        c.inbound = kept;
+        for (spi, _) in gone {
+            self.by_spi.remove(&spi);
+        }
+        if self.conns[i]
+            .child
+            .as_ref()
+            .is_some_and(|sa| sa.expires <= now)
+        {
+            let lifetime = self.conns[i].cfg.sa_lifetime;
+            self.conns[i].child = None;
+            out.push(self.log(
+                i,
+                format!(
+                    "IPsec SA expired (salifetime {lifetime}) without a replacement: packets for \
+                     the policy are dropped"
+                ),
+            ));
+        }
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conns[i].ike_others)
+            .into_iter()
+            .partition(|sa| sa.expires <= now);
+        self.conns[i].ike_others = kept;
+        for sa in gone {
+            self.retire_cookie(i, sa.icookie);
+        }
+        if let Some(ike) = self.conns[i].ike.clone().filter(|sa| sa.expires <= now) {
+            let lifetime = self.conns[i].cfg.ike_lifetime;
+            self.conns[i].ike = None;
+            self.retire_cookie(i, ike.icookie);
+            let v2 = self.conns[i].cfg.version == IkeVersion::V2;
+            out.push(self.log(
+                i,
+                format!(
+                    "{} expired (ikelifetime {lifetime}) without a replacement{}",
+                    if v2 { "IKE SA" } else { "ISAKMP SA" },
+                    if v2 { ": its child SAs go with it" } else { "" }
+                ),
+            ));
+            if v2 {
+                self.clear_sas(i);
+            }
+        }
+        out.extend(self.arm_expiry(i));
+        out
+    }
+
+    /// The replace event of the child SA: a new one is negotiated on the
+    /// IKE SA (v1 Quick Mode, v2 CREATE_CHILD_SA), or with a new IKE SA
+    /// when there is none.
+    fn rekey_child(&mut self, now: Instant, rng: &mut Rng, i: usize) -> Vec<Action> {
+        let due = self.conns[i]
+            .child
+            .as_ref()
+            .and_then(|c| c.replace_at)
+            .is_some_and(|at| at <= now);
+        if !due || self.conns[i].init.is_some() {
+            return Vec::new();
+        }
+        let (old, old_in) = self.conns[i]
+            .child
+            .as_ref()
+            .map_or((0, 0), |c| (c.out_spi, c.in_spi));
+        let Some(ike) = self.conns[i].ike.clone().filter(|s| s.expires > now) else {
+            let mut out = vec![self.log(
+                i,
+                format!("replacing IPsec SA 0x{old:08x}: no IKE SA left, negotiating a new one"),
+            )];
+            out.extend(self.initiate(now, rng, i));
+            return out;
+        };
+        let cfg = self.conns[i].cfg.clone();
+        let spi = self.new_spi(rng, i);
+        let mut out = vec![self.log(
+            i,
+            format!("initiating rekey to replace IPsec SA 0x{old:08x}"),
+        )];
+        let (msg, step, msg_id) = match cfg.version {
+            IkeVersion::V1 => {
+                let msg_id = (rng.next_u64() as u32).max(1);
+                (
+                    IkeMessage::V1(V1Message {
+                        icookie: ike.icookie,
+                        rcookie: ike.rcookie,
+                        non_esp_marker: false,
+                        payload: V1Payload::QuickMode1 {
+                            msg_id,
+                            spi,
+                            proposals: cfg.esp.clone(),
+                            pfs_ke: cfg.pfs.then(|| cfg.ke()),
+                            ts_i: cfg.local_ts.clone(),
+                            ts_r: cfg.peer_ts.clone(),
+                        },
+                    }),
+                    Step::Qm1,
+                    msg_id,
+                )
+            }
+            IkeVersion::V2 => {
+                let msg_id = self.next_v2_msg_id(i);
+                (
+                    IkeMessage::V2(V2Message {
+                        spi_i: ike.icookie,
+                        spi_r: ike.rcookie,
+                        msg_id,
+                        response: false,
+                        non_esp_marker: false,
+                        payload: V2Payload::CreateChildSa {
+                            ike_spi: None,
+                            spi,
+                            rekeys: Some(old_in),
+                            proposals: cfg.esp.clone(),
+                            ke_len: cfg.pfs.then(|| cfg.ke()),
+                            ts_i: cfg.local_ts.clone(),
+                            ts_r: cfg.peer_ts.clone(),
+                        },
+                    }),
+                    Step::V2CreateChild,
+                    msg_id,
+                )
+            }
+        };
+        self.conns[i].init = Some(Exchange {
+            icookie: ike.icookie,
+            rcookie: ike.rcookie,
+            step,
+            peer: ike.peer,
+            local_port: ike.local_port,
+            nat: ike.nat,
+            last: None,
+            step_started: now,
+            tries: 0,
+            child_spi: spi,
+            msg_id,
+            purpose: Purpose::RekeyChild,
+            new_ike_spi: 0,
+        });
+        out.extend(self.send_init(now, i, msg, step));
+        out
+    }
+
+    /// The replace event of the IKE SA: v1 negotiates a new ISAKMP SA
+    /// (Main Mode, no Quick Mode); v2 rekeys it with CREATE_CHILD_SA
+    /// (RFC 7296 1.3.2), its child SAs moving to the new one.
+    fn rekey_ike(&mut self, now: Instant, rng: &mut Rng, i: usize) -> Vec<Action> {
+        let due = self.conns[i]
+            .ike
+            .as_ref()
+            .and_then(|s| s.replace_at)
+            .is_some_and(|at| at <= now);
+        if !due || self.conns[i].init.is_some() {
+            return Vec::new();
+        }
+        let Some(ike) = self.conns[i].ike.clone() else {
+            return Vec::new();
+        };
+        let cfg = self.conns[i].cfg.clone();
+        if cfg.version == IkeVersion::V1 {
+            let mut out = vec![self.log(i, "initiating rekey of the ISAKMP SA (Main Mode)")];
+            out.extend(self.initiate_for(now, rng, i, Purpose::RekeyIke));
+            return out;
+        }
+        let new_spi = Gateway::nonzero_u64(rng);
+        self.by_cookie.insert(new_spi, i);
+        let msg_id = self.next_v2_msg_id(i);
+        let msg = IkeMessage::V2(V2Message {
+            spi_i: ike.icookie,
+            spi_r: ike.rcookie,
+            msg_id,
+            response: false,
+            non_esp_marker: false,
+            payload: V2Payload::CreateChildSa {
+                ike_spi: Some(new_spi),
+                spi: 0,
+                rekeys: None,
+                proposals: cfg.ike.clone(),
+                ke_len: Some(cfg.ke()),
+                ts_i: Vec::new(),
+                ts_r: Vec::new(),
+            },
+        });
+        self.conns[i].init = Some(Exchange {
+            icookie: ike.icookie,
+            rcookie: ike.rcookie,
+            step: Step::V2CreateChild,
+            peer: ike.peer,
+            local_port: ike.local_port,
+            nat: ike.nat,
+            last: None,
+            step_started: now,
+            tries: 0,
+            child_spi: 0,
+            msg_id,
+            purpose: Purpose::RekeyIke,
+            new_ike_spi: new_spi,
+        });
+        let mut out = vec![self.log(i, "initiating rekey of the IKE SA (CREATE_CHILD_SA)")];
+        out.extend(self.send_init(now, i, msg, Step::V2CreateChild));
+        out
+    }
+
+    /// The message ID of our next v2 request on conn `i`'s IKE SA.
+    fn next_v2_msg_id(&mut self, i: usize) -> u32 {
+        match self.conns[i].ike.as_mut() {
+            Some(sa) => {
+                let id = sa.next_msg_id;
+                sa.next_msg_id = sa.next_msg_id.wrapping_add(1);
+                id
+            }
+            None => 2,
+        }
+    }
+
     /// Forgets a cookie that no exchange or SA of conn `i` uses any more.
     fn retire_cookie(&mut self, i: usize, cookie: u64) {
         let c = &self.conns[i];
         let used = c.init.as_ref().is_some_and(|e| e.icookie == cookie)
             || c.resp.contains_key(&cookie)
-            || c.ike.as_ref().is_some_and(|s| s.icookie == cookie);
+            || c.ike.as_ref().is_some_and(|s| s.icookie == cookie)
+            || c.ike_others.iter().any(|s| s.icookie == cookie);
         if !used {
             self.by_cookie.remove(&cookie);
         }
     }
 
+    /// The established IKE SA of conn `i` with these SPIs (cookies).
+    fn sa_for(&self, i: usize, icookie: u64, rcookie: u64) -> Option<IkeSa> {
+        let c = &self.conns[i];
+        c.ike
+            .iter()
+            .chain(&c.ike_others)
+            .find(|s| s.icookie == icookie && s.rcookie == rcookie)
+            .cloned()
+    }
+
+    /// Deletes IKE SA `icookie` of conn `i` (replaced by a v2 rekey).
+    fn delete_ike(&mut self, i: usize, icookie: u64) {
+        let c = &mut self.conns[i];
+        c.ike_others.retain(|s| s.icookie != icookie);
+        if c.ike.as_ref().is_some_and(|s| s.icookie == icookie) {
+            c.ike = None;
+        }
+        self.retire_cookie(i, icookie);
+    }
+
     fn clear_sas(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        for old in std::mem::take(&mut c.ike_others) {
+            self.by_cookie.remove(&old.icookie);
+        }
         let c = &mut self.conns[i];
         c.child = None;
         if let Some(ike) = c.ike.take() {
             self.by_cookie.remove(&ike.icookie);
         }
-        for spi in c.inbound.drain(..) {
+        for (spi, _) in c.inbound.drain(..) {
             self.by_spi.remove(&spi);
         }
     }
@@ -1263,6 +1849,8 @@ impl Gateway {
                     tries: 0,
                     child_spi: 0,
                     msg_id: 0,
+                    purpose: Purpose::Initial,
+                    new_ike_spi: 0,
                 },
             );
             let reply = v1(m.icookie, rcookie, V1Payload::MainMode2 { chosen });
@@ -1277,17 +1865,15 @@ impl Gateway {
                 "IKEv1 message for an unknown ISAKMP SA (cookie)",
             )];
         };
-        let heard_from_peer = self.conns[i]
-            .ike
-            .as_ref()
-            .is_some_and(|s| s.icookie == m.icookie && s.rcookie == m.rcookie);
+        let on_sa = self.sa_for(i, m.icookie, m.rcookie);
+        let heard_from_peer = on_sa.is_some();
         if heard_from_peer {
             self.conns[i].last_heard = now;
         }
         // DPD on the established ISAKMP SA.
         match &m.payload {
             V1Payload::DpdRUThere { seq } => {
-                let Some(sa) = self.conns[i].ike.clone().filter(|_| heard_from_peer) else {
+                let Some(sa) = on_sa else {
                     return vec![Gateway::drop_packet(
                         packet,
                         "R_U_THERE for an unknown ISAKMP SA",
@@ -1303,6 +1889,36 @@ impl Gateway {
             }
             V1Payload::DpdAck { .. } => return Vec::new(),
             _ => {}
+        }
+        // A Quick Mode request on the ISAKMP SA: the first one after Main
+        // Mode, or the peer replacing the IPsec SA (rekey).
+        if let V1Payload::QuickMode1 { msg_id, .. } = &m.payload
+            && heard_from_peer
+        {
+            let same = self.conns[i].resp.get(&m.icookie).is_some_and(|ex| {
+                ex.step == Step::Mm6 || (ex.step == Step::Qm2 && ex.msg_id == *msg_id)
+            });
+            if !same && let Some(sa) = on_sa {
+                self.conns[i].resp.insert(
+                    m.icookie,
+                    Exchange {
+                        icookie: sa.icookie,
+                        rcookie: sa.rcookie,
+                        step: Step::Mm6,
+                        peer: from,
+                        local_port: to.port(),
+                        nat: sa.nat,
+                        last: None,
+                        step_started: now,
+                        tries: 0,
+                        child_spi: 0,
+                        msg_id: 0,
+                        purpose: Purpose::RekeyChild,
+                        new_ike_spi: 0,
+                    },
+                );
+            }
+            return self.v1_responder(now, rng, i, packet, from, to, m);
         }
         let is_init = self.conns[i]
             .init
@@ -1397,26 +2013,23 @@ impl Gateway {
                         format!("peer ID {id} is not rightid={}", cfg.peer_id),
                     )];
                 }
-                let ike = IkeSa {
-                    icookie: ex.icookie,
-                    rcookie: m.rcookie,
-                    peer: ex.peer,
-                    local_port: ex.local_port,
-                };
-                if let Some(old) = self.conns[i].ike.replace(ike) {
-                    self.retire_cookie(i, old.icookie);
+                let ike = IkeSa::new(ex.icookie, m.rcookie, ex.peer, ex.local_port, ex.nat);
+                let mut out = vec![self.log(
+                    i,
+                    format!("ISAKMP SA established (Main Mode, initiator, peer {id})"),
+                )];
+                out.extend(self.install_ike(now, rng, i, ike, Role::Initiator, true));
+                if ex.purpose == Purpose::RekeyIke {
+                    // Replacing the ISAKMP SA only: no Quick Mode.
+                    self.conns[i].init = None;
+                    return out;
                 }
-                self.conns[i].last_heard = now;
                 let spi = self.new_spi(rng, i);
                 let msg_id = (rng.next_u64() as u32).max(1);
                 if let Some(e) = self.conns[i].init.as_mut() {
                     e.child_spi = spi;
                     e.msg_id = msg_id;
                 }
-                let mut out = vec![self.log(
-                    i,
-                    format!("ISAKMP SA established (Main Mode, initiator, peer {id})"),
-                )];
                 out.extend(self.send_init(
                     now,
                     i,
@@ -1450,12 +2063,6 @@ impl Gateway {
                 }
                 let local = cfg.local;
                 let qm3 = v1(V1Payload::QuickMode3 { msg_id: *msg_id });
-                let ike = IkeSa {
-                    icookie: ex.icookie,
-                    rcookie: m.rcookie,
-                    peer: ex.peer,
-                    local_port: ex.local_port,
-                };
                 self.conns[i].init = None;
                 let mut out = vec![Action::Transmit(Gateway::ike_packet(
                     local,
@@ -1463,7 +2070,16 @@ impl Gateway {
                     ex.peer,
                     qm3,
                 ))];
-                out.extend(self.install(now, i, ex.child_spi, *spi, ex.peer, ex.nat, ike));
+                out.extend(self.install(
+                    now,
+                    rng,
+                    i,
+                    ex.child_spi,
+                    *spi,
+                    ex.peer,
+                    ex.nat,
+                    Role::Initiator,
+                ));
                 out
             }
             (V1Payload::Notify(n), _) => vec![Gateway::drop_packet(
@@ -1559,23 +2175,16 @@ impl Gateway {
                     id: cfg.local_id.clone(),
                     psk: our_psk,
                 });
-                let ike = IkeSa {
-                    icookie: ex.icookie,
-                    rcookie: ex.rcookie,
-                    peer: from,
-                    local_port: to.port(),
-                };
-                if let Some(old) = self.conns[i].ike.replace(ike) {
-                    self.retire_cookie(i, old.icookie);
-                }
-                self.conns[i].last_heard = now;
-                vec![
+                let ike = IkeSa::new(ex.icookie, ex.rcookie, from, to.port(), ex.nat);
+                let mut out = vec![
                     self.log(
                         i,
                         format!("ISAKMP SA established (Main Mode, responder, peer {id})"),
                     ),
                     self.respond(i, m.icookie, from, to.port(), reply, Step::Mm6),
-                ]
+                ];
+                out.extend(self.install_ike(now, rng, i, ike, Role::Responder, true));
+                out
             }
             (
                 V1Payload::QuickMode1 {
@@ -1624,14 +2233,8 @@ impl Gateway {
                     ts_i: ts_i.clone(),
                     ts_r: ts_r.clone(),
                 });
-                let ike = IkeSa {
-                    icookie: ex.icookie,
-                    rcookie: ex.rcookie,
-                    peer: from,
-                    local_port: to.port(),
-                };
                 let mut out = vec![self.respond(i, m.icookie, from, to.port(), reply, Step::Qm2)];
-                out.extend(self.install(now, i, in_spi, *spi, from, ex.nat, ike));
+                out.extend(self.install(now, rng, i, in_spi, *spi, from, ex.nat, Role::Responder));
                 out
             }
             (V1Payload::QuickMode1 { .. }, Step::Qm2) => resend(self),
@@ -1720,6 +2323,8 @@ impl Gateway {
                     tries: 0,
                     child_spi: 0,
                     msg_id: 0,
+                    purpose: Purpose::Initial,
+                    new_ike_spi: 0,
                 },
             );
             if let V2Payload::IkeSaInit { nat_d, .. } = &m.payload {
@@ -1744,6 +2349,24 @@ impl Gateway {
                 self.respond(i, m.spi_i, from, to.port(), reply, Step::V2InitR),
             ];
         }
+        // A repeated CREATE_CHILD_SA request (our answer was lost; the IKE
+        // SA it came on may have been replaced since): the same answer.
+        if !m.response && matches!(m.payload, V2Payload::CreateChildSa { .. }) {
+            let cached = self.conns.iter().find_map(|c| match &c.v2_answered {
+                Some((spi, id, answer)) if *spi == m.spi_i && *id == m.msg_id => {
+                    Some((c.cfg.local, answer.clone()))
+                }
+                _ => None,
+            });
+            if let Some((local, answer)) = cached {
+                return vec![Action::Transmit(Gateway::ike_packet(
+                    local,
+                    to.port(),
+                    from,
+                    answer,
+                ))];
+            }
+        }
         let Some(&i) = self.by_cookie.get(&m.spi_i) else {
             return vec![Gateway::drop_packet(
                 packet,
@@ -1751,10 +2374,7 @@ impl Gateway {
             )];
         };
         let cfg = self.conns[i].cfg.clone();
-        let on_sa = self.conns[i]
-            .ike
-            .as_ref()
-            .is_some_and(|s| s.icookie == m.spi_i && s.rcookie == m.spi_r);
+        let on_sa = self.sa_for(i, m.spi_i, m.spi_r).is_some();
         if on_sa {
             self.conns[i].last_heard = now;
         }
@@ -1775,6 +2395,17 @@ impl Gateway {
                 from,
                 reply,
             ))];
+        }
+        if let V2Payload::CreateChildSa { .. } = m.payload
+            && !m.response
+        {
+            if !on_sa {
+                return vec![Gateway::drop_packet(
+                    packet,
+                    "CREATE_CHILD_SA for an unknown IKE SA",
+                )];
+            }
+            return self.v2_create_child_responder(now, rng, i, packet, from, to, &m);
         }
         let init = self.conns[i]
             .init
@@ -1870,22 +2501,67 @@ impl Gateway {
                             "IKE_AUTH response selectors outside the conn's",
                         )];
                     }
-                    let ike = IkeSa {
-                        icookie: ex.icookie,
-                        rcookie: m.spi_r,
-                        peer: ex.peer,
-                        local_port: ex.local_port,
-                    };
-                    if let Some(old) = self.conns[i].ike.take() {
-                        self.retire_cookie(i, old.icookie);
-                    }
+                    let ike = IkeSa::new(ex.icookie, m.spi_r, ex.peer, ex.local_port, ex.nat);
                     self.conns[i].init = None;
                     let mut out = vec![self.log(
                         i,
                         format!("IKE SA established (IKEv2, initiator, peer {id})"),
                     )];
-                    out.extend(self.install(now, i, ex.child_spi, *spi, ex.peer, ex.nat, ike));
+                    out.extend(self.install_ike(now, rng, i, ike, Role::Initiator, true));
+                    out.extend(self.install(
+                        now,
+                        rng,
+                        i,
+                        ex.child_spi,
+                        *spi,
+                        ex.peer,
+                        ex.nat,
+                        Role::Initiator,
+                    ));
                     out
+                }
+                (
+                    V2Payload::CreateChildSa {
+                        ike_spi,
+                        spi,
+                        ts_i,
+                        ts_r,
+                        ..
+                    },
+                    Step::V2CreateChild,
+                ) => {
+                    self.conns[i].init = None;
+                    match (ex.purpose, ike_spi) {
+                        (Purpose::RekeyIke, Some(theirs)) => {
+                            let new =
+                                IkeSa::new(ex.new_ike_spi, *theirs, ex.peer, ex.local_port, ex.nat);
+                            let mut out = vec![self.log(
+                                i,
+                                "IKE SA rekeyed (CREATE_CHILD_SA, initiator); the old one is deleted",
+                            )];
+                            self.delete_ike(i, ex.icookie);
+                            out.extend(self.install_ike(now, rng, i, new, Role::Initiator, false));
+                            out
+                        }
+                        (Purpose::RekeyChild, None)
+                            if ts_within(ts_i, &cfg.local_ts) && ts_within(ts_r, &cfg.peer_ts) =>
+                        {
+                            self.install(
+                                now,
+                                rng,
+                                i,
+                                ex.child_spi,
+                                *spi,
+                                ex.peer,
+                                ex.nat,
+                                Role::Initiator,
+                            )
+                        }
+                        _ => vec![Gateway::drop_packet(
+                            packet,
+                            "CREATE_CHILD_SA answer does not fit the request",
+                        )],
+                    }
                 }
                 _ => vec![Gateway::drop_packet(packet, "unexpected IKEv2 response")],
             };
@@ -1968,15 +2644,7 @@ impl Gateway {
                         ts_r: ts_r.clone(),
                     },
                 );
-                let ike = IkeSa {
-                    icookie: m.spi_i,
-                    rcookie: ex.rcookie,
-                    peer: from,
-                    local_port: to.port(),
-                };
-                if let Some(old) = self.conns[i].ike.take() {
-                    self.retire_cookie(i, old.icookie);
-                }
+                let ike = IkeSa::new(m.spi_i, ex.rcookie, from, to.port(), ex.nat);
                 let mut out = vec![
                     self.log(
                         i,
@@ -1984,7 +2652,8 @@ impl Gateway {
                     ),
                     self.respond(i, m.spi_i, from, to.port(), reply, Step::V2Done),
                 ];
-                out.extend(self.install(now, i, in_spi, *spi, from, ex.nat, ike));
+                out.extend(self.install_ike(now, rng, i, ike, Role::Responder, true));
+                out.extend(self.install(now, rng, i, in_spi, *spi, from, ex.nat, Role::Responder));
                 out
             }
             (V2Payload::IkeAuth { .. }, Step::V2Done, false) => {
@@ -2001,6 +2670,125 @@ impl Gateway {
         }
     }
 
+    /// A CREATE_CHILD_SA request on the IKE SA: a new child SA replacing
+    /// the current one, or a new IKE SA (RFC 7296 1.3.2, 1.3.3).
+    #[allow(clippy::too_many_arguments)]
+    fn v2_create_child_responder(
+        &mut self,
+        now: Instant,
+        rng: &mut Rng,
+        i: usize,
+        packet: Packet,
+        from: SocketAddr,
+        to: SocketAddr,
+        m: &V2Message,
+    ) -> Vec<Action> {
+        let V2Payload::CreateChildSa {
+            ike_spi,
+            spi,
+            rekeys,
+            proposals,
+            ke_len,
+            ts_i,
+            ts_r,
+        } = &m.payload
+        else {
+            return Vec::new();
+        };
+        let Some(ike) = self.sa_for(i, m.spi_i, m.spi_r) else {
+            return Vec::new();
+        };
+        let cfg = self.conns[i].cfg.clone();
+        let answer = |payload| {
+            IkeMessage::V2(V2Message {
+                spi_i: m.spi_i,
+                spi_r: m.spi_r,
+                msg_id: m.msg_id,
+                response: true,
+                non_esp_marker: false,
+                payload,
+            })
+        };
+        let send = |msg| Action::Transmit(Gateway::ike_packet(cfg.local, to.port(), from, msg));
+        let refuse = |gw: &mut Gateway, n: Notify, why: String| {
+            let reply = answer(V2Payload::Notify(n));
+            gw.conns[i].v2_answered = Some((m.spi_i, m.msg_id, reply.clone()));
+            vec![Gateway::drop_packet(packet.clone(), why), send(reply)]
+        };
+        if let Some(theirs) = ike_spi {
+            if choose(proposals, &cfg.ike).is_none() {
+                return refuse(
+                    self,
+                    Notify::NoProposalChosen,
+                    "CREATE_CHILD_SA (IKE SA rekey): NO_PROPOSAL_CHOSEN".into(),
+                );
+            }
+            let ours = Gateway::nonzero_u64(rng);
+            let reply = answer(V2Payload::CreateChildSa {
+                ike_spi: Some(ours),
+                spi: 0,
+                rekeys: None,
+                proposals: cfg.ike.iter().take(1).cloned().collect(),
+                ke_len: Some(cfg.ke()),
+                ts_i: Vec::new(),
+                ts_r: Vec::new(),
+            });
+            self.conns[i].v2_answered = Some((m.spi_i, m.msg_id, reply.clone()));
+            let mut out = vec![
+                self.log(
+                    i,
+                    "IKE SA rekeyed (CREATE_CHILD_SA, responder); the old one is deleted",
+                ),
+                send(reply),
+            ];
+            let new = IkeSa::new(*theirs, ours, ike.peer, ike.local_port, ike.nat);
+            self.delete_ike(i, ike.icookie);
+            out.extend(self.install_ike(now, rng, i, new, Role::Responder, false));
+            return out;
+        }
+        if !ts_within(ts_i, &cfg.peer_ts) || !ts_within(ts_r, &cfg.local_ts) {
+            return refuse(
+                self,
+                Notify::TsUnacceptable,
+                format!(
+                    "CREATE_CHILD_SA: selectors {} <=> {} outside the conn's",
+                    join(ts_i),
+                    join(ts_r)
+                ),
+            );
+        }
+        let Some(chosen) = choose(proposals, &cfg.esp) else {
+            return refuse(
+                self,
+                Notify::NoProposalChosen,
+                "CREATE_CHILD_SA: NO_PROPOSAL_CHOSEN".into(),
+            );
+        };
+        let in_spi = self.new_spi(rng, i);
+        let reply = answer(V2Payload::CreateChildSa {
+            ike_spi: None,
+            spi: in_spi,
+            rekeys: *rekeys,
+            proposals: vec![chosen],
+            ke_len: ke_len.map(|_| cfg.ke()),
+            ts_i: ts_i.clone(),
+            ts_r: ts_r.clone(),
+        });
+        self.conns[i].v2_answered = Some((m.spi_i, m.msg_id, reply.clone()));
+        let mut out = vec![send(reply)];
+        out.extend(self.install(
+            now,
+            rng,
+            i,
+            in_spi,
+            *spi,
+            ike.peer,
+            ike.nat,
+            Role::Responder,
+        ));
+        out
+    }
+
     fn receive_esp(&mut self, now: Instant, packet: Packet, esp: &Esp) -> Vec<Action> {
         let Esp::Tunnel { spi, inner, .. } = esp;
         let Some(&i) = self.by_spi.get(spi) else {
@@ -2009,11 +2797,20 @@ impl Gateway {
                 format!("ESP with unknown SPI 0x{spi:08x}"),
             )];
         };
-        if !self.conns[i].inbound.contains(spi) {
-            return vec![Gateway::drop_packet(
-                packet,
-                format!("ESP SPI 0x{spi:08x} not (or no longer) installed"),
-            )];
+        match self.conns[i].inbound.iter().find(|(s, _)| s == spi) {
+            None => {
+                return vec![Gateway::drop_packet(
+                    packet,
+                    format!("ESP SPI 0x{spi:08x} not (or no longer) installed"),
+                )];
+            }
+            Some((_, expires)) if *expires <= now => {
+                return vec![Gateway::drop_packet(
+                    packet,
+                    format!("ESP SPI 0x{spi:08x}: the SA expired (XfrmInStateExpired)"),
+                )];
+            }
+            Some(_) => {}
         }
         self.conns[i].last_heard = now;
         if !self.conns[i].cfg.inbound_matches(inner) {
@@ -2133,6 +2930,18 @@ impl Gateway {
     }
 }
 
+/// The packet an ESP datagram carries (ESP or ESP-in-UDP), if it is one.
+pub fn esp_inner(p: &Packet) -> Option<&Packet> {
+    match &p.payload {
+        Payload::Esp(Esp::Tunnel { inner, .. })
+        | Payload::Udp {
+            body: Body::EspInUdp(Esp::Tunnel { inner, .. }),
+            ..
+        } => Some(inner),
+        _ => None,
+    }
+}
+
 fn join(nets: &[IpNet]) -> String {
     nets.iter()
         .map(ToString::to_string)
@@ -2150,8 +2959,17 @@ impl Model for Gateway {
             return vec![Gateway::drop_packet(packet, "no matching SA/policy")];
         };
         let local = self.conns[i].cfg.local;
+        // An SA whose lifetime ended at this very instant is gone already.
+        let mut out = if self.conns[i]
+            .child
+            .as_ref()
+            .is_some_and(|c| c.expires <= now)
+        {
+            self.expire(now, i)
+        } else {
+            Vec::new()
+        };
         let Some(child) = self.conns[i].child.as_mut() else {
-            let mut out = Vec::new();
             let initiating = self.conns[i].init.is_some();
             if self.conns[i].cfg.auto == AutoMode::Route && !initiating {
                 out.extend(self.initiate(now, rng, i));
@@ -2184,13 +3002,14 @@ impl Model for Gateway {
         } else {
             Payload::Esp(esp)
         };
-        vec![Action::Transmit(Packet {
+        out.push(Action::Transmit(Packet {
             src: local,
             dst: child.peer.ip(),
             ttl: TTL,
             dont_fragment: df,
             payload,
-        })]
+        }));
+        out
     }
 
     fn receive(&mut self, now: Instant, rng: &mut Rng, packet: Packet) -> Vec<Action> {
@@ -2230,6 +3049,9 @@ impl Model for Gateway {
         match token % 8 {
             T_RETRANSMIT => self.on_retransmit(now, rng, i),
             T_DPD => self.on_dpd(now, rng, i),
+            T_REKEY_CHILD => self.rekey_child(now, rng, i),
+            T_REKEY_IKE => self.rekey_ike(now, rng, i),
+            T_EXPIRE => self.expire(now, i),
             T_RESTART => {
                 if self.conns[i].child.is_none() && self.conns[i].init.is_none() {
                     self.initiate(now, rng, i)
@@ -2751,6 +3573,340 @@ mod tests {
         assert!(
             matches!(&actions[..], [Action::Drop { reason, .. }] if reason.contains("outside the SA's selectors")),
             "{actions:?}"
+        );
+    }
+
+    #[test]
+    fn cleartext_inside_the_selectors_is_refused_only_while_the_sa_is_installed() {
+        let mut net = aws(&same);
+        let (va, _) = gateways(&same);
+        // Before any SA: pluto has installed no in/fwd policy yet.
+        let spoof = ping("12.11.6.10", "10.11.1.10", 1);
+        assert_eq!(va.inbound_policy(&spoof), None);
+        net.run_until(Instant(Span::secs(2).0));
+        let va = &net.nodes[0].model;
+        assert_eq!(va.inbound_policy(&spoof), Some("vpc1-to-vpc2"));
+        let why = va
+            .inbound_policy_violation(&spoof, true)
+            .unwrap_or_else(|| panic!("not refused"));
+        assert_eq!(
+            why,
+            "cleartext packet matches the fwd policy of conn vpc1-to-vpc2 (12.11.0.0/16 -> \
+             10.11.0.0/16): it must arrive in ESP (XfrmInTmplMismatch)"
+        );
+        let to_gateway = ping("12.11.6.10", "10.11.4.5", 2);
+        assert!(
+            va.inbound_policy_violation(&to_gateway, false)
+                .is_some_and(|w| w.contains("the in policy"))
+        );
+        // Outside the selectors (or the reverse direction): not protected.
+        assert_eq!(
+            va.inbound_policy(&ping("192.168.1.1", "10.11.1.10", 3)),
+            None
+        );
+        assert_eq!(
+            va.inbound_policy(&ping("10.11.1.10", "12.11.6.10", 4)),
+            None
+        );
+        // vpc1-to-vpc3 has no SA in this two-node net: no policy either.
+        assert_eq!(
+            va.inbound_policy(&ping("13.11.6.10", "10.11.1.10", 5)),
+            None
+        );
+        // What ESP carries is found inside both encapsulations.
+        net.sent.clear();
+        net.send(0, ping("10.11.1.10", "12.11.6.10", 6));
+        let (_, _, out) = net.sent.pop().unwrap_or_else(|| panic!("nothing sent"));
+        assert_eq!(
+            esp_inner(&out).map(|p| (p.src, p.dst)),
+            Some((ip("10.11.1.10"), ip("12.11.6.10")))
+        );
+        assert_eq!(esp_inner(&spoof), None);
+    }
+
+    /// Virginia and Sydney as in [`aws`], with `edit` applied to every
+    /// conn file of both (`true` for IKEv2 conns in the test's wording).
+    fn aws_edited(edit: &dyn Fn(String) -> String) -> Net<Gateway> {
+        let files = generated("aws-three-regions");
+        let build = |host: &str, conn: &str, local: &str| {
+            let c = edit(file(&files, host, &format!("etc/ipsec.d/{conn}.conf")));
+            let secrets = file(&files, host, &format!("etc/ipsec.d/{conn}.secrets"));
+            Gateway::from_texts(
+                &[("x.conf", &c)],
+                &[("x.secrets", &secrets)],
+                &[ip(local)],
+                &no_names,
+            )
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let mut net = Net::new(Span::millis(75));
+        net.add(build(VA, "vpc1-to-vpc2", "10.11.4.5"), &["10.11.4.5"]);
+        net.add(build(SY, "vpc2-to-vpc1", "12.11.4.5"), &["12.11.4.5"]);
+        net.nat = vec![
+            (ip("10.11.4.5"), ip("198.51.100.10")),
+            (ip("12.11.4.5"), ip("203.0.113.20")),
+        ];
+        net.start(0);
+        net.start(1);
+        net
+    }
+
+    /// Appends conn parameters (the conn file holds one conn).
+    fn with(params: &'static str) -> impl Fn(String) -> String {
+        move |text: String| format!("{text}{params}")
+    }
+
+    const SECOND: u64 = 1_000_000_000;
+
+    #[test]
+    fn lifetimes_default_to_libreswans_and_the_replace_time_follows_pluto() {
+        let (va, _) = gateways(&same);
+        let c = va.configs()[0];
+        assert_eq!(c.ike_lifetime, Span::secs(8 * 3600));
+        assert_eq!(c.sa_lifetime, Span::secs(8 * 3600));
+        assert_eq!(c.rekey_margin, Span::secs(540));
+        assert_eq!(c.rekey_fuzz, 100);
+        assert!(c.rekey);
+        let eight_h = Span::secs(8 * 3600);
+        let mut rng = Rng::new(7);
+        // Initiator: margin 9 min increased by up to 100 %: rekeying starts
+        // between 18 and 9 minutes before expiry, spread over that range.
+        let draws: Vec<u64> = (0..2000)
+            .map(|_| {
+                replace_after(&mut rng, eight_h, c.rekey_margin, 100, true, true)
+                    .map_or(0, |s| s.0 / SECOND)
+            })
+            .collect();
+        let (lo, hi) = (8 * 3600 - 1080, 8 * 3600 - 540);
+        assert!(draws.iter().all(|d| *d > lo && *d <= hi), "{draws:?}");
+        assert!(draws.iter().any(|d| *d < lo + 30) && draws.iter().any(|d| *d > hi - 30));
+        // Responder: half the margin, no fuzz.
+        assert_eq!(
+            replace_after(&mut rng, eight_h, c.rekey_margin, 100, false, true),
+            Some(Span::secs(8 * 3600 - 270))
+        );
+        assert_eq!(
+            replace_after(&mut rng, eight_h, c.rekey_margin, 0, true, true),
+            Some(Span::secs(8 * 3600 - 540))
+        );
+        // The Libreswan test suite's example: lifetime 60 s, margin 10 s,
+        // fuzz 100 % rekeys "somewhere between 40s-50s".
+        for _ in 0..100 {
+            let d = replace_after(&mut rng, Span::secs(60), Span::secs(10), 100, true, true)
+                .map_or(0, |s| s.0 / SECOND);
+            assert!((40..=50).contains(&d), "{d}");
+        }
+        assert_eq!(
+            replace_after(&mut rng, eight_h, c.rekey_margin, 100, true, false),
+            None
+        );
+        assert_eq!(
+            replace_after(&mut rng, Span::secs(300), Span::secs(300), 0, true, true),
+            None,
+            "no time to rekey: it expires"
+        );
+        // The conn's keys are read.
+        let text = file(
+            &generated("aws-three-regions"),
+            VA,
+            "etc/ipsec.d/vpc1-to-vpc2.conf",
+        );
+        let edited = Gateway::from_texts(
+            &[("x.conf", &with("    ikelifetime=1h\n    salifetime=20m\n    rekey=no\n    rekeymargin=2m\n    rekeyfuzz=50%\n")(text))],
+            &[("x.secrets", "198.51.100.10 203.0.113.20 : PSK \"x\"\n")],
+            &[ip("10.11.4.5")],
+            &no_names,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let c = edited.configs()[0];
+        assert_eq!(
+            (
+                c.ike_lifetime,
+                c.sa_lifetime,
+                c.rekey,
+                c.rekey_margin,
+                c.rekey_fuzz
+            ),
+            (
+                Span::secs(3600),
+                Span::secs(1200),
+                false,
+                Span::secs(120),
+                50
+            )
+        );
+    }
+
+    /// Pings both ways every second until `end`; the number sent each way.
+    fn ping_every_second(net: &mut Net<Gateway>, from: u64, end: u64) -> u64 {
+        let mut n = 0;
+        for t in from..end {
+            net.run_until(Instant(t * SECOND));
+            net.send(0, ping("10.11.1.10", "12.11.6.10", t as u16));
+            net.send(1, ping("12.11.6.10", "10.11.1.10", t as u16));
+            n += 1;
+        }
+        net.run_until(Instant(end * SECOND + SECOND));
+        n
+    }
+
+    #[test]
+    fn ikev1_rekeys_before_expiry_without_losing_a_packet() {
+        // salifetime 10 min, ikelifetime 25 min, rekeymargin 1 min: the
+        // IPsec SA initiator starts a new Quick Mode 1 to 2 min before the
+        // SA's end, the ISAKMP SA gets a new Main Mode 1 to 2 min before its.
+        let mut net = aws_edited(&with(
+            "    salifetime=10m\n    ikelifetime=25m\n    rekeymargin=1m\n",
+        ));
+        let sent = ping_every_second(&mut net, 2, 35 * 60);
+        assert_eq!(net.delivered(1, Instant::START).len() as u64, sent);
+        assert_eq!(net.delivered(0, Instant::START).len() as u64, sent);
+        let rekeys: Vec<u64> = [0, 1]
+            .iter()
+            .flat_map(|n| net.logs(*n, "initiating rekey to replace IPsec SA"))
+            .map(|t| t.0 / SECOND)
+            .collect();
+        // Boot SAs at 0.5-0.6 s; each new SA 8-9 min after the one before.
+        assert!(rekeys.len() >= 3 && rekeys.len() <= 5, "{rekeys:?}");
+        let mut sorted = rekeys.clone();
+        sorted.sort_unstable();
+        assert!((480..=540).contains(&sorted[0]), "{sorted:?}");
+        for w in sorted.windows(2) {
+            assert!((480..=541).contains(&(w[1] - w[0])), "{sorted:?}");
+        }
+        // Quick Mode on the existing ISAKMP SA: no Main Mode for them.
+        let isakmp = [0, 1]
+            .iter()
+            .flat_map(|n| net.logs(*n, "initiating rekey of the ISAKMP SA"))
+            .map(|t| t.0 / SECOND)
+            .collect::<Vec<_>>();
+        assert_eq!(isakmp.len(), 1, "{isakmp:?}");
+        assert!((1380..=1440).contains(&isakmp[0]), "{isakmp:?}");
+        assert!(
+            net.nodes
+                .iter()
+                .all(|n| n.model.established(n.model.conn_names()[0]))
+        );
+        // Nothing expired unreplaced, nothing dropped.
+        for n in [0, 1] {
+            assert!(net.logs(n, "expired").is_empty());
+            assert!(net.drops(n, "").is_empty(), "{:?}", net.drops(n, ""));
+        }
+    }
+
+    #[test]
+    fn ikev2_rekeys_child_and_ike_sa_with_create_child_sa() {
+        let mut net = aws_edited(&|t: String| {
+            with("    salifetime=10m\n    ikelifetime=25m\n    rekeymargin=1m\n")(
+                t.replace("ikev2=no", "ikev2=yes"),
+            )
+        });
+        let sent = ping_every_second(&mut net, 2, 35 * 60);
+        assert_eq!(net.delivered(1, Instant::START).len() as u64, sent);
+        assert_eq!(net.delivered(0, Instant::START).len() as u64, sent);
+        let count = |text: &str| net.logs(0, text).len() + net.logs(1, text).len();
+        assert!((3..=5).contains(&count("initiating rekey to replace IPsec SA")));
+        assert_eq!(count("IKE SA rekeyed (CREATE_CHILD_SA, initiator)"), 1);
+        assert_eq!(count("IKE SA rekeyed (CREATE_CHILD_SA, responder)"), 1);
+        // No new IKE_SA_INIT after boot: everything on CREATE_CHILD_SA.
+        assert_eq!(count("initiating IKEv2 connection"), 2);
+        for n in [0, 1] {
+            assert!(net.drops(n, "").is_empty(), "{:?}", net.drops(n, ""));
+        }
+    }
+
+    #[test]
+    fn an_sa_whose_peer_is_gone_expires_and_stops_carrying_traffic() {
+        // No DPD (it would clear the SA first): only the lifetime ends it.
+        let mut net = aws_edited(&|t: String| {
+            let t: String = t
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("dpd"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            with("    salifetime=10m\n    rekeymargin=1m\n")(t)
+        });
+        net.run_until(Instant(60 * SECOND));
+        net.nodes[1].link = false;
+        net.run_until(Instant(590 * SECOND));
+        // Rekeying was tried (and is retransmitted into the void) ...
+        assert!(
+            !net.logs(0, "initiating rekey to replace IPsec SA")
+                .is_empty()
+        );
+        // ... but until the end of its lifetime the old SA still encrypts.
+        net.sent.clear();
+        net.send(0, ping("10.11.1.10", "12.11.6.10", 1));
+        assert!(matches!(
+            net.sent.last().map(|(_, _, p)| &p.payload),
+            Some(Payload::Udp {
+                body: Body::EspInUdp(_),
+                ..
+            })
+        ));
+        net.run_until(Instant(610 * SECOND));
+        let expired = net.logs(
+            0,
+            "IPsec SA expired (salifetime 600.000s) without a replacement",
+        );
+        assert_eq!(expired.len(), 1);
+        assert!(
+            expired[0].0 / SECOND >= 600 && expired[0].0 / SECOND < 601,
+            "{expired:?}"
+        );
+        assert!(!net.nodes[0].model.established("vpc1-to-vpc2"));
+        net.sent.clear();
+        net.send(0, ping("10.11.1.10", "12.11.6.10", 2));
+        assert!(
+            !net.sent.iter().any(|(_, _, p)| esp_inner(p).is_some()),
+            "no ESP after expiry"
+        );
+        assert!(
+            !net.drops(0, "IPsec SA for conn vpc1-to-vpc2 not established")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn create_child_sa_sizes() {
+        let ts = vec!["10.11.0.0/16".parse().unwrap_or_else(|e| panic!("{e}"))];
+        let msg = |payload| {
+            IkeMessage::V2(V2Message {
+                spi_i: 1,
+                spi_r: 2,
+                msg_id: 2,
+                response: false,
+                non_esp_marker: false,
+                payload,
+            })
+            .wire_len()
+        };
+        // Child rekey with PFS (modp2048): N(REKEY_SA) 12 + SA 44 + TSi 24
+        // + TSr 24 + Ni 36 + KE 264 = 404 plain, SK 452, + header 28.
+        assert_eq!(
+            msg(V2Payload::CreateChildSa {
+                ike_spi: None,
+                spi: 1,
+                rekeys: Some(2),
+                proposals: vec!["aes256-sha2_256".into()],
+                ke_len: Some(256),
+                ts_i: ts.clone(),
+                ts_r: ts,
+            }),
+            480
+        );
+        // IKE SA rekey: SA 48 + SPI 8 + Ni 36 + KE 264 = 356, SK 404.
+        assert_eq!(
+            msg(V2Payload::CreateChildSa {
+                ike_spi: Some(9),
+                spi: 0,
+                rekeys: None,
+                proposals: vec!["aes256-sha2_256-modp2048".into()],
+                ke_len: Some(256),
+                ts_i: Vec::new(),
+                ts_r: Vec::new(),
+            }),
+            432
         );
     }
 

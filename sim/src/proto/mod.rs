@@ -11,12 +11,14 @@
 //! Libreswan conns, OpenVPN configs, ifupdown stanzas), never from the
 //! scenario model.
 //!
-//! - [`wireguard`]: handshake (148/92-byte messages), cookie reply, transport
+//! - [`wireguard`]: handshake (148/92-byte messages), handshake queue with
+//!   CPU time and cookie replies under load, transport
 //!   data (32 B overhead + padding to 16), timers (REKEY_AFTER_TIME 120 s,
 //!   REJECT_AFTER_TIME 180 s, REKEY_TIMEOUT 5 s + jitter, KEEPALIVE 10 s,
 //!   persistent keepalive), cryptokey routing, endpoint roaming.
 //! - [`ipsec`]: IKE SA set-up round trips, child SAs with traffic selectors,
-//!   ESP tunnel mode, DPD and `auto=start` restart.
+//!   ESP tunnel mode, inbound policy, DPD, `auto=start` restart, lifetimes
+//!   and rekeying (make-before-break).
 //! - [`openvpn`]: TLS set-up round trips, ping / ping-restart, reconnect
 //!   across `remote`s, TUN and TAP over UDP or TCP.
 //! - [`peervpn`]: PeerVPN mesh members: initpeers, PSK/network-name

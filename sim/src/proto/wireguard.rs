@@ -45,13 +45,27 @@
 //!   are dropped when the handshake gives up.
 //! - Endpoint roaming: every authenticated message (initiation, response,
 //!   data, keepalive) sets the peer's endpoint to the datagram's source.
-//! - Cookie replies (paper 5.4.7) only when the device is told it is under
-//!   load ([`Device::set_under_load`]); the initiator's next retry carries
-//!   the cookie (`mac2`) and is then processed.
+//! - Handshake processing costs CPU time and queues (kernel `receive.c`,
+//!   one handshake worker: a one-vCPU host): received initiations and
+//!   responses wait in the device's handshake queue (at most
+//!   [`MAX_QUEUED_INCOMING_HANDSHAKES`], more are dropped) and take
+//!   [`INITIATION_CPU`] / [`RESPONSE_CPU`] each, from measured Curve25519
+//!   figures. The device is under load while the queue holds at least
+//!   [`UNDER_LOAD_QUEUE_LEN`] messages and for [`UNDER_LOAD_AFTER`] after;
+//!   under load, an initiation without a valid cookie (`mac2`) gets a
+//!   64-byte cookie reply (paper 5.4.7; its cost, a MAC and an XChaCha20
+//!   encryption, is not counted) instead of a response. The initiator
+//!   keeps the cookie; its next retry (REKEY_TIMEOUT later) carries it and
+//!   is then processed. [`Device::set_under_load`] forces the state (tests).
+//!   A burst of initiations (hundreds of workers handshaking at once, e.g.
+//!   after a restart) builds the queue and gets cookie replies. Responses
+//!   are not subject to the cookie check in this model.
 //!
 //! Not modelled: replay windows and TAI64N timestamps (the simulated network
 //! neither replays nor reorders across restarts), the handshake rate limit
-//! per source, and encryption itself.
+//! per source (the kernel applies it to initiations with a cookie under
+//! load), the CPU cost of sending initiations and of data, and encryption
+//! itself.
 //!
 //! # Contract with the engine
 //! - [`Device::start`] (the trait's `start`) brings the interface up; before
@@ -63,9 +77,10 @@
 //!   TTL is 64 and DF is clear (the kernel's UDP tunnel socket sets no DF).
 //! - `receive` takes the UDP datagram as it arrives (`packet.src` and the
 //!   UDP source port are the peer's address as seen here, after any NAT).
-//! - Timer tokens are `peer id << 8 | timer kind`; a timer that fires
-//!   after it was moved or cancelled is ignored, so the engine needs no
-//!   cancel operation. The trace text of `Action::Log` names peers by the
+//! - Timer tokens are `peer id << 8 | timer kind` (peer ids start at 1;
+//!   [`HANDSHAKE_WORKER_TOKEN`] is the handshake worker's); a timer that
+//!   fires after it was moved or cancelled is ignored, so the engine needs
+//!   no cancel operation. The trace text of `Action::Log` names peers by the
 //!   first 8 characters of their base64 public key.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -142,6 +157,29 @@ pub const REKEY_ON_RECEIVE_AFTER: Span =
 const COOKIE_USABLE_FOR: Span = Span(COOKIE_SECRET_MAX_AGE.0 - COOKIE_SECRET_LATENCY.0);
 /// wg-quick's MTU on a 1500-byte underlay (1500 − 80).
 pub const DEFAULT_MTU: u32 = 1420;
+/// Kernel `messages.h`: MAX_QUEUED_INCOMING_HANDSHAKES, the length of the
+/// device's queue of received handshake messages; one more is dropped.
+pub const MAX_QUEUED_INCOMING_HANDSHAKES: usize = 4096;
+/// Kernel `receive.c`: the device is under load while its handshake queue
+/// holds at least MAX_QUEUED_INCOMING_HANDSHAKES / 8 = 512 messages
+/// (wireguard-go: `QueueHandshakeSize / 8` with a queue of 1024).
+pub const UNDER_LOAD_QUEUE_LEN: usize = MAX_QUEUED_INCOMING_HANDSHAKES / 8;
+/// Kernel `receive.c` (`wg_birthdate_has_expired(last_under_load, 1)`) and
+/// wireguard-go `UnderLoadAfterTime`: the device stays under load for 1 s
+/// after the queue was last that long.
+pub const UNDER_LOAD_AFTER: Span = Span::secs(1);
+/// CPU time of one Curve25519 scalar multiplication: 156,995 cycles, the
+/// measured figure of T. Chou, "Sandy2x: New Curve25519 Speed Records"
+/// (SAC 2015) on Ivy Bridge, on a 2.5 GHz core (the clock is this model's
+/// assumption: a typical server vCPU).
+pub const X25519_TIME: Span = Span::nanos(156_995 * 2 / 5);
+/// CPU time to process a handshake initiation and answer it (kernel
+/// `noise.c`): consuming it takes one DH (`es`; `ss` is precomputed per
+/// peer), the response a new ephemeral key pair and two DHs (`ee`, `se`):
+/// 4 × [`X25519_TIME`] ≈ 251 µs, about 3,980 handshakes a second.
+pub const INITIATION_CPU: Span = Span(4 * X25519_TIME.0);
+/// CPU time to consume a handshake response: two DHs (`ee`, `se`).
+pub const RESPONSE_CPU: Span = Span(2 * X25519_TIME.0);
 
 // ---------------------------------------------------------------------------
 // Keys
@@ -330,6 +368,9 @@ const TIMER_KINDS: [TimerKind; 6] = [
     TimerKind::SessionExpiry,
 ];
 
+/// The handshake worker's timer token (peer 0, which no peer has).
+pub const HANDSHAKE_WORKER_TOKEN: u64 = 0xff;
+
 fn token(peer: u32, kind: TimerKind) -> u64 {
     (u64::from(peer) << 8) | kind as u64
 }
@@ -506,7 +547,14 @@ pub struct Device {
     addresses: Vec<IpNet>,
     mtu: u32,
     running: bool,
+    /// Forced under load ([`Device::set_under_load`]).
     under_load: bool,
+    /// Received handshake messages waiting for the worker (the front one
+    /// is being processed while `worker_busy`).
+    handshake_queue: VecDeque<Packet>,
+    worker_busy: bool,
+    /// When the queue was last [`UNDER_LOAD_QUEUE_LEN`] long.
+    last_under_load: Option<Instant>,
     /// By id, i.e. in configuration order.
     peers: BTreeMap<u32, PeerState>,
     by_key: BTreeMap<PublicKey, u32>,
@@ -544,6 +592,9 @@ impl Device {
             mtu: conf.interface.mtu.map_or(DEFAULT_MTU, u32::from),
             running: false,
             under_load: false,
+            handshake_queue: VecDeque::new(),
+            worker_busy: false,
+            last_under_load: None,
             peers: BTreeMap::new(),
             by_key: BTreeMap::new(),
             allowed: BTreeMap::new(),
@@ -601,10 +652,108 @@ impl Device {
     pub fn is_running(&self) -> bool {
         self.running
     }
-    /// Under load the device answers initiations without a cookie with a
-    /// cookie reply instead of a response (whitepaper 5.4.7).
+    /// Forces the device under load (or back to judging by its queue):
+    /// under load it answers initiations without a cookie with a cookie
+    /// reply instead of a response (whitepaper 5.4.7).
     pub fn set_under_load(&mut self, under_load: bool) {
         self.under_load = under_load;
+    }
+
+    /// Whether the device is under load at `now` (see the module docs);
+    /// notes the time when the queue is long.
+    fn is_under_load(&mut self, now: Instant) -> bool {
+        if self.handshake_queue.len() >= UNDER_LOAD_QUEUE_LEN {
+            self.last_under_load = Some(now);
+            return true;
+        }
+        self.under_load
+            || self
+                .last_under_load
+                .is_some_and(|t| !has_expired(t, UNDER_LOAD_AFTER, now))
+    }
+
+    /// Messages in the handshake queue (the one being processed included).
+    pub fn handshake_queue_len(&self) -> usize {
+        self.handshake_queue.len()
+    }
+
+    /// The handshake worker takes the next message: invalid `mac1` (made
+    /// for another public key) and, under load, initiations without a
+    /// cookie are dealt with at once (negligible CPU: a MAC, a cookie
+    /// reply); anything else occupies it for its CPU time.
+    fn pump_handshakes(&mut self, now: Instant, out: &mut Vec<Action>) {
+        while !self.worker_busy {
+            let Some(front) = self.handshake_queue.front() else {
+                return;
+            };
+            // (initiation: its mac1 is for us, it has a cookie, its index)
+            let initiation = match &front.payload {
+                Payload::Udp {
+                    src_port,
+                    body: Body::WireGuard(Message::HandshakeInitiation(m)),
+                    ..
+                } => Some((
+                    SocketAddr::new(front.src, *src_port),
+                    m.receiver_static,
+                    m.has_cookie,
+                    m.sender_index,
+                )),
+                _ => None,
+            };
+            let cost = match initiation {
+                Some((from, receiver, _, _)) if receiver != self.public_key => {
+                    let reason = format!(
+                        "{}: handshake initiation from {from} does not decrypt: made for public key {receiver}, this interface has {}",
+                        self.iface, self.public_key
+                    );
+                    if let Some(p) = self.handshake_queue.pop_front() {
+                        out.push(dropped(&p, reason));
+                    }
+                    continue;
+                }
+                Some((from, _, false, sender_index)) if self.is_under_load(now) => {
+                    let reply = Message::CookieReply(CookieReply {
+                        receiver_index: sender_index,
+                    });
+                    out.push(Action::Transmit(udp_packet(self.listen_port, from, reply)));
+                    self.handshake_queue.pop_front();
+                    continue;
+                }
+                Some(_) => INITIATION_CPU,
+                None => RESPONSE_CPU,
+            };
+            self.worker_busy = true;
+            out.push(Action::Timer {
+                at: now + cost,
+                token: HANDSHAKE_WORKER_TOKEN,
+            });
+        }
+    }
+
+    /// The worker is done with the front message: it takes effect.
+    fn handshake_processed(&mut self, now: Instant, rng: &mut Rng, out: &mut Vec<Action>) {
+        self.worker_busy = false;
+        if let Some(packet) = self.handshake_queue.pop_front()
+            && let Payload::Udp {
+                src_port,
+                body: Body::WireGuard(msg),
+                ..
+            } = &packet.payload
+        {
+            let from = SocketAddr::new(packet.src, *src_port);
+            match msg {
+                Message::HandshakeInitiation(m) => {
+                    let m = m.clone();
+                    self.on_initiation(now, rng, &m, from, &packet, out);
+                }
+                Message::HandshakeResponse(m) => {
+                    let m = m.clone();
+                    self.on_response(now, rng, &m, from, &packet, out);
+                }
+                _ => {}
+            }
+        }
+        self.pump_handshakes(now, out);
     }
 
     /// `wg show`: every peer in configuration order.
@@ -676,6 +825,111 @@ impl Device {
         keepalive: Option<u16>,
     ) -> Result<Vec<Action>, String> {
         let key = PublicKey::from_base64(public_key_b64).map_err(|e| e.to_string())?;
+        Ok(self.upsert_peer(now, rng, key, allowed_ips, endpoint, keepalive, None))
+    }
+
+    /// `wg syncconf <iface> FILE`, with FILE parsed: the interface ends up
+    /// with exactly the file's peers, keys and settings (wg(8): "like
+    /// setconf, but reads back the existing configuration first and only
+    /// makes changes that are explicitly different between the
+    /// configuration file and the interface ... not disrupting current peer
+    /// sessions"). Peers missing from the file are removed; every peer of
+    /// the file gets its AllowedIPs, preshared key (none if the file has
+    /// none) and persistent keepalive (off if unset), and its endpoint when
+    /// the file gives one; sessions of peers that stay are kept. A new
+    /// `PrivateKey` changes the interface's identity and drops every
+    /// session; `ListenPort` moves the socket when given. Like wg, it
+    /// refuses wg-quick's own keys (`Address`, `DNS`, `MTU`, `Table`,
+    /// hooks, `SaveConfig`: the file must come from `wg-quick strip`) and
+    /// an endpoint name that does not resolve, before changing anything.
+    pub fn sync_conf(
+        &mut self,
+        now: Instant,
+        rng: &mut Rng,
+        conf: &WgQuickConf,
+        resolve: impl Fn(&str) -> Option<IpAddr>,
+    ) -> Result<Vec<Action>, String> {
+        let i = &conf.interface;
+        let wg_quick_only = [
+            ("Address", !i.addresses.is_empty()),
+            ("DNS", !i.dns.is_empty()),
+            ("MTU", i.mtu.is_some()),
+            ("Table", i.table.is_some()),
+            ("PreUp", !i.pre_up.is_empty()),
+            ("PostUp", !i.post_up.is_empty()),
+            ("PreDown", !i.pre_down.is_empty()),
+            ("PostDown", !i.post_down.is_empty()),
+            ("SaveConfig", i.save_config),
+        ];
+        if let Some((key, _)) = wg_quick_only.iter().find(|(_, set)| *set) {
+            return Err(format!(
+                "Line unrecognized: `{key}` (a wg-quick key: give wg the output of `wg-quick strip`)"
+            ));
+        }
+        let mut endpoints = Vec::new();
+        for peer in &conf.peers {
+            endpoints.push(match &peer.endpoint {
+                None => None,
+                Some(e) => Some(resolve_endpoint(e, &resolve)?),
+            });
+        }
+        let mut out = Vec::new();
+        let public_key = public_key_of(&i.private_key);
+        if public_key != self.public_key {
+            self.public_key = public_key;
+            self.indices.clear();
+            for p in self.peers.values_mut() {
+                p.reset();
+            }
+            out.push(Action::Log(format!(
+                "{}: private key changed (public key {}): every session dropped",
+                self.iface,
+                short(&public_key)
+            )));
+            if self.by_key.contains_key(&public_key) {
+                out.extend(self.remove_peer(now, &public_key.to_base64())?);
+            }
+        }
+        if let Some(port) = i.listen_port.filter(|&p| p != 0) {
+            self.listen_port = port;
+        }
+        let keep: Vec<PublicKey> = conf.peers.iter().map(|p| p.public_key).collect();
+        let gone: Vec<PublicKey> = self
+            .by_key
+            .keys()
+            .filter(|k| !keep.contains(k))
+            .copied()
+            .collect();
+        for key in gone {
+            out.extend(self.remove_peer(now, &key.to_base64())?);
+        }
+        for (peer, endpoint) in conf.peers.iter().zip(endpoints) {
+            out.extend(self.upsert_peer(
+                now,
+                rng,
+                peer.public_key,
+                Some(peer.allowed_ips.clone()),
+                endpoint,
+                Some(peer.persistent_keepalive.unwrap_or(0)),
+                Some(peer.preshared_key.clone()),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// `set_peer` by key; `psk`: `Some(k)` sets the preshared key to `k`
+    /// (none: the all-zero key), `None` leaves it.
+    #[allow(clippy::too_many_arguments)]
+    fn upsert_peer(
+        &mut self,
+        now: Instant,
+        rng: &mut Rng,
+        key: PublicKey,
+        allowed_ips: Option<Vec<IpNet>>,
+        endpoint: Option<SocketAddr>,
+        keepalive: Option<u16>,
+        psk: Option<Option<SecretKey>>,
+    ) -> Vec<Action> {
         let mut out = Vec::new();
         if key == self.public_key {
             out.push(Action::Log(format!(
@@ -683,7 +937,7 @@ impl Device {
                 self.iface,
                 short(&key)
             )));
-            return Ok(out);
+            return out;
         }
         let id = match self.by_key.get(&key) {
             Some(&id) => id,
@@ -701,11 +955,15 @@ impl Device {
         }
         let running = self.running;
         let Some(p) = self.peers.get_mut(&id) else {
-            return Ok(out);
+            return out;
         };
         if let Some(e) = endpoint {
             p.conf_endpoint = Some(e);
             p.endpoint = Some(e);
+        }
+        if let Some(k) = psk {
+            p.psk = PskId::of(k.as_ref());
+            p.preshared_key = k;
         }
         let mut send_keepalive = false;
         if let Some(k) = keepalive {
@@ -721,7 +979,7 @@ impl Device {
         if running {
             self.send_staged(id, now, rng, &mut out);
         }
-        Ok(out)
+        out
     }
 
     /// `wg set <iface> peer <KEY> remove`: the peer, its sessions, staged
@@ -751,6 +1009,9 @@ impl Device {
     /// sessions, handshakes and staged packets are forgotten.
     pub fn stop(&mut self) {
         self.running = false;
+        self.handshake_queue.clear();
+        self.worker_busy = false;
+        self.last_under_load = None;
         self.indices.clear();
         for p in self.peers.values_mut() {
             p.reset();
@@ -994,25 +1255,7 @@ impl Device {
         packet: &Packet,
         out: &mut Vec<Action>,
     ) {
-        if m.receiver_static != self.public_key {
-            out.push(dropped(
-                packet,
-                format!(
-                    "{}: handshake initiation from {from} does not decrypt: made for public key {}, this interface has {}",
-                    self.iface,
-                    m.receiver_static,
-                    self.public_key
-                ),
-            ));
-            return;
-        }
-        if self.under_load && !m.has_cookie {
-            let reply = Message::CookieReply(CookieReply {
-                receiver_index: m.sender_index,
-            });
-            out.push(Action::Transmit(udp_packet(self.listen_port, from, reply)));
-            return;
-        }
+        // The worker checked mac1 and the cookie (`pump_handshakes`).
         let Some(&id) = self.by_key.get(&m.sender_static) else {
             out.push(dropped(
                 packet,
@@ -1420,13 +1663,17 @@ impl Model for Device {
         };
         let from = SocketAddr::new(packet.src, *src_port);
         match msg {
-            Message::HandshakeInitiation(m) => {
-                let m = m.clone();
-                self.on_initiation(now, rng, &m, from, &packet, &mut out);
-            }
-            Message::HandshakeResponse(m) => {
-                let m = m.clone();
-                self.on_response(now, rng, &m, from, &packet, &mut out);
+            Message::HandshakeInitiation(_) | Message::HandshakeResponse(_) => {
+                if self.handshake_queue.len() >= MAX_QUEUED_INCOMING_HANDSHAKES {
+                    let reason = format!(
+                        "{}: handshake queue full ({MAX_QUEUED_INCOMING_HANDSHAKES} messages)",
+                        self.iface
+                    );
+                    out.push(dropped(&packet, reason));
+                    return out;
+                }
+                self.handshake_queue.push_back(packet);
+                self.pump_handshakes(now, &mut out);
             }
             Message::CookieReply(m) => {
                 let m = m.clone();
@@ -1440,6 +1687,12 @@ impl Model for Device {
     fn on_timer(&mut self, now: Instant, rng: &mut Rng, token: u64) -> Vec<Action> {
         let mut out = Vec::new();
         if !self.running {
+            return out;
+        }
+        if token == HANDSHAKE_WORKER_TOKEN {
+            if self.worker_busy {
+                self.handshake_processed(now, rng, &mut out);
+            }
             return out;
         }
         let Some((id, kind)) = decode_token(token) else {
@@ -1833,6 +2086,9 @@ mod tests {
         Instant((secs * 1e9) as u64)
     }
 
+    /// The CPU time of one handshake: the responder's and the initiator's.
+    const CPU: Span = Span(INITIATION_CPU.0 + RESPONSE_CPU.0);
+
     fn star(hosts: &[&str], edit: impl Fn(&str, &mut WgQuickConf)) -> Net {
         let nodes = hosts
             .iter()
@@ -2030,15 +2286,20 @@ mod tests {
             net.nodes[1].sent_kinds(),
             vec![
                 (at(0.0), "handshake initiation", 148),
-                (at(0.06), "keepalive", 32)
+                (at(0.06) + CPU, "keepalive", 32)
             ]
         );
+        // The hub spends INITIATION_CPU on the initiation, node2
+        // RESPONSE_CPU on the response.
         assert_eq!(
             net.nodes[0].sent_kinds(),
-            vec![(at(0.03), "handshake response", 92)]
+            vec![(at(0.03) + INITIATION_CPU, "handshake response", 92)]
         );
         assert_eq!(net.nodes[1].logged("handshake complete").len(), 1);
-        assert_eq!(net.nodes[0].logged("handshake complete"), vec![at(0.09)]);
+        assert_eq!(
+            net.nodes[0].logged("handshake complete"),
+            vec![at(0.09) + CPU]
+        );
         assert!(
             net.nodes[0].logs[0]
                 .1
@@ -2053,7 +2314,7 @@ mod tests {
         assert_eq!(net.nodes[0].delivered[0].1, ping("10.5.4.2", "10.5.4.1", 2));
         assert!(net.nodes.iter().all(|n| n.drops.is_empty()));
         let info = &net.nodes[0].dev.peers()[0];
-        assert_eq!(info.latest_handshake, Some(at(0.09)));
+        assert_eq!(info.latest_handshake, Some(at(0.09) + CPU));
         assert_eq!(info.rx_bytes, 148 + 32 + 128);
         assert_eq!(info.tx_bytes, 92 + 128);
     }
@@ -2256,7 +2517,7 @@ mod tests {
         net.start(1);
         net.run_until(at(100.0));
         let keepalives = net.nodes[1].sent_of("keepalive");
-        assert_eq!(keepalives, vec![at(0.06), at(25.06), at(50.06), at(75.06)]);
+        assert_eq!(keepalives, [0.06, 25.06, 50.06, 75.06].map(|t| at(t) + CPU));
         // They keep the hub's session alive without the hub sending.
         assert_eq!(net.nodes[0].sent_kinds().len(), 1);
         assert!(net.nodes[0].drops.is_empty());
@@ -2269,9 +2530,9 @@ mod tests {
         net.start(1);
         net.send(0, ping("10.5.4.1", "10.5.4.2", 0));
         net.run_until(at(30.0));
-        // node2 received data at 0.09 and had nothing to send back.
-        assert_eq!(net.nodes[1].delivered[0].0, at(0.09));
-        assert_eq!(net.nodes[1].sent_of("keepalive"), vec![at(10.09)]);
+        // node2 received data at 0.09 (+ CPU) and had nothing to send back.
+        assert_eq!(net.nodes[1].delivered[0].0, at(0.09) + CPU);
+        assert_eq!(net.nodes[1].sent_of("keepalive"), vec![at(10.09) + CPU]);
         // The hub got the keepalive: no "stopped hearing back" handshake.
         assert!(net.nodes[0].logged("starting a new handshake").is_empty());
         assert!(net.nodes[0].sent_of("keepalive").is_empty());
@@ -2399,6 +2660,160 @@ mod tests {
         assert_eq!(net.nodes[1].logged("handshake complete").len(), 1);
     }
 
+    /// A hub with `n` peers (keys from their number) and their keys.
+    fn loaded_hub(n: u32) -> (Device, Vec<PublicKey>) {
+        let secret = |i: u32| {
+            // (bytes 1-4: X25519 clamps the low bits of byte 0)
+            let mut b = [7u8; 32];
+            b[1..5].copy_from_slice(&i.to_le_bytes());
+            SecretKey::from_bytes(b)
+        };
+        let keys: Vec<PublicKey> = (1..=n).map(|i| public_key_of(&secret(i))).collect();
+        let mut interface = wgquick::Interface::new(secret(0));
+        interface.listen_port = Some(55820);
+        let conf = WgQuickConf {
+            header: Vec::new(),
+            interface,
+            peers: keys.iter().map(|k| wgquick::Peer::new(*k)).collect(),
+        };
+        let dev = Device::from_conf(&conf, "wg0", |_| None).unwrap_or_else(|e| panic!("{e}"));
+        (dev, keys)
+    }
+
+    fn initiation(dev: &Device, i: usize, key: PublicKey, has_cookie: bool) -> Packet {
+        udp_packet(
+            55820,
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i as u32)), 55820),
+            Message::HandshakeInitiation(Initiation {
+                sender_index: i as u32,
+                sender_static: key,
+                receiver_static: dev.public_key(),
+                has_cookie,
+            }),
+        )
+    }
+
+    /// What the device sends, by kind, running its worker to the end.
+    fn drain(
+        dev: &mut Device,
+        rng: &mut Rng,
+        mut acts: Vec<Action>,
+    ) -> BTreeMap<&'static str, Vec<Instant>> {
+        let mut sent: BTreeMap<&'static str, Vec<Instant>> = BTreeMap::new();
+        let mut now = Instant::START;
+        loop {
+            let mut worker = None;
+            for a in acts.drain(..) {
+                match a {
+                    Action::Transmit(p) => {
+                        if let Some(m) = wg_message(&p) {
+                            sent.entry(m.kind()).or_default().push(now);
+                        }
+                    }
+                    Action::Timer { at, token } if token == HANDSHAKE_WORKER_TOKEN => {
+                        worker = Some(at);
+                    }
+                    _ => {}
+                }
+            }
+            let Some(at) = worker else { return sent };
+            now = at;
+            acts = dev.on_timer(now, rng, HANDSHAKE_WORKER_TOKEN);
+        }
+    }
+
+    #[test]
+    fn handshake_queue_numbers_are_the_kernels() {
+        assert_eq!(MAX_QUEUED_INCOMING_HANDSHAKES, 4096);
+        assert_eq!(UNDER_LOAD_QUEUE_LEN, 512);
+        assert_eq!(UNDER_LOAD_AFTER, Span::secs(1));
+        // 156,995 cycles at 2.5 GHz.
+        assert_eq!(X25519_TIME, Span::nanos(62_798));
+        assert_eq!(INITIATION_CPU, Span::nanos(251_192));
+        assert_eq!(RESPONSE_CPU, Span::nanos(125_596));
+        assert_eq!(
+            1_000_000_000 / INITIATION_CPU.0,
+            3_981,
+            "handshakes a second"
+        );
+    }
+
+    #[test]
+    fn a_burst_of_initiations_builds_the_queue_and_gets_cookie_replies() {
+        let mut rng = Rng::new(1);
+        let (mut hub, keys) = loaded_hub(600);
+        let t0 = Instant::START;
+        let mut acts = hub.start(t0, &mut rng);
+        for (i, k) in keys.iter().enumerate() {
+            let p = initiation(&hub, i, *k, false);
+            acts.extend(hub.receive(t0, &mut rng, p));
+        }
+        assert_eq!(hub.handshake_queue_len(), 600);
+        let sent = drain(&mut hub, &mut rng, acts);
+        // The first is answered after its CPU time; 599 then wait (>= 512):
+        // cookie replies for all of them, at once.
+        assert_eq!(sent.get("handshake response").map(Vec::len), Some(1));
+        assert_eq!(sent["handshake response"][0], t0 + INITIATION_CPU);
+        assert_eq!(sent.get("cookie reply").map(Vec::len), Some(599));
+        assert!(
+            sent["cookie reply"]
+                .iter()
+                .all(|t| *t == t0 + INITIATION_CPU)
+        );
+        // Within a second of that the device is still under load: an
+        // initiation without a cookie gets a cookie reply, one with it is
+        // answered, CPU time after CPU time.
+        let t1 = t0 + Span::millis(900);
+        let mut acts = hub.receive(t1, &mut rng, initiation(&hub, 1, keys[1], false));
+        for (i, k) in keys.iter().enumerate().skip(2).take(3) {
+            acts.extend(hub.receive(t1, &mut rng, initiation(&hub, i, *k, true)));
+        }
+        let sent = drain(&mut hub, &mut rng, acts);
+        assert_eq!(sent.get("cookie reply").map(Vec::len), Some(1));
+        let answered: Vec<Span> = sent["handshake response"]
+            .iter()
+            .map(|t| t.since(t1))
+            .collect();
+        assert_eq!(answered, [1, 2, 3].map(|k| Span(k * INITIATION_CPU.0)));
+        // More than a second after the queue was last 512 long: answered.
+        let t2 = t0 + INITIATION_CPU + Span::millis(1001);
+        let acts = hub.receive(t2, &mut rng, initiation(&hub, 9, keys[9], false));
+        let sent = drain(&mut hub, &mut rng, acts);
+        assert!(!sent.contains_key("cookie reply"));
+        assert_eq!(sent.get("handshake response").map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn a_burst_below_the_threshold_is_only_queued_and_a_full_queue_drops() {
+        let mut rng = Rng::new(1);
+        let (mut hub, keys) = loaded_hub(512);
+        let mut acts = hub.start(Instant::START, &mut rng);
+        // 512 at once: after the first is taken, 511 wait: never under load.
+        for (i, k) in keys.iter().enumerate() {
+            acts.extend(hub.receive(Instant::START, &mut rng, initiation(&hub, i, *k, false)));
+        }
+        let sent = drain(&mut hub, &mut rng, acts);
+        assert!(!sent.contains_key("cookie reply"));
+        let responses = &sent["handshake response"];
+        assert_eq!(responses.len(), 512);
+        assert_eq!(
+            responses[511],
+            Instant::START + Span(512 * INITIATION_CPU.0)
+        );
+        // The queue holds 4096 messages; the next is dropped.
+        let t = Instant::START + Span::secs(10);
+        let mut drops = Vec::new();
+        for i in 0..=MAX_QUEUED_INCOMING_HANDSHAKES {
+            let k = keys[i % keys.len()];
+            for a in hub.receive(t, &mut rng, initiation(&hub, i, k, true)) {
+                if let Action::Drop { reason, .. } = a {
+                    drops.push(reason);
+                }
+            }
+        }
+        assert_eq!(drops, ["wg0: handshake queue full (4096 messages)"]);
+    }
+
     #[test]
     fn set_peer_and_remove_peer_run_the_dead_leader_promotion() {
         let mut net = star(&["node1", "node2", "node3"], |_, _| {});
@@ -2490,7 +2905,7 @@ mod tests {
         net.run_for(Span::secs(1));
         assert_eq!(
             net.nodes[1].logged("handshake complete").last().copied(),
-            Some(now + Span::millis(60))
+            Some(now + Span::millis(60) + CPU)
         );
         net.send(1, ping("10.5.4.2", "10.5.4.3", 1));
         net.send(2, ping("10.5.4.3", "10.5.4.2", 2));
@@ -2509,6 +2924,168 @@ mod tests {
             Some("104.248.130.240:55820".to_owned())
         );
         assert_eq!(saved.interface, conf("node2").interface);
+    }
+
+    /// `wg-quick strip` of a member's file with `peers` as its peers.
+    fn stripped(host: &str, peers: Vec<wgquick::Peer>) -> WgQuickConf {
+        let mut c = conf(host);
+        c.interface.addresses.clear();
+        c.interface.mtu = None;
+        c.peers = peers;
+        c
+    }
+
+    fn peer_entry(
+        key: PublicKey,
+        psk: Option<SecretKey>,
+        allowed: &str,
+        endpoint: Option<&str>,
+        keepalive: Option<u16>,
+    ) -> wgquick::Peer {
+        wgquick::Peer {
+            comments: Vec::new(),
+            public_key: key,
+            preshared_key: psk,
+            allowed_ips: vec![cidr(allowed)],
+            endpoint: endpoint
+                .map(|e| wgquick::Endpoint::parse(e).unwrap_or_else(|err| panic!("{e}: {err}"))),
+            persistent_keepalive: keepalive,
+        }
+    }
+
+    #[test]
+    fn syncconf_applies_the_file_exactly_and_keeps_sessions_that_stay() {
+        let mut net = star(&["node1", "node2", "node3"], |_, _| {});
+        for i in 0..3 {
+            net.start(i);
+        }
+        net.run_until(at(60.0));
+        let key = |net: &Net, i: usize| net.nodes[i].dev.public_key();
+        let (k1, k2, k3) = (key(&net, 0), key(&net, 1), key(&net, 2));
+        let psk = SecretKey::from_bytes([7; 32]);
+        let hub_session = net.nodes[2].dev.peers()[0].session_since;
+        assert!(hub_session.is_some());
+        // node3 becomes the hub: node1 stays (narrower AllowedIPs, session
+        // kept), node2 is new, both with a preshared key.
+        let file = stripped(
+            "node3",
+            vec![
+                peer_entry(k1, Some(psk.clone()), "10.5.4.1/32", None, None),
+                peer_entry(
+                    k2,
+                    Some(psk.clone()),
+                    "10.5.4.2/32",
+                    Some("178.128.169.93:55820"),
+                    None,
+                ),
+            ],
+        );
+        let now = net.now;
+        let acts = net.nodes[2]
+            .dev
+            .sync_conf(now, &mut net.rng, &file, resolver)
+            .unwrap_or_else(|e| panic!("{e}"));
+        net.apply(2, acts);
+        let peers = net.nodes[2].dev.peers();
+        assert_eq!(
+            peers.iter().map(|p| p.public_key).collect::<Vec<_>>(),
+            [k1, k2]
+        );
+        assert_eq!(peers[0].allowed_ips, [cidr("10.5.4.1/32")]);
+        assert_eq!(peers[0].session_since, hub_session, "not disrupted");
+        assert!(
+            peers
+                .iter()
+                .all(|p| p.has_preshared_key && p.persistent_keepalive == 0)
+        );
+        // node2 switches to node3 with the same key: they handshake.
+        let file = stripped(
+            "node2",
+            vec![peer_entry(
+                k3,
+                Some(psk.clone()),
+                "10.5.4.0/24",
+                Some("node3.example.com:55820"),
+                Some(25),
+            )],
+        );
+        let acts = net.nodes[1]
+            .dev
+            .sync_conf(now, &mut net.rng, &file, resolver)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            acts.iter()
+                .any(|a| matches!(a, Action::Transmit(p) if p.dst == ip(NODE3))),
+            "keepalive on: an initiation at once: {acts:?}"
+        );
+        net.apply(1, acts);
+        assert_eq!(net.nodes[1].dev.peers().len(), 1, "node1 removed");
+        net.run_for(Span::secs(1));
+        assert_eq!(
+            net.nodes[1].logged("handshake complete").last().copied(),
+            Some(now + Span::millis(60) + CPU)
+        );
+        net.send(1, ping("10.5.4.2", "10.5.4.3", 1));
+        net.run_for(Span::secs(1));
+        assert_eq!(net.nodes[2].delivered.len(), 1);
+        assert!(net.nodes[1].drops.is_empty(), "{:?}", net.nodes[1].drops);
+    }
+
+    #[test]
+    fn syncconf_with_another_psk_fails_the_handshake_and_refuses_wg_quick_keys() {
+        let mut net = star(&["node1", "node2"], |_, _| {});
+        net.start(0);
+        net.start(1);
+        net.run_until(at(10.0));
+        let k1 = net.nodes[0].dev.public_key();
+        let k2 = net.nodes[1].dev.public_key();
+        let now = net.now;
+        let hub = stripped(
+            "node1",
+            vec![peer_entry(
+                k2,
+                Some(SecretKey::from_bytes([1; 32])),
+                "10.5.4.2/32",
+                None,
+                None,
+            )],
+        );
+        let acts = net.nodes[0]
+            .dev
+            .sync_conf(now, &mut net.rng, &hub, resolver)
+            .unwrap_or_else(|e| panic!("{e}"));
+        net.apply(0, acts);
+        // The worker's file is not stripped: wg refuses it and changes nothing.
+        let mut worker = conf("node2");
+        worker.peers[0].preshared_key = Some(SecretKey::from_bytes([2; 32]));
+        let err = net.nodes[1]
+            .dev
+            .sync_conf(now, &mut net.rng, &worker, resolver)
+            .err()
+            .unwrap_or_default();
+        assert!(err.starts_with("Line unrecognized: `Address`"), "{err}");
+        assert!(!net.nodes[1].dev.peers()[0].has_preshared_key);
+        // Nor a name that does not resolve.
+        let mut unresolved = stripped("node2", worker.peers.clone());
+        unresolved.peers[0].endpoint = wgquick::Endpoint::parse("nowhere.example:55820").ok();
+        assert!(
+            net.nodes[1]
+                .dev
+                .sync_conf(now, &mut net.rng, &unresolved, resolver)
+                .is_err()
+        );
+        assert!(!net.nodes[1].dev.peers()[0].has_preshared_key);
+        // Stripped, it applies the other key: the next handshake fails at
+        // the initiator, as a PSK mismatch does.
+        let worker = stripped("node2", worker.peers.clone());
+        let acts = net.nodes[1]
+            .dev
+            .sync_conf(now, &mut net.rng, &worker, resolver)
+            .unwrap_or_else(|e| panic!("{e}"));
+        net.apply(1, acts);
+        assert_eq!(net.nodes[1].dev.peers()[0].public_key, k1);
+        net.run_for(Span::secs(200));
+        assert!(net.nodes[1].dropped("the preshared keys differ"));
     }
 
     #[test]
