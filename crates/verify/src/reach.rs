@@ -836,6 +836,21 @@ impl<'a> Engine<'a> {
                     self.name(profile.node)
                 )
             })?;
+            // The server takes from a client only packets sent from the
+            // address it gave that client ("MULTI: bad source address from
+            // client"); vpnsim writes no `iroute`.
+            let own = self
+                .plan
+                .host_addresses(h)
+                .any(|a| a.attachment == Attachment::Profile(d, p) && a.address == packet.src);
+            if !own {
+                return Err(format!(
+                    "OpenVPN node `{}` drops {} from client `{}`: not the address the node gave it (MULTI: bad source address)",
+                    self.name(profile.node),
+                    packet.src,
+                    self.name(h)
+                ));
+            }
             Ok(Next {
                 hop: Hop::Host(profile.node),
                 ingress: Some(vpnsim_plan::profile_device(profile.spec.profile_number)),
@@ -2082,6 +2097,69 @@ mod tests {
 
     const HUB_SPOKE: &str = include_str!("testdata/hub_spoke.toml");
     const STAR: &str = include_str!("testdata/star.toml");
+
+    // -----------------------------------------------------------------
+    // Regressions found by the simulator property (sim/tests/sim/props.rs):
+    // the static model against the rendered files run in the simulator.
+    // -----------------------------------------------------------------
+
+    /// `a`, `b` and `c` on the internet; `b` and `c` also on a leased line.
+    const WAN: &str = r#"
+[scenario]
+name = "wan"
+seed = 1
+[links.internet]
+kind = "wan"
+[links.lan]
+kind = "lan"
+cidr = "192.168.250.0/24"
+[sites.road]
+kind = "roaming"
+[hosts.a]
+site = "road"
+interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.1" }]
+[hosts.b]
+site = "road"
+interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.2" }, { name = "eth1", link = "lan", address = "192.168.250.2" }]
+[hosts.c]
+site = "road"
+interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { name = "eth1", link = "lan", address = "192.168.250.3" }]
+"#;
+
+    fn trace(text: &str, from: &str, to: &str, via: Option<&str>) -> Trace {
+        let s = load("t.toml", text);
+        let planned = vpnsim_plan::plan(&s);
+        let via = via.map(|v| {
+            (0..s.topology.stars.len())
+                .map(|i| OverlayId::Star(StarId(i as u32)))
+                .chain(
+                    (0..s.topology.openvpn.len()).map(|i| OverlayId::OpenVpn(OpenVpnId(i as u32))),
+                )
+                .find(|o| s.topology.overlay_name(*o) == v)
+                .unwrap_or_else(|| panic!("no overlay {v}"))
+        });
+        trace_between(&s.topology, &planned.plan, from, to, via)
+            .unwrap_or_else(|| panic!("no trace"))
+    }
+
+    /// An OpenVPN deployment on WAN: `c` is the node, `a` its client.
+    fn openvpn(record: &str, default_gateway: bool) -> String {
+        format!(
+            "{WAN}[openvpn.vpn]\ncontroller = \"c\"\n[openvpn.vpn.profiles.p]\nprofile_number = 1\ndisplay_name = \"P\"\nnode = \"c\"\nhost_name = \"vpn.example.net\"\nrange = \"10.8.0.0/24\"\ndefault_gateway = {default_gateway}\nnat = [\"IPv4\"]\n[[openvpn.vpn.clients]]\nhost = \"a\"\nprofile = \"p\"\n[dns.\"vpn.example.net\"]\na = [\"{record}\"]\n"
+        )
+    }
+
+    #[test]
+    fn an_openvpn_node_drops_what_a_client_sends_from_another_address() {
+        // b pings a on the internet; a answers from 203.0.113.1 into its
+        // tunnel (def1), and the node takes only 10.8.0.x from a.
+        let t = trace(&openvpn("203.0.113.3", true), "b", "a", None);
+        assert!(!t.delivered, "{t:?}");
+        let reason = t.reason.unwrap_or_default();
+        assert!(reason.contains("MULTI: bad source address"), "{reason}");
+        // Without def1 the answer does not enter the tunnel.
+        assert!(trace(&openvpn("203.0.113.3", false), "b", "a", None).delivered);
+    }
 
     #[test]
     fn hub_and_spoke_reaches_the_hub_and_keeps_spokes_apart() {
