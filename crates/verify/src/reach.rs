@@ -394,11 +394,22 @@ impl<'a> Engine<'a> {
         trace
     }
 
+    /// Longest prefix match.
+    ///
+    /// An OpenVPN client adds its routes (the client range, `def1`) only
+    /// once connected: while its tunnel is down they are not there.
     fn lookup(&self, h: HostId, dst: IpAddr, mode: Mode) -> Option<&RouteEntry> {
         self.tables
             .get(h.index())?
             .iter()
             .filter(|r| (mode.overlays || !r.overlay) && r.prefix.contains(&dst))
+            .filter(|r| match r.action {
+                Action::Attached(Attachment::Profile(d, p)) if r.overlay => {
+                    let node = self.t.openvpn[d.index()].profiles[p as usize].node;
+                    node == h || self.tunnel_up(TunnelKey::Client(d, h)).is_ok()
+                }
+                _ => true,
+            })
             .max_by_key(|r| r.prefix.prefix_len())
     }
 
@@ -2159,6 +2170,19 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         assert!(reason.contains("MULTI: bad source address"), "{reason}");
         // Without def1 the answer does not enter the tunnel.
         assert!(trace(&openvpn("203.0.113.3", false), "b", "a", None).delivered);
+    }
+
+    #[test]
+    fn an_openvpn_client_that_is_not_connected_has_no_vpn_routes() {
+        // The node's firewall drops the client's connection: no def1
+        // routes while the tunnel is down, a reaches b directly.
+        let text = format!(
+            "{}[firewall.c]\ninput_policy = \"drop\"\n",
+            openvpn("203.0.113.3", true)
+        );
+        let t = trace(&text, "a", "b", None);
+        assert!(t.delivered, "{t:?}");
+        assert_eq!(t.hops, ["a", "internet", "b"]);
     }
 
     #[test]
