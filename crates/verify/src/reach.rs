@@ -1215,7 +1215,8 @@ impl<'a> Engine<'a> {
                 self.both_alive(client, profile.node)?;
                 let target = self.node_address(profile).ok_or_else(|| {
                     format!(
-                        "node `{}` has no address clients can dial",
+                        "`{}`, the name clients dial node `{}` by, has no address (no [dns] record)",
+                        profile.spec.host_name,
                         self.name(profile.node)
                     )
                 })?;
@@ -1355,23 +1356,14 @@ impl<'a> Engine<'a> {
     }
 
     fn resolve(&self, name: &str) -> Option<IpAddr> {
-        let name = name.trim_end_matches('.');
-        let record = self
-            .t
-            .dns
-            .iter()
-            .find(|r| r.name.trim_end_matches('.') == name)?;
-        record
-            .a
-            .first()
-            .map(|a| IpAddr::V4(*a))
-            .or_else(|| record.aaaa.first().map(|a| IpAddr::V6(*a)))
+        resolve_name(self.t, name)
     }
 
-    /// Where clients dial a profile's node: its public address, else an
-    /// address on a wan link.
+    /// Where clients dial a profile's node: the client config's `remote` is
+    /// the profile's `host_name`, so what that name resolves to; a name
+    /// without a `[dns]` record resolves to nothing.
     fn node_address(&self, profile: &vpnsim_topology::model::ProfileM) -> Option<IpAddr> {
-        self.public_address(profile.node)
+        node_address(self.t, profile)
     }
 
     /// A host's public IPv4 (elastic IP or address on a wan link), else IPv6.
@@ -1431,6 +1423,28 @@ fn interface_matches(pattern: &str, name: &str) -> bool {
         Some(prefix) => name.starts_with(prefix),
         None => pattern == name,
     }
+}
+
+/// The first address of a `[dns]` name (A before AAAA).
+fn resolve_name(t: &Topology, name: &str) -> Option<IpAddr> {
+    let name = name.trim_end_matches('.');
+    let record = t
+        .dns
+        .iter()
+        .find(|r| r.name.trim_end_matches('.') == name)?;
+    record
+        .a
+        .first()
+        .map(|a| IpAddr::V4(*a))
+        .or_else(|| record.aaaa.first().map(|a| IpAddr::V6(*a)))
+}
+
+/// Where clients dial a profile's node: the client config's `remote` is
+/// the profile's `host_name`, so what that name resolves to; a name
+/// without a `[dns]` record resolves to nothing.
+fn node_address(t: &Topology, profile: &vpnsim_topology::model::ProfileM) -> Option<IpAddr> {
+    let name = &profile.spec.host_name;
+    name.parse().ok().or_else(|| resolve_name(t, name))
 }
 
 /// Elastic/public addresses a host answers to.
@@ -1648,19 +1662,13 @@ fn overlay_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<RouteEnt
                         table.push(overlay_entry(IpNet::V4(n), att, vpnsim_plan::CLIENT_DEVICE));
                     }
                 }
-                let node = t.host(profile.node);
                 let underlay_default = table
                     .iter()
                     .rev()
                     .find(|r| !r.overlay && r.prefix.prefix_len() == 0 && r.prefix.addr().is_ipv4())
                     .map(|r| (r.action.clone(), r.dev.clone()));
-                let node_addr = node.public_address.map(IpAddr::V4).or_else(|| {
-                    plan.host_addresses(profile.node)
-                        .find(|a| {
-                            matches!(a.attachment, Attachment::Link(_)) && a.address.is_ipv4()
-                        })
-                        .map(|a| a.address)
-                });
+                // The host route goes to the address the client connected to.
+                let node_addr = node_address(t, profile).filter(IpAddr::is_ipv4);
                 let default = host_default(t, plan, h);
                 if let (Some(addr), Some((action, dev))) = (node_addr, underlay_default.or(default))
                 {
@@ -2170,6 +2178,15 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         assert!(reason.contains("MULTI: bad source address"), "{reason}");
         // Without def1 the answer does not enter the tunnel.
         assert!(trace(&openvpn("203.0.113.3", false), "b", "a", None).delivered);
+    }
+
+    #[test]
+    fn openvpn_clients_dial_the_address_their_host_name_resolves_to() {
+        // The node is on the internet at 203.0.113.3, but its name points
+        // elsewhere: the client never connects.
+        let t = trace(&openvpn("192.0.2.99", false), "a", "c", Some("vpn"));
+        assert!(!t.delivered, "{t:?}");
+        assert!(trace(&openvpn("203.0.113.3", false), "a", "c", Some("vpn")).delivered);
     }
 
     #[test]
