@@ -394,7 +394,12 @@ impl<'a> Engine<'a> {
         trace
     }
 
-    /// Longest prefix match.
+    /// Longest prefix match; among equally long prefixes the route
+    /// installed first wins, as in the kernel: the table lists connected
+    /// networks, then static routes (ifupdown, at boot), then the routes the
+    /// VPN daemons add when they start. A later `ip route add` of an
+    /// existing prefix fails (EEXIST), and the prefix route of an address
+    /// added later is appended behind the existing one.
     ///
     /// An OpenVPN client adds its routes (the client range, `def1`) only
     /// once connected: while its tunnel is down they are not there.
@@ -410,6 +415,7 @@ impl<'a> Engine<'a> {
                 }
                 _ => true,
             })
+            .rev()
             .max_by_key(|r| r.prefix.prefix_len())
     }
 
@@ -2200,6 +2206,32 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         let t = trace(&text, "a", "b", None);
         assert!(t.delivered, "{t:?}");
         assert_eq!(t.hops, ["a", "internet", "b"]);
+    }
+
+    /// WAN with `d` on the leased line only, and a star: hub `c`,
+    /// workers `a` and `b`.
+    fn star_on_wan(extra: &str, keepalive: bool) -> String {
+        let keepalive = if keepalive {
+            "persistent_keepalive = \"25s\"\n"
+        } else {
+            ""
+        };
+        format!(
+            "{WAN}[hosts.d]\nsite = \"road\"\ninterfaces = [{{ name = \"eth0\", link = \"lan\", address = \"192.168.250.4\" }}]\n[wireguard.wg]\ncidr = \"10.5.0.0/24\"\nhub = \"c\"\nworkers = [\"a\", \"b\"]\n{keepalive}endpoints = {{ c = \"203.0.113.3:51820\" }}\n{extra}"
+        )
+    }
+
+    #[test]
+    fn of_two_equal_prefixes_the_route_installed_first_wins() {
+        // b's static route (ifupdown, at boot) for the overlay's prefix
+        // was there before wg-quick added the interface's.
+        let text = star_on_wan("", true).replace(
+            "{ name = \"eth1\", link = \"lan\", address = \"192.168.250.2\" }]",
+            "{ name = \"eth1\", link = \"lan\", address = \"192.168.250.2\" }]\nroutes = [{ to = \"10.5.0.0/24\", via = \"192.168.250.4\" }]",
+        );
+        let t = trace(&text, "b", "c", Some("wg"));
+        assert_eq!(t.hops, ["b", "d"], "{t:?}");
+        assert!(!t.delivered);
     }
 
     #[test]
