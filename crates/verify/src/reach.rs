@@ -1552,7 +1552,21 @@ fn route_table(t: &Topology, plan: &Plan, h: HostId) -> Vec<RouteEntry> {
     }
     for (i, route) in host.routes.iter().enumerate() {
         let origin = Some(host.path.key("routes").index(i));
-        let dev = route.dev.clone().unwrap_or_default();
+        // Without `dev` the kernel takes the interface the gateway is
+        // reached by: a connected network holding it, else the default
+        // route's (on-link on a wan link).
+        let dev = route.dev.clone().unwrap_or_else(|| {
+            let gateway_dev = route.via.and_then(|via| {
+                table
+                    .iter()
+                    .filter(|r| r.prefix.contains(&via))
+                    .rev()
+                    .max_by_key(|r| r.prefix.prefix_len())
+                    .or_else(|| defaults.iter().find(|d| d.prefix.contains(&via)))
+                    .map(|r| r.dev.clone())
+            });
+            gateway_dev.unwrap_or_default()
+        });
         let action = match route.via {
             Some(via) => Action::Via(via),
             None => match overlay_dev_attachment(t, plan, h, &dev) {
@@ -2232,6 +2246,37 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         let t = trace(&text, "b", "c", Some("wg"));
         assert_eq!(t.hops, ["b", "d"], "{t:?}");
         assert!(!t.delivered);
+    }
+
+    #[test]
+    fn a_static_route_without_dev_leaves_by_the_interface_of_its_gateway() {
+        // a's route to c's back link has no dev: the kernel takes the
+        // leased line, so a speaks from its address there, which c can
+        // answer (c is not on the internet).
+        let text = format!(
+            "{}[links.back]\nkind = \"lan\"\ncidr = \"10.9.0.0/24\"\n",
+            WAN.replacen(
+                "address = \"203.0.113.1\" }]",
+                "address = \"203.0.113.1\" }, { name = \"eth1\", link = \"lan\", address = \"192.168.250.1\" }]\nroutes = [{ to = \"10.9.0.0/24\", via = \"192.168.250.3\" }]",
+                1,
+            )
+            .replacen(
+                "interfaces = [{ name = \"eth0\", link = \"internet\", address = \"203.0.113.3\" }, { name = \"eth1\", link = \"lan\", address = \"192.168.250.3\" }]",
+                "interfaces = [{ name = \"eth1\", link = \"lan\", address = \"192.168.250.3\" }, { name = \"eth2\", link = \"back\", address = \"10.9.0.3\" }]",
+                1,
+            )
+        );
+        let s = load("t.toml", &text);
+        let planned = vpnsim_plan::plan(&s);
+        let engine = Engine::new(&s.topology, &planned.plan);
+        let a = s.topology.host_id("a").unwrap_or_else(|| panic!("a"));
+        let t = engine.flow(
+            a,
+            "10.9.0.3".parse().unwrap_or_else(|e| panic!("{e}")),
+            Probe::PING,
+        );
+        assert!(t.delivered, "{t:?}");
+        assert_eq!(t.seen_source, "192.168.250.1".parse().ok());
     }
 
     #[test]
