@@ -891,6 +891,23 @@ impl<'a> Engine<'a> {
                 }
             }
         }
+        // A wan link is one routed network whose default route is on-link
+        // ("every attached public address reaches every other"), so the
+        // kernel accepts any address on it as a gateway, whatever the
+        // prefix: on the link of the interface the route leaves by.
+        for a in self.plan.host_addresses(h) {
+            if let Attachment::Link(l) = a.attachment
+                && a.interface == dev
+                && self.t.link(l).kind == vpnsim_topology::format::LinkKind::Wan
+                && let Some(peer) = self.on_attachment.get(&(a.attachment, gw))
+            {
+                return Ok(Next {
+                    hop: Hop::Host(*peer),
+                    ingress: Some(dev.to_string()),
+                    peer: None,
+                });
+            }
+        }
         Err(format!(
             "next hop {gw} of `{}` is on none of its networks",
             self.name(h)
@@ -2246,6 +2263,37 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         let t = trace(&text, "b", "c", Some("wg"));
         assert_eq!(t.hops, ["b", "d"], "{t:?}");
         assert!(!t.delivered);
+    }
+
+    #[test]
+    fn a_static_route_may_use_a_gateway_on_a_wan_link() {
+        // The wan's default route is on-link, so any address on it is a
+        // valid gateway.
+        let text = WAN
+            .replacen(
+                "address = \"203.0.113.1\" }]",
+                "address = \"203.0.113.1\" }]\nroutes = [{ to = \"192.168.250.0/24\", via = \"203.0.113.3\" }]",
+                1,
+            )
+            .replacen(
+                "[hosts.c]\nsite = \"road\"\n",
+                "[hosts.c]\nsite = \"road\"\nforwarding = true\n",
+                1,
+            );
+        let t = trace(&text, "a", "b", None);
+        assert!(t.delivered, "{t:?}");
+        // b's first address is on the internet; aim at its lan address.
+        let s = load("t.toml", &text);
+        let planned = vpnsim_plan::plan(&s);
+        let engine = Engine::new(&s.topology, &planned.plan);
+        let a = s.topology.host_id("a").unwrap_or_else(|| panic!("a"));
+        let t = engine.flow(
+            a,
+            "192.168.250.2".parse().unwrap_or_else(|e| panic!("{e}")),
+            Probe::PING,
+        );
+        assert!(t.delivered, "{t:?}");
+        assert_eq!(t.hops, ["a", "c", "b"]);
     }
 
     #[test]
