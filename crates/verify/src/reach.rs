@@ -1602,9 +1602,53 @@ fn route_table(t: &Topology, plan: &Plan, h: HostId) -> Vec<RouteEntry> {
             overlay,
         });
     }
+    wan_neighbour_routes(t, plan, h, &mut table);
     overlay_routes(t, plan, h, &mut table);
     table.extend(defaults);
     table
+}
+
+/// A host on several wan links reaches every address on each of them
+/// through that link (the wan is one routed network per link, and the
+/// default route leaves by the first one only): a host route per
+/// neighbour address and per elastic IP behind a site uplinked there, as
+/// the simulator's physical layer sets them up. A host on one wan link
+/// needs none.
+fn wan_neighbour_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<RouteEntry>) {
+    let wans: Vec<(LinkId, String)> = t
+        .host(h)
+        .interfaces
+        .iter()
+        .filter_map(|i| match i.segment {
+            Segment::Link(l) if t.link(l).kind == vpnsim_topology::format::LinkKind::Wan => {
+                Some((l, i.name.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    if wans.len() < 2 {
+        return;
+    }
+    for (l, dev) in wans {
+        let attached = plan
+            .addresses
+            .iter()
+            .filter(|a| a.host != h && a.attachment == Attachment::Link(l))
+            .map(|a| a.address);
+        let elastic = t
+            .host_ids()
+            .filter(|o| *o != h && t.site(t.host(*o).site).uplink == Some(l))
+            .flat_map(|o| public_aliases(t, o));
+        for address in attached.chain(elastic) {
+            table.push(RouteEntry {
+                prefix: IpNet::from(address),
+                action: Action::Wan(l),
+                dev: dev.clone(),
+                origin: None,
+                overlay: false,
+            });
+        }
+    }
 }
 
 /// The attachment of the interface called `dev` on host `h`.
@@ -2325,6 +2369,22 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         );
         assert!(t.delivered, "{t:?}");
         assert_eq!(t.seen_source, "192.168.250.1".parse().ok());
+    }
+
+    #[test]
+    fn a_host_on_two_wan_links_reaches_each_neighbour_by_its_link() {
+        let text = format!(
+            "{}[links.isp-b]\nkind = \"wan\"\n[hosts.e]\nsite = \"road\"\ninterfaces = [{{ name = \"eth0\", link = \"isp-b\", address = \"192.0.2.5\" }}]\n",
+            WAN.replacen(
+                "address = \"203.0.113.1\" }]",
+                "address = \"203.0.113.1\" }, { name = \"eth1\", link = \"isp-b\", address = \"192.0.2.1\" }]",
+                1,
+            )
+        );
+        let t = trace(&text, "a", "e", None);
+        assert!(t.delivered, "{t:?}");
+        assert_eq!(t.hops, ["a", "isp-b", "e"]);
+        assert!(trace(&text, "a", "b", None).delivered);
     }
 
     #[test]
