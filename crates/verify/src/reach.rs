@@ -712,7 +712,7 @@ impl<'a> Engine<'a> {
             Attachment::Subnet(s) => match self.on_attachment.get(&(att, packet.dst)) {
                 Some(peer) => Ok(Next {
                     hop: Hop::Host(*peer),
-                    ingress: Some(dev.to_string()),
+                    ingress: self.iface_on(*peer, att, dev),
                     peer: None,
                 }),
                 None => Err(format!(
@@ -725,12 +725,23 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// The interface a packet sent on `att` arrives on at `peer`: the
+    /// peer's own interface there (the sender's may be named otherwise),
+    /// else the sender's `dev` (overlay devices share their name).
+    fn iface_on(&self, peer: HostId, att: Attachment, dev: &str) -> Option<String> {
+        self.plan
+            .host_addresses(peer)
+            .find(|a| a.attachment == att)
+            .map(|a| a.interface.clone())
+            .or_else(|| Some(dev.to_string()))
+    }
+
     fn neighbour(&self, att: Attachment, dst: IpAddr, dev: &str) -> Result<Next, String> {
         self.on_attachment
             .get(&(att, dst))
             .map(|peer| Next {
                 hop: Hop::Host(*peer),
-                ingress: Some(dev.to_string()),
+                ingress: self.iface_on(*peer, att, dev),
                 peer: None,
             })
             .ok_or_else(|| format!("no neighbour on {dev} has {dst}"))
@@ -882,7 +893,7 @@ impl<'a> Engine<'a> {
                 if let Some(peer) = self.on_attachment.get(&(a.attachment, gw)) {
                     return Ok(Next {
                         hop: Hop::Host(*peer),
-                        ingress: Some(dev.to_string()),
+                        ingress: self.iface_on(*peer, a.attachment, dev),
                         peer: None,
                     });
                 }
@@ -903,7 +914,7 @@ impl<'a> Engine<'a> {
             {
                 return Ok(Next {
                     hop: Hop::Host(*peer),
-                    ingress: Some(dev.to_string()),
+                    ingress: self.iface_on(*peer, a.attachment, dev),
                     peer: None,
                 });
             }
@@ -2385,6 +2396,31 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         assert!(t.delivered, "{t:?}");
         assert_eq!(t.hops, ["a", "isp-b", "e"]);
         assert!(trace(&text, "a", "b", None).delivered);
+    }
+
+    #[test]
+    fn the_firewall_sees_the_interface_a_packet_arrives_on_at_the_receiver() {
+        // b sends from its eth1; c's end of the leased line is eth2, and
+        // c trusts only an eth1 it does not have.
+        let text = format!(
+            "{}[firewall.c]\ninput_policy = \"reject\"\ntrusted_interfaces = [\"eth1\"]\n",
+            WAN.replacen(
+                "{ name = \"eth1\", link = \"lan\", address = \"192.168.250.3\" }",
+                "{ name = \"eth2\", link = \"lan\", address = \"192.168.250.3\" }",
+                1,
+            )
+        );
+        let s = load("t.toml", &text);
+        let planned = vpnsim_plan::plan(&s);
+        let engine = Engine::new(&s.topology, &planned.plan);
+        let b = s.topology.host_id("b").unwrap_or_else(|| panic!("b"));
+        let t = engine.flow(
+            b,
+            "192.168.250.3".parse().unwrap_or_else(|e| panic!("{e}")),
+            Probe::PING,
+        );
+        assert!(!t.delivered, "{t:?}");
+        assert!(t.reason.unwrap_or_default().contains("does not admit"));
     }
 
     #[test]
