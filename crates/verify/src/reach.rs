@@ -759,12 +759,12 @@ impl<'a> Engine<'a> {
         let peer = peers
             .into_iter()
             .filter(|p| {
-                self.allowed_ips(s, *p)
+                self.allowed_ips(s, h, *p)
                     .iter()
                     .any(|n| n.contains(&packet.dst))
             })
             .max_by_key(|p| {
-                self.allowed_ips(s, *p)
+                self.allowed_ips(s, h, *p)
                     .iter()
                     .filter(|n| n.contains(&packet.dst))
                     .map(|n| n.prefix_len())
@@ -786,6 +786,15 @@ impl<'a> Engine<'a> {
                 star.name
             )
         })?;
+        if peer == worker && !self.worker_initiates(s, worker) {
+            return Err(format!(
+                "`{}` cannot send to worker `{}` of `{}`: the hub has no endpoint for it and learns one only from its handshake, but it has no persistent_keepalive and routes nothing into {}",
+                self.name(star.hub),
+                self.name(worker),
+                star.name,
+                star.interface
+            ));
+        }
         Ok(Next {
             hop: Hop::Host(peer),
             ingress: Some(dev.to_string()),
@@ -793,20 +802,36 @@ impl<'a> Engine<'a> {
         })
     }
 
-    /// AllowedIPs that members configure for peer `p`.
-    fn allowed_ips(&self, s: StarId, p: HostId) -> Vec<IpNet> {
+    /// Whether the hub of star `s` learns where `worker` is: the hub knows
+    /// its endpoint, or the worker initiates a handshake, which it does
+    /// with `persistent_keepalive` or when it sends something into the
+    /// tunnel: the model takes it that a worker does when at least one of
+    /// its routes into the interface is not shadowed by another route.
+    fn worker_initiates(&self, s: StarId, worker: HostId) -> bool {
         let star = &self.t.stars[s.index()];
-        let mut nets: Vec<IpNet> = if p == star.hub {
-            vec![star.cidr]
-        } else {
-            self.plan
-                .host_addresses(p)
-                .filter(|a| a.attachment == Attachment::Star(s))
-                .map(|a| IpNet::from(a.address))
-                .collect()
+        if star.endpoints.contains_key(&worker)
+            || star.persistent_keepalive.is_some_and(|k| k.0 > 0)
+        {
+            return true;
+        }
+        let mode = Mode {
+            overlays: true,
+            reply: false,
         };
-        nets.extend(star.allowed_ips.get(&p).into_iter().flatten().copied());
-        nets
+        self.tables.get(worker.index()).is_some_and(|table| {
+            table
+                .iter()
+                .filter(|r| r.overlay && r.dev == star.interface)
+                .any(|r| {
+                    self.lookup(worker, probe_address(r.prefix), mode)
+                        .is_some_and(|chosen| chosen.dev == star.interface)
+                })
+        })
+    }
+
+    /// AllowedIPs that member `on` configures for its peer `p`.
+    fn allowed_ips(&self, s: StarId, on: HostId, p: HostId) -> Vec<IpNet> {
+        star_allowed_ips(self.t, self.plan, s, on, p)
     }
 
     /// WireGuard cryptokey routing on receive: the source must be in the
@@ -814,11 +839,15 @@ impl<'a> Engine<'a> {
     fn cryptokey_accepts(
         &self,
         s: StarId,
-        _receiver: HostId,
+        receiver: HostId,
         sender: HostId,
         src: IpAddr,
     ) -> Result<(), String> {
-        if self.allowed_ips(s, sender).iter().any(|n| n.contains(&src)) {
+        if self
+            .allowed_ips(s, receiver, sender)
+            .iter()
+            .any(|n| n.contains(&src))
+        {
             Ok(())
         } else {
             Err(format!(
@@ -1679,6 +1708,31 @@ fn overlay_dev_attachment(t: &Topology, plan: &Plan, h: HostId, dev: &str) -> Op
         })
 }
 
+/// AllowedIPs that member `on` of star `s` configures for its peer `p`, as
+/// the WireGuard generator writes them: the hub gives each worker its
+/// overlay address and its declared `allowed_ips`; a worker gives the hub
+/// the overlay prefix and the declared `allowed_ips` of every other member
+/// (the hub forwards to them).
+fn star_allowed_ips(t: &Topology, plan: &Plan, s: StarId, on: HostId, p: HostId) -> Vec<IpNet> {
+    let star = &t.stars[s.index()];
+    let declared = |m: &HostId| star.allowed_ips.get(m).into_iter().flatten().copied();
+    if p == star.hub {
+        std::iter::once(star.cidr)
+            .chain(
+                star.members()
+                    .filter(|m| *m != on)
+                    .flat_map(|m| declared(&m)),
+            )
+            .collect()
+    } else {
+        plan.host_addresses(p)
+            .filter(|a| a.attachment == Attachment::Star(s))
+            .map(|a| IpNet::from(a.address))
+            .chain(declared(&p))
+            .collect()
+    }
+}
+
 fn overlay_entry(prefix: IpNet, att: Attachment, dev: &str) -> RouteEntry {
     RouteEntry {
         prefix: prefix.trunc(),
@@ -1696,15 +1750,22 @@ fn overlay_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<RouteEnt
             continue;
         }
         table.push(overlay_entry(star.cidr, att, &star.interface));
-        // wg-quick routes every peer's AllowedIPs into the interface.
+        // wg-quick routes every peer's AllowedIPs into the interface, unless
+        // a route on the interface already covers the prefix (`ip route
+        // show dev wg0 match PREFIX`).
         let peers: Vec<HostId> = if h == star.hub {
             star.workers.clone()
         } else {
             vec![star.hub]
         };
         for p in peers {
-            for net in star.allowed_ips.get(&p).into_iter().flatten() {
-                table.push(overlay_entry(*net, att, &star.interface));
+            for net in star_allowed_ips(t, plan, StarId(i as u32), h, p) {
+                let covered = table
+                    .iter()
+                    .any(|r| r.dev == star.interface && r.prefix.contains(&net.trunc()));
+                if !covered {
+                    table.push(overlay_entry(net, att, &star.interface));
+                }
             }
         }
     }
@@ -2321,6 +2382,60 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
     }
 
     #[test]
+    fn workers_send_the_other_members_allowed_ips_through_the_hub() {
+        // 10.9.0.0/24 is behind worker b: worker a routes it into wg0 too,
+        // and accepts it from the hub on the way back.
+        let text = star_on_wan(
+            "[links.back]\nkind = \"lan\"\ncidr = \"10.9.0.0/24\"\n[hosts.e]\nsite = \"road\"\ninterfaces = [{ name = \"eth0\", link = \"back\", address = \"10.9.0.5\" }]\nroutes = [{ to = \"10.5.0.0/24\", via = \"10.9.0.2\" }]\n[wireguard.wg.allowed_ips]\nb = [\"10.9.0.0/24\"]\n",
+            true,
+        )
+        .replace(
+            "{ name = \"eth1\", link = \"lan\", address = \"192.168.250.2\" }]",
+            "{ name = \"eth1\", link = \"lan\", address = \"192.168.250.2\" }, { name = \"eth2\", link = \"back\", address = \"10.9.0.2\" }]\nforwarding = true",
+        )
+        .replacen("site = \"road\"\ninterfaces = [{ name = \"eth0\", link = \"internet\", address = \"203.0.113.3\" }", "site = \"road\"\nforwarding = true\ninterfaces = [{ name = \"eth0\", link = \"internet\", address = \"203.0.113.3\" }", 1);
+        let t = trace(&text, "a", "e", None);
+        assert!(t.delivered, "{t:?}");
+        assert_eq!(t.hops, ["a", "c", "b", "e"]);
+        // wg-quick adds no route a route on the interface covers: the hub's
+        // static route for the overlay still beats the workers' /32s.
+        let text = text.replacen(
+            "forwarding = true\ninterfaces = [{ name = \"eth0\", link = \"internet\", address = \"203.0.113.3\" }, { name = \"eth1\", link = \"lan\", address = \"192.168.250.3\" }]",
+            "forwarding = true\ninterfaces = [{ name = \"eth0\", link = \"internet\", address = \"203.0.113.3\" }, { name = \"eth1\", link = \"lan\", address = \"192.168.250.3\" }]\nroutes = [{ to = \"10.5.0.0/24\", via = \"192.168.250.4\" }]",
+            1,
+        );
+        let t = trace(&text, "c", "b", Some("wg"));
+        assert_eq!(t.hops, ["c", "d"], "{t:?}");
+    }
+
+    #[test]
+    fn a_worker_without_keepalive_is_reachable_only_if_it_sends_into_the_tunnel() {
+        // b's static route shadows the overlay: it never handshakes, so
+        // the hub never learns where it is.
+        let shadow = |keepalive| {
+            star_on_wan("", keepalive).replace(
+                "{ name = \"eth1\", link = \"lan\", address = \"192.168.250.2\" }]",
+                "{ name = \"eth1\", link = \"lan\", address = \"192.168.250.2\" }]\nroutes = [{ to = \"10.5.0.0/24\", via = \"192.168.250.4\" }]",
+            )
+        };
+        let t = trace(&shadow(false), "c", "b", Some("wg"));
+        assert!(!t.delivered);
+        assert!(
+            t.reason
+                .clone()
+                .unwrap_or_default()
+                .contains("persistent_keepalive"),
+            "{t:?}"
+        );
+        // With keepalive the request gets there (the answer takes the
+        // static route and is lost at d).
+        let t = trace(&shadow(true), "c", "b", Some("wg"));
+        assert_eq!(t.hops, ["c", "b"], "{t:?}");
+        // A worker whose overlay route is its own handshakes on its first packet.
+        assert!(trace(&star_on_wan("", false), "c", "b", Some("wg")).delivered);
+    }
+
+    #[test]
     fn a_static_route_may_use_a_gateway_on_a_wan_link() {
         // The wan's default route is on-link, so any address on it is a
         // valid gateway.
@@ -2545,8 +2660,11 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         let planned = vpnsim_plan::plan(&s);
         let trace = trace_between(&s.topology, &planned.plan, "worker-2", "printer", None)
             .unwrap_or_else(|| panic!("no trace"));
-        // worker-2's only peer (the hub) allows only the overlay: the LAN is not routed into wg0.
+        // worker-2's hub peer allows worker-3's LAN too (the hub forwards
+        // it), so the request gets there; the printer's answer to
+        // worker-2's overlay address has no route back.
         assert!(!trace.delivered);
+        assert_eq!(trace.hops, ["worker-2", "leader", "worker-3", "printer"]);
         let trace = trace_between(&s.topology, &planned.plan, "leader", "printer", None)
             .unwrap_or_else(|| panic!("no trace"));
         // The printer's reply has no route back to the leader's overlay address.
