@@ -434,6 +434,7 @@ impl<'a> Engine<'a> {
         let mut hop = start;
         let mut ingress: Option<String> = None;
         let mut from_peer: Option<(StarId, HostId)> = None;
+        let mut from_tunnel = false;
         for step in 0..MAX_HOPS {
             trace.hops.push(self.hop_name(hop));
             if !seen.insert((hop, packet.src, packet.dst)) {
@@ -454,6 +455,9 @@ impl<'a> Engine<'a> {
                         trace.reason = Some(e);
                         return trace;
                     }
+                    // Addressed to this host as it arrives, before conntrack
+                    // translates a reply back.
+                    let addressed_here = self.own[h.index()].contains(&packet.dst);
                     if mode.reply
                         && let Some(r) = nat
                             .iter()
@@ -476,6 +480,8 @@ impl<'a> Engine<'a> {
                     let arrival = Arrival {
                         originated: step == 0,
                         ingress: ingress.as_deref(),
+                        from_tunnel,
+                        addressed_here,
                     };
                     self.host_step(h, arrival, &mut packet, mode, nat, &mut trace)
                 }
@@ -493,10 +499,12 @@ impl<'a> Engine<'a> {
                     hop: n,
                     ingress: i,
                     peer,
+                    tunnel,
                 }) => {
                     hop = n;
                     ingress = i;
                     from_peer = peer;
+                    from_tunnel = tunnel;
                 }
                 Err(reason) => {
                     trace.reason = Some(reason);
@@ -531,6 +539,23 @@ impl<'a> Engine<'a> {
     ) -> Result<Next, String> {
         let host = self.t.host(h);
         let originated = arrival.originated;
+        // The cloud checks packets on the instance's network interface: one
+        // arriving off the subnet must be addressed to the instance, one
+        // leaving onto it must come from the instance (after NAT). Tunnel
+        // traffic crosses the interface encapsulated, to and from the
+        // instance itself.
+        let source_dest_check = host.source_dest_check
+            && self
+                .t
+                .sites
+                .get(host.site.index())
+                .is_some_and(|s| s.kind == SiteKind::CloudVpc);
+        let checked = |packet: &Packet| {
+            format!(
+                "`{}` forwards {} → {} but its source/dest check is on (set source_dest_check = false)",
+                host.name, packet.src, packet.dst
+            )
+        };
         if !originated {
             if !host.forwarding {
                 return Err(format!(
@@ -538,16 +563,8 @@ impl<'a> Engine<'a> {
                     host.name, packet.src, packet.dst
                 ));
             }
-            let cloud = self
-                .t
-                .sites
-                .get(host.site.index())
-                .is_some_and(|s| s.kind == SiteKind::CloudVpc);
-            if cloud && host.source_dest_check {
-                return Err(format!(
-                    "`{}` forwards {} → {} but its source/dest check is on (set source_dest_check = false)",
-                    host.name, packet.src, packet.dst
-                ));
+            if source_dest_check && !arrival.from_tunnel && !arrival.addressed_here {
+                return Err(checked(packet));
             }
         }
         if mode.overlays
@@ -566,6 +583,9 @@ impl<'a> Engine<'a> {
         }
         trace.routes_used.extend(route.origin.clone());
         self.snat_if_needed(h, &route, packet, nat);
+        if source_dest_check && !route.overlay && !self.own[h.index()].contains(&packet.src) {
+            return Err(checked(packet));
+        }
         match route.action {
             Action::Attached(att) => self.attached_step(h, att, *packet, &route.dev),
             Action::Router(site) => Ok(Next::plain(Hop::Router(site))),
@@ -656,6 +676,7 @@ impl<'a> Engine<'a> {
                         hop: Hop::Host(peer),
                         ingress: self.default_dev(peer),
                         peer: None,
+                        tunnel: true,
                     })),
                     Err(e) => Err(format!(
                         "IPsec tunnel {} of `{}` is down: {e}",
@@ -707,6 +728,7 @@ impl<'a> Engine<'a> {
                     hop: Hop::Host(peer),
                     ingress: Some(dev.to_string()),
                     peer: None,
+                    tunnel: true,
                 })
             }
             Attachment::Subnet(s) => match self.on_attachment.get(&(att, packet.dst)) {
@@ -714,6 +736,7 @@ impl<'a> Engine<'a> {
                     hop: Hop::Host(*peer),
                     ingress: self.iface_on(*peer, att, dev),
                     peer: None,
+                    tunnel: false,
                 }),
                 None => Err(format!(
                     "no host in subnet `{}` has {}",
@@ -743,6 +766,7 @@ impl<'a> Engine<'a> {
                 hop: Hop::Host(*peer),
                 ingress: self.iface_on(*peer, att, dev),
                 peer: None,
+                tunnel: matches!(att, Attachment::Bond(_)),
             })
             .ok_or_else(|| format!("no neighbour on {dev} has {dst}"))
     }
@@ -799,6 +823,7 @@ impl<'a> Engine<'a> {
             hop: Hop::Host(peer),
             ingress: Some(dev.to_string()),
             peer: Some((s, h)),
+            tunnel: true,
         })
     }
 
@@ -884,6 +909,7 @@ impl<'a> Engine<'a> {
                 hop: Hop::Host(client),
                 ingress: Some(vpnsim_plan::CLIENT_DEVICE.to_string()),
                 peer: None,
+                tunnel: true,
             })
         } else {
             self.tunnel_up(TunnelKey::Client(d, h)).map_err(|e| {
@@ -912,6 +938,7 @@ impl<'a> Engine<'a> {
                 hop: Hop::Host(profile.node),
                 ingress: Some(vpnsim_plan::profile_device(profile.spec.profile_number)),
                 peer: None,
+                tunnel: true,
             })
         }
     }
@@ -924,6 +951,7 @@ impl<'a> Engine<'a> {
                         hop: Hop::Host(*peer),
                         ingress: self.iface_on(*peer, a.attachment, dev),
                         peer: None,
+                        tunnel: false,
                     });
                 }
                 if let Attachment::Subnet(s) = a.attachment {
@@ -945,6 +973,7 @@ impl<'a> Engine<'a> {
                     hop: Hop::Host(*peer),
                     ingress: self.iface_on(*peer, a.attachment, dev),
                     peer: None,
+                    tunnel: false,
                 });
             }
         }
@@ -995,6 +1024,7 @@ impl<'a> Engine<'a> {
                             hop: Hop::Host(*h),
                             ingress: self.iface_in_site(*h, site_id),
                             peer: None,
+                            tunnel: false,
                         },
                         None => {
                             return Err(format!(
@@ -1015,6 +1045,7 @@ impl<'a> Engine<'a> {
                         hop: Hop::Host(*via),
                         ingress: self.iface_in_site(*via, site_id),
                         peer: None,
+                        tunnel: false,
                     },
                     Some(site.path.key("routes").index(i)),
                 );
@@ -1099,6 +1130,7 @@ impl<'a> Engine<'a> {
             hop: Hop::Host(host),
             ingress: iface,
             peer: None,
+            tunnel: false,
         })
     }
 
@@ -1459,6 +1491,11 @@ struct Arrival<'a> {
     originated: bool,
     /// Interface it arrived on.
     ingress: Option<&'a str>,
+    /// It came out of a tunnel rather than off a network segment.
+    from_tunnel: bool,
+    /// Its destination was one of the host's addresses when it arrived
+    /// (a reply to NAT done here, translated back since).
+    addressed_here: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -1468,6 +1505,9 @@ struct Next {
     ingress: Option<String>,
     /// For WireGuard: the star and the sending host, checked on receive.
     peer: Option<(StarId, HostId)>,
+    /// It came out of a tunnel (decapsulated or decrypted here), not
+    /// straight off a network segment.
+    tunnel: bool,
 }
 
 impl Next {
@@ -1476,6 +1516,7 @@ impl Next {
             hop,
             ingress: None,
             peer: None,
+            tunnel: false,
         }
     }
 }
@@ -2433,6 +2474,26 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         assert_eq!(t.hops, ["c", "b"], "{t:?}");
         // A worker whose overlay route is its own handshakes on its first packet.
         assert!(trace(&star_on_wan("", false), "c", "b", Some("wg")).delivered);
+    }
+
+    #[test]
+    fn the_source_dest_check_applies_on_the_instance_interface_only() {
+        // The hub is a cloud instance with the check on: worker-to-worker
+        // traffic crosses its interface encrypted, to and from itself.
+        let text = format!(
+            "{WAN}[sites.vpc]\nkind = \"cloud-vpc\"\ncidrs = [\"10.1.0.0/16\"]\nuplink = \"internet\"\n[subnets.vpc-a]\nsite = \"vpc\"\ncidr = \"10.1.0.0/24\"\n[hosts.hub]\nsite = \"vpc\"\nforwarding = true\npublic_address = \"198.18.0.1\"\ninterfaces = [{{ name = \"eth0\", subnet = \"vpc-a\", address = \"10.1.0.10\" }}]\n[wireguard.wg]\ncidr = \"10.5.0.0/24\"\nhub = \"hub\"\nworkers = [\"a\", \"b\"]\npersistent_keepalive = \"25s\"\nendpoints = {{ hub = \"198.18.0.1:51820\" }}\n"
+        );
+        let t = trace(&text, "a", "b", Some("wg"));
+        assert!(t.delivered, "{t:?}");
+        assert_eq!(t.hops, ["a", "hub", "b"]);
+        // An OpenVPN node in the VPC masquerades its clients: what it sends
+        // is from itself, and the answers come back addressed to it.
+        let text = format!(
+            "{text}[openvpn.vpn]\ncontroller = \"hub\"\n[openvpn.vpn.profiles.p]\nprofile_number = 1\ndisplay_name = \"P\"\nnode = \"hub\"\nhost_name = \"vpn.example.net\"\nrange = \"10.8.0.0/24\"\nnat = [\"IPv4\"]\n[[openvpn.vpn.clients]]\nhost = \"c\"\nprofile = \"p\"\n[dns.\"vpn.example.net\"]\na = [\"198.18.0.1\"]\n[hosts.inner]\nsite = \"vpc\"\ninterfaces = [{{ name = \"eth0\", subnet = \"vpc-a\", address = \"10.1.0.20\" }}]\n"
+        );
+        let t = trace(&text, "c", "inner", None);
+        assert!(t.delivered, "{t:?}");
+        assert_eq!(t.hops, ["c", "hub", "inner"]);
     }
 
     #[test]
