@@ -435,6 +435,7 @@ impl<'a> Engine<'a> {
         let mut ingress: Option<String> = None;
         let mut from_peer: Option<(StarId, HostId)> = None;
         let mut from_tunnel = false;
+        let mut from_wan = false;
         for step in 0..MAX_HOPS {
             trace.hops.push(self.hop_name(hop));
             if !seen.insert((hop, packet.src, packet.dst)) {
@@ -485,13 +486,12 @@ impl<'a> Engine<'a> {
                     };
                     self.host_step(h, arrival, &mut packet, mode, nat, &mut trace)
                 }
-                Hop::Router(site) => {
-                    self.router_step(site, &mut packet, mode, nat)
-                        .map(|(next, route)| {
-                            trace.routes_used.extend(route);
-                            next
-                        })
-                }
+                Hop::Router(site) => self
+                    .router_step(site, &mut packet, mode, nat, from_wan)
+                    .map(|(next, route)| {
+                        trace.routes_used.extend(route);
+                        next
+                    }),
                 Hop::Wan(link) => self.wan_step(link, packet),
             };
             match next {
@@ -501,6 +501,7 @@ impl<'a> Engine<'a> {
                     peer,
                     tunnel,
                 }) => {
+                    from_wan = matches!(hop, Hop::Wan(_));
                     hop = n;
                     ingress = i;
                     from_peer = peer;
@@ -991,9 +992,14 @@ impl<'a> Engine<'a> {
         packet: &mut Packet,
         mode: Mode,
         nat: &mut Vec<NatRecord>,
+        from_wan: bool,
     ) -> Result<(Next, Option<FieldPath>), String> {
         let site = self.t.site(site_id);
+        // Replies are translated back only as they come in from the uplink:
+        // an answer sent from inside the site to the router's own public
+        // address (after a hairpin out and back in) meets no NAT loopback.
         if mode.reply
+            && from_wan
             && let Some(r) = nat
                 .iter()
                 .find(|r| r.at == NatPoint::Router(site_id) && r.translated == packet.dst)
@@ -1001,6 +1007,12 @@ impl<'a> Engine<'a> {
             packet.dst = r.original;
         }
         if site.nat_address.map(IpAddr::V4) == Some(packet.dst) {
+            if !from_wan {
+                return Err(format!(
+                    "{} → {} is sent to the router of `{}` from inside: it is the router's own public address, and the router does no NAT loopback",
+                    packet.src, packet.dst, site.name
+                ));
+            }
             return Err(format!(
                 "`{}` masquerades behind {}: nothing can dial in to it (no port forward)",
                 site.name, packet.dst
@@ -2597,6 +2609,28 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         );
         assert!(!t.delivered, "{t:?}");
         assert!(t.reason.unwrap_or_default().contains("does not admit"));
+    }
+
+    #[test]
+    fn site_routers_do_no_nat_loopback() {
+        // y leaves masqueraded, reaches x's elastic IP from outside; x's
+        // answer goes to the router's own public address from inside.
+        let text = format!(
+            "{WAN}[sites.home]\nkind = \"home\"\ncidrs = [\"10.1.0.0/16\"]\nuplink = \"internet\"\nnat_address = \"198.51.100.1\"\n[subnets.lan-a]\nsite = \"home\"\ncidr = \"10.1.0.0/24\"\n[hosts.x]\nsite = \"home\"\npublic_address = \"198.18.0.1\"\ninterfaces = [{{ name = \"eth0\", subnet = \"lan-a\", address = \"10.1.0.10\" }}]\n[hosts.y]\nsite = \"home\"\ninterfaces = [{{ name = \"eth0\", subnet = \"lan-a\", address = \"10.1.0.11\" }}]\n"
+        );
+        let s = load("t.toml", &text);
+        let planned = vpnsim_plan::plan(&s);
+        let engine = Engine::new(&s.topology, &planned.plan);
+        let y = s.topology.host_id("y").unwrap_or_else(|| panic!("y"));
+        let t = engine.flow(
+            y,
+            "198.18.0.1".parse().unwrap_or_else(|e| panic!("{e}")),
+            Probe::PING,
+        );
+        assert!(!t.delivered, "{t:?}");
+        assert!(t.reason.unwrap_or_default().contains("NAT loopback"));
+        // From outside, the same masquerade works.
+        assert!(trace(&text, "y", "a", None).delivered);
     }
 
     #[test]
