@@ -25,7 +25,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::Serialize;
 use vpnsim_plan::{Attachment, Plan};
-use vpnsim_topology::format::{Policy, ProbeProto, SiteKind};
+use vpnsim_topology::format::{IpsecAuto, Policy, ProbeProto, SiteKind};
 use vpnsim_topology::graph::NetworkGraph;
 use vpnsim_topology::model::{
     BondId, EndpointHost, FlowM, HostId, LinkId, MeshId, OpenVpnId, OverlayId, RuleProto, Segment,
@@ -668,6 +668,13 @@ impl<'a> Engine<'a> {
                     && remote.iter().any(|n| n.contains(&packet.dst));
                 if !matches {
                     continue;
+                }
+                if ipsec.auto == IpsecAuto::Add {
+                    // Both ends only listen: no SA ever comes up.
+                    return Err(format!(
+                        "IPsec tunnel {} of `{}` never comes up: auto = \"add\" on both gateways, so neither initiates",
+                        tunnel.name, ipsec.name
+                    ));
                 }
                 return match self.tunnel_up(TunnelKey::Ipsec(
                     tunnel.left.min(tunnel.right),
@@ -2631,6 +2638,17 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         assert!(t.reason.unwrap_or_default().contains("NAT loopback"));
         // From outside, the same masquerade works.
         assert!(trace(&text, "y", "a", None).delivered);
+    }
+
+    #[test]
+    fn an_ipsec_deployment_with_auto_add_on_both_ends_never_comes_up() {
+        let text = HUB_SPOKE.replace(
+            "gateways = [\"vpn-sydney\", \"vpn-eu\"]",
+            "gateways = [\"vpn-sydney\", \"vpn-eu\"]\nauto = \"add\"",
+        );
+        let t = trace(&text, "app-sydney", "build", None);
+        assert!(!t.delivered, "{t:?}");
+        assert!(t.reason.unwrap_or_default().contains("neither initiates"));
     }
 
     #[test]
