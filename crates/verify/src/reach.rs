@@ -1311,10 +1311,36 @@ impl<'a> Engine<'a> {
             }
             TunnelKey::Ipsec(a, b) => {
                 self.both_alive(a, b)?;
-                let target = self
-                    .public_address(b)
-                    .ok_or_else(|| format!("`{}` has no public address", self.name(b)))?;
-                self.underlay(a, target, Probe::transport(Proto::Udp, 500), underlay)
+                // Either end may initiate; the responder takes it only from
+                // the address its conn names for the initiator (`right=`).
+                let mut reasons = Vec::new();
+                for (x, y) in [(a, b), (b, a)] {
+                    let (Some(expected), Some(target)) =
+                        (self.ipsec_address(x), self.ipsec_address(y))
+                    else {
+                        reasons.push(format!("`{}` has no address", self.name(x)));
+                        continue;
+                    };
+                    let trace =
+                        self.flow_mode(x, target, Probe::transport(Proto::Udp, 500), underlay);
+                    if !trace.delivered {
+                        reasons.push(format!(
+                            "`{}` → {target}: {}",
+                            self.name(x),
+                            trace.reason.unwrap_or_else(|| "unreachable".into())
+                        ));
+                    } else if trace.seen_source.is_some_and(|seen| seen != expected) {
+                        reasons.push(format!(
+                            "`{}` knows `{}` as {expected}, but its IKE packets arrive from {} (no conn for that peer)",
+                            self.name(y),
+                            self.name(x),
+                            trace.seen_source.map(|a| a.to_string()).unwrap_or_default()
+                        ));
+                    } else {
+                        return Ok(());
+                    }
+                }
+                Err(reasons.join("; "))
             }
             TunnelKey::Client(d, client) => {
                 let dep = &self.t.openvpn[d.index()];
@@ -1471,6 +1497,27 @@ impl<'a> Engine<'a> {
 
     fn resolve(&self, name: &str) -> Option<IpAddr> {
         resolve_name(self.t, name)
+    }
+
+    /// The address an IPsec conn names a gateway by (`left`/`right`), as
+    /// the generator writes it: its elastic IP, else its first interface
+    /// address (IPv4 preferred).
+    fn ipsec_address(&self, h: HostId) -> Option<IpAddr> {
+        let found = self.primary_addresses(h);
+        let private = found
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or_else(|| found.first())
+            .copied()?;
+        let host = self.t.host(h);
+        let public = match private {
+            IpAddr::V4(_) => host.public_address.map(IpAddr::V4),
+            IpAddr::V6(_) => host
+                .public_address
+                .map(IpAddr::V4)
+                .or(host.public_address6.map(IpAddr::V6)),
+        };
+        Some(public.unwrap_or(private))
     }
 
     /// Where clients dial a profile's node: the client config's `remote` is
@@ -2649,6 +2696,33 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         let t = trace(&text, "app-sydney", "build", None);
         assert!(!t.delivered, "{t:?}");
         assert!(t.reason.unwrap_or_default().contains("neither initiates"));
+    }
+
+    #[test]
+    fn an_ipsec_responder_takes_the_initiator_only_at_its_conn_address() {
+        // Sydney's gateway loses its elastic IP and leaves through a NAT
+        // gateway: Virginia's conn names it by its private address, and
+        // its IKE packets come from the NAT address.
+        let text = HUB_SPOKE
+            .replace(
+                "source_dest_check = false\npublic_address = \"198.51.100.2\"\n",
+                "source_dest_check = false\n",
+            )
+            .replace(
+                "cidrs = [\"12.11.0.0/16\"]\nuplink = \"internet\"",
+                "cidrs = [\"12.11.0.0/16\"]\nuplink = \"internet\"\nnat_address = \"198.51.100.20\"",
+            );
+        let t = trace(&text, "app-sydney", "build", None);
+        assert!(!t.delivered, "{t:?}");
+        assert!(
+            t.reason
+                .clone()
+                .unwrap_or_default()
+                .contains("no conn for that peer"),
+            "{t:?}"
+        );
+        // EU keeps its elastic IP and its tunnel.
+        assert!(trace(&text, "app-eu", "build", None).delivered);
     }
 
     #[test]
