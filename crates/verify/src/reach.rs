@@ -1435,6 +1435,25 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// A datagram from `from` to `target` (an address of `to`) is answered
+    /// by a daemon on an unbound UDP socket (PeerVPN): the answer leaves
+    /// from the address routing picks, and the dialer takes it only from
+    /// the address it dialled (or from `to`'s elastic IP, which the site
+    /// router puts back).
+    fn unbound_udp_answers(&self, from: HostId, to: HostId, target: IpAddr, probe: Probe) -> bool {
+        let underlay = Mode {
+            overlays: false,
+            reply: false,
+        };
+        let trace = self.flow_mode(from, target, probe, underlay);
+        if !trace.delivered {
+            return false;
+        }
+        let seen = trace.seen_source.unwrap_or(target);
+        public_aliases(self.t, to).contains(&target)
+            || self.source_for(to, seen, underlay) == Some(target)
+    }
+
     /// Members of a mesh grouped into components of who can dial whom.
     fn mesh_component(&self, m: MeshId) -> BTreeMap<HostId, usize> {
         let mesh = &self.t.meshes[m.index()];
@@ -1446,10 +1465,6 @@ impl<'a> Engine<'a> {
             .filter(|(_, mm)| self.alive(mm.host))
             .map(|(i, mm)| (mm.host, i))
             .collect();
-        let underlay = Mode {
-            overlays: false,
-            reply: false,
-        };
         for member in &mesh.members {
             for peer in &member.init_peers {
                 let Some(target) = self
@@ -1460,14 +1475,12 @@ impl<'a> Engine<'a> {
                 };
                 if self.alive(member.host)
                     && self.alive(*peer)
-                    && self
-                        .underlay(
-                            member.host,
-                            target,
-                            Probe::transport(Proto::Udp, port),
-                            underlay,
-                        )
-                        .is_ok()
+                    && self.unbound_udp_answers(
+                        member.host,
+                        *peer,
+                        target,
+                        Probe::transport(Proto::Udp, port),
+                    )
                 {
                     let (Some(&a), Some(&b)) = (component.get(&member.host), component.get(peer))
                     else {
@@ -2723,6 +2736,41 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         );
         // EU keeps its elastic IP and its tunnel.
         assert!(trace(&text, "app-eu", "build", None).delivered);
+    }
+
+    #[test]
+    fn a_peervpn_member_answers_from_the_address_routing_picks() {
+        // x dials y at y's first address (other subnet, through the
+        // router); y answers from its address on x's subnet, which x did
+        // not dial: PeerVPN's unbound socket, no session.
+        let text = "[scenario]\nname = \"mesh\"\nseed = 1\n[sites.dc]\nkind = \"datacenter\"\ncidrs = [\"10.2.0.0/16\"]\n[subnets.n0]\nsite = \"dc\"\ncidr = \"10.2.0.0/24\"\n[subnets.n1]\nsite = \"dc\"\ncidr = \"10.2.1.0/24\"\n[hosts.x]\nsite = \"dc\"\ninterfaces = [{ name = \"eth0\", subnet = \"n1\", address = \"10.2.1.10\" }]\n[hosts.y]\nsite = \"dc\"\ninterfaces = [{ name = \"eth0\", subnet = \"n0\", address = \"10.2.0.11\" }, { name = \"eth1\", subnet = \"n1\", address = \"10.2.1.11\" }]\n[mesh.m]\nnetwork_name = \"mgmt\"\ncidr = \"10.201.0.0/24\"\nmembers = [{ host = \"x\", init_peers = [\"y\"] }, { host = \"y\" }]\n";
+        let s = load("t.toml", text);
+        let planned = vpnsim_plan::plan(&s);
+        let t = trace_between(
+            &s.topology,
+            &planned.plan,
+            "x",
+            "y",
+            Some(OverlayId::Mesh(MeshId(0))),
+        )
+        .unwrap_or_else(|| panic!("no trace"));
+        assert!(!t.delivered, "{t:?}");
+        // Dialled at the address on its own subnet, y answers from it.
+        let text = text.replace(
+            "[{ name = \"eth0\", subnet = \"n0\", address = \"10.2.0.11\" }, { name = \"eth1\", subnet = \"n1\", address = \"10.2.1.11\" }]",
+            "[{ name = \"eth1\", subnet = \"n1\", address = \"10.2.1.11\" }, { name = \"eth0\", subnet = \"n0\", address = \"10.2.0.11\" }]",
+        );
+        let s = load("t.toml", &text);
+        let planned = vpnsim_plan::plan(&s);
+        let t = trace_between(
+            &s.topology,
+            &planned.plan,
+            "x",
+            "y",
+            Some(OverlayId::Mesh(MeshId(0))),
+        )
+        .unwrap_or_else(|| panic!("no trace"));
+        assert!(t.delivered, "{t:?}");
     }
 
     #[test]
