@@ -11,6 +11,10 @@ use vpnsim_sim::time::Span;
 use vpnsim_sim::{AddressEntry, Addressing, RunOptions, run};
 use vpnsim_topology::Scenario;
 
+// The one integration-test binary's modules live in tests/sim/.
+#[path = "sim/props.rs"]
+mod props;
+
 fn load(text: &str) -> Scenario {
     vpnsim_topology::load_str("t.toml", text).unwrap_or_else(|e| panic!("{e:?}"))
 }
