@@ -16,8 +16,11 @@
 //!
 //! The steady state starts after a warm-up long enough for every tunnel to
 //! come up (handshakes, OpenVPN's fall-back from UDP to TCP after its
-//! 10 s server-poll-timeout, a bond's `sleep 10`): the static model has no
-//! time and takes every tunnel whose underlay works as up. A probe answered
+//! 10 s server-poll-timeout, a bond's `sleep 10`, and PeerVPN's peer
+//! exchange: members that only know each other through a third learn of
+//! each other from its PEERINFO, sent at the latest 60 s after the last
+//! one, and dial at once): the static model has no time and takes every
+//! tunnel whose underlay works as up, and a mesh as full once connected. A probe answered
 //! only sometimes fails the property: without loss or faults nothing
 //! should flap.
 //!
@@ -48,10 +51,11 @@ use vpnsim_topology::Scenario;
 use vpnsim_topology::model::{BondId, HostId, MeshId, OverlayId, StarId};
 use vpnsim_verify::reach::{Engine, Probe, Trace};
 
-/// Time for every tunnel to come up before probes are judged.
-const WARMUP: Span = Span::secs(20);
+/// Time for every tunnel to come up before probes are judged (PeerVPN's
+/// 60 s PEERINFO interval is the longest).
+const WARMUP: Span = Span::secs(75);
 /// Length of the run: the steady state is [WARMUP, END - timeout).
-const END: Span = Span::secs(40);
+const END: Span = Span::secs(95);
 
 /// Findings that mean the generator built a broken deployment (a user
 /// would be told to fix the file before running it).
