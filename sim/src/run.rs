@@ -1060,6 +1060,15 @@ fn apply_event(w: &mut World, t: &Topology, i: usize, options: &RunOptions) -> S
                 return format!("{name} has no interface");
             };
             w.change_address(n, &iface, addr);
+            // WireGuard sends from the address a peer's datagrams came to;
+            // that address may be gone now.
+            if let Some(node) = w.nodes.get_mut(n) {
+                for t in &mut node.tunnels {
+                    if let crate::host::Engine::WireGuard(device) = &mut t.engine {
+                        device.forget_local_sources();
+                    }
+                }
+            }
             format!("{name} {iface} now has {addr}")
         }
         EventAction::Promote => {

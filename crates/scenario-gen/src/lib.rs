@@ -8,18 +8,23 @@
 //!   benchmarks).
 //! - [`arb`]: proptest strategies producing random *valid* scenarios
 //!   ([`arb_scenario`]) for property tests of every stage.
+//! - [`deploy`]: proptest strategies producing random *deployable*
+//!   scenarios ([`arb_deployment`]): disjoint ranges, no timeline, files
+//!   that render; for properties that run the rendered files.
 //! - [`to_toml`]: writes a [`ScenarioFile`] back as scenario text.
 //!
 //! This is a test-support crate (`publish = false`): `proptest` is a normal
 //! dependency on purpose.
 
 pub mod arb;
+pub mod deploy;
 pub mod large;
 pub mod star;
 
 use vpnsim_topology::ScenarioFile;
 
 pub use arb::arb_scenario;
+pub use deploy::arb_deployment;
 pub use large::large;
 pub use star::star_text;
 

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use ipnet::IpNet;
 use proptest::prelude::*;
-use vpnsim_scenario_gen::{arb_scenario, large, to_toml, try_to_toml};
+use vpnsim_scenario_gen::{arb_deployment, arb_scenario, large, to_toml, try_to_toml};
 use vpnsim_topology::{LoadError, load_str};
 
 fn load(name: &str, text: &str) -> vpnsim_topology::Scenario {
@@ -32,6 +32,27 @@ proptest! {
         let text = to_toml(&file);
         let loaded = load("generated.toml", &text);
         prop_assert_eq!(&loaded.file, &file);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Deployments load, round-trip, and keep the layout's promise:
+    /// every host address in the plan is unique.
+    #[test]
+    fn generated_deployments_load_with_unique_addresses(file in arb_deployment()) {
+        let text = to_toml(&file);
+        let loaded = load("deployment.toml", &text);
+        prop_assert_eq!(&loaded.file, &file);
+        prop_assert!(loaded.file.events.is_empty());
+        let mut seen = BTreeSet::new();
+        for host in loaded.file.hosts.values() {
+            for i in &host.interfaces {
+                prop_assert!(i.address.is_some(), "{}", text);
+                prop_assert!(seen.insert(i.address), "{:?} twice\n{}", i.address, text);
+            }
+        }
     }
 }
 

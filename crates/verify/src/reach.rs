@@ -25,7 +25,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::Serialize;
 use vpnsim_plan::{Attachment, Plan};
-use vpnsim_topology::format::{Policy, ProbeProto, SiteKind};
+use vpnsim_topology::format::{IpsecAuto, Policy, ProbeProto, SiteKind};
 use vpnsim_topology::graph::NetworkGraph;
 use vpnsim_topology::model::{
     BondId, EndpointHost, FlowM, HostId, LinkId, MeshId, OpenVpnId, OverlayId, RuleProto, Segment,
@@ -394,11 +394,28 @@ impl<'a> Engine<'a> {
         trace
     }
 
+    /// Longest prefix match; among equally long prefixes the route
+    /// installed first wins, as in the kernel: the table lists connected
+    /// networks, then static routes (ifupdown, at boot), then the routes the
+    /// VPN daemons add when they start. A later `ip route add` of an
+    /// existing prefix fails (EEXIST), and the prefix route of an address
+    /// added later is appended behind the existing one.
+    ///
+    /// An OpenVPN client adds its routes (the client range, `def1`) only
+    /// once connected: while its tunnel is down they are not there.
     fn lookup(&self, h: HostId, dst: IpAddr, mode: Mode) -> Option<&RouteEntry> {
         self.tables
             .get(h.index())?
             .iter()
             .filter(|r| (mode.overlays || !r.overlay) && r.prefix.contains(&dst))
+            .filter(|r| match r.action {
+                Action::Attached(Attachment::Profile(d, p)) if r.overlay => {
+                    let node = self.t.openvpn[d.index()].profiles[p as usize].node;
+                    node == h || self.tunnel_up(TunnelKey::Client(d, h)).is_ok()
+                }
+                _ => true,
+            })
+            .rev()
             .max_by_key(|r| r.prefix.prefix_len())
     }
 
@@ -417,6 +434,8 @@ impl<'a> Engine<'a> {
         let mut hop = start;
         let mut ingress: Option<String> = None;
         let mut from_peer: Option<(StarId, HostId)> = None;
+        let mut from_tunnel = false;
+        let mut from_wan = false;
         for step in 0..MAX_HOPS {
             trace.hops.push(self.hop_name(hop));
             if !seen.insert((hop, packet.src, packet.dst)) {
@@ -437,6 +456,9 @@ impl<'a> Engine<'a> {
                         trace.reason = Some(e);
                         return trace;
                     }
+                    // Addressed to this host as it arrives, before conntrack
+                    // translates a reply back.
+                    let addressed_here = self.own[h.index()].contains(&packet.dst);
                     if mode.reply
                         && let Some(r) = nat
                             .iter()
@@ -459,16 +481,17 @@ impl<'a> Engine<'a> {
                     let arrival = Arrival {
                         originated: step == 0,
                         ingress: ingress.as_deref(),
+                        from_tunnel,
+                        addressed_here,
                     };
                     self.host_step(h, arrival, &mut packet, mode, nat, &mut trace)
                 }
-                Hop::Router(site) => {
-                    self.router_step(site, &mut packet, mode, nat)
-                        .map(|(next, route)| {
-                            trace.routes_used.extend(route);
-                            next
-                        })
-                }
+                Hop::Router(site) => self
+                    .router_step(site, &mut packet, mode, nat, from_wan)
+                    .map(|(next, route)| {
+                        trace.routes_used.extend(route);
+                        next
+                    }),
                 Hop::Wan(link) => self.wan_step(link, packet),
             };
             match next {
@@ -476,10 +499,13 @@ impl<'a> Engine<'a> {
                     hop: n,
                     ingress: i,
                     peer,
+                    tunnel,
                 }) => {
+                    from_wan = matches!(hop, Hop::Wan(_));
                     hop = n;
                     ingress = i;
                     from_peer = peer;
+                    from_tunnel = tunnel;
                 }
                 Err(reason) => {
                     trace.reason = Some(reason);
@@ -514,6 +540,23 @@ impl<'a> Engine<'a> {
     ) -> Result<Next, String> {
         let host = self.t.host(h);
         let originated = arrival.originated;
+        // The cloud checks packets on the instance's network interface: one
+        // arriving off the subnet must be addressed to the instance, one
+        // leaving onto it must come from the instance (after NAT). Tunnel
+        // traffic crosses the interface encapsulated, to and from the
+        // instance itself.
+        let source_dest_check = host.source_dest_check
+            && self
+                .t
+                .sites
+                .get(host.site.index())
+                .is_some_and(|s| s.kind == SiteKind::CloudVpc);
+        let checked = |packet: &Packet| {
+            format!(
+                "`{}` forwards {} → {} but its source/dest check is on (set source_dest_check = false)",
+                host.name, packet.src, packet.dst
+            )
+        };
         if !originated {
             if !host.forwarding {
                 return Err(format!(
@@ -521,16 +564,8 @@ impl<'a> Engine<'a> {
                     host.name, packet.src, packet.dst
                 ));
             }
-            let cloud = self
-                .t
-                .sites
-                .get(host.site.index())
-                .is_some_and(|s| s.kind == SiteKind::CloudVpc);
-            if cloud && host.source_dest_check {
-                return Err(format!(
-                    "`{}` forwards {} → {} but its source/dest check is on (set source_dest_check = false)",
-                    host.name, packet.src, packet.dst
-                ));
+            if source_dest_check && !arrival.from_tunnel && !arrival.addressed_here {
+                return Err(checked(packet));
             }
         }
         if mode.overlays
@@ -549,6 +584,9 @@ impl<'a> Engine<'a> {
         }
         trace.routes_used.extend(route.origin.clone());
         self.snat_if_needed(h, &route, packet, nat);
+        if source_dest_check && !route.overlay && !self.own[h.index()].contains(&packet.src) {
+            return Err(checked(packet));
+        }
         match route.action {
             Action::Attached(att) => self.attached_step(h, att, *packet, &route.dev),
             Action::Router(site) => Ok(Next::plain(Hop::Router(site))),
@@ -631,6 +669,13 @@ impl<'a> Engine<'a> {
                 if !matches {
                     continue;
                 }
+                if ipsec.auto == IpsecAuto::Add {
+                    // Both ends only listen: no SA ever comes up.
+                    return Err(format!(
+                        "IPsec tunnel {} of `{}` never comes up: auto = \"add\" on both gateways, so neither initiates",
+                        tunnel.name, ipsec.name
+                    ));
+                }
                 return match self.tunnel_up(TunnelKey::Ipsec(
                     tunnel.left.min(tunnel.right),
                     tunnel.left.max(tunnel.right),
@@ -639,6 +684,7 @@ impl<'a> Engine<'a> {
                         hop: Hop::Host(peer),
                         ingress: self.default_dev(peer),
                         peer: None,
+                        tunnel: true,
                     })),
                     Err(e) => Err(format!(
                         "IPsec tunnel {} of `{}` is down: {e}",
@@ -690,13 +736,15 @@ impl<'a> Engine<'a> {
                     hop: Hop::Host(peer),
                     ingress: Some(dev.to_string()),
                     peer: None,
+                    tunnel: true,
                 })
             }
             Attachment::Subnet(s) => match self.on_attachment.get(&(att, packet.dst)) {
                 Some(peer) => Ok(Next {
                     hop: Hop::Host(*peer),
-                    ingress: Some(dev.to_string()),
+                    ingress: self.iface_on(*peer, att, dev),
                     peer: None,
+                    tunnel: false,
                 }),
                 None => Err(format!(
                     "no host in subnet `{}` has {}",
@@ -708,13 +756,25 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// The interface a packet sent on `att` arrives on at `peer`: the
+    /// peer's own interface there (the sender's may be named otherwise),
+    /// else the sender's `dev` (overlay devices share their name).
+    fn iface_on(&self, peer: HostId, att: Attachment, dev: &str) -> Option<String> {
+        self.plan
+            .host_addresses(peer)
+            .find(|a| a.attachment == att)
+            .map(|a| a.interface.clone())
+            .or_else(|| Some(dev.to_string()))
+    }
+
     fn neighbour(&self, att: Attachment, dst: IpAddr, dev: &str) -> Result<Next, String> {
         self.on_attachment
             .get(&(att, dst))
             .map(|peer| Next {
                 hop: Hop::Host(*peer),
-                ingress: Some(dev.to_string()),
+                ingress: self.iface_on(*peer, att, dev),
                 peer: None,
+                tunnel: matches!(att, Attachment::Bond(_)),
             })
             .ok_or_else(|| format!("no neighbour on {dev} has {dst}"))
     }
@@ -731,12 +791,12 @@ impl<'a> Engine<'a> {
         let peer = peers
             .into_iter()
             .filter(|p| {
-                self.allowed_ips(s, *p)
+                self.allowed_ips(s, h, *p)
                     .iter()
                     .any(|n| n.contains(&packet.dst))
             })
             .max_by_key(|p| {
-                self.allowed_ips(s, *p)
+                self.allowed_ips(s, h, *p)
                     .iter()
                     .filter(|n| n.contains(&packet.dst))
                     .map(|n| n.prefix_len())
@@ -758,27 +818,53 @@ impl<'a> Engine<'a> {
                 star.name
             )
         })?;
+        if peer == worker && !self.worker_initiates(s, worker) {
+            return Err(format!(
+                "`{}` cannot send to worker `{}` of `{}`: the hub has no endpoint for it and learns one only from its handshake, but it has no persistent_keepalive and routes nothing into {}",
+                self.name(star.hub),
+                self.name(worker),
+                star.name,
+                star.interface
+            ));
+        }
         Ok(Next {
             hop: Hop::Host(peer),
             ingress: Some(dev.to_string()),
             peer: Some((s, h)),
+            tunnel: true,
         })
     }
 
-    /// AllowedIPs that members configure for peer `p`.
-    fn allowed_ips(&self, s: StarId, p: HostId) -> Vec<IpNet> {
+    /// Whether the hub of star `s` learns where `worker` is: the hub knows
+    /// its endpoint, or the worker initiates a handshake, which it does
+    /// with `persistent_keepalive` or when it sends something into the
+    /// tunnel: the model takes it that a worker does when at least one of
+    /// its routes into the interface is not shadowed by another route.
+    fn worker_initiates(&self, s: StarId, worker: HostId) -> bool {
         let star = &self.t.stars[s.index()];
-        let mut nets: Vec<IpNet> = if p == star.hub {
-            vec![star.cidr]
-        } else {
-            self.plan
-                .host_addresses(p)
-                .filter(|a| a.attachment == Attachment::Star(s))
-                .map(|a| IpNet::from(a.address))
-                .collect()
+        if star.endpoints.contains_key(&worker)
+            || star.persistent_keepalive.is_some_and(|k| k.0 > 0)
+        {
+            return true;
+        }
+        let mode = Mode {
+            overlays: true,
+            reply: false,
         };
-        nets.extend(star.allowed_ips.get(&p).into_iter().flatten().copied());
-        nets
+        self.tables.get(worker.index()).is_some_and(|table| {
+            table
+                .iter()
+                .filter(|r| r.overlay && r.dev == star.interface)
+                .any(|r| {
+                    self.lookup(worker, probe_address(r.prefix), mode)
+                        .is_some_and(|chosen| chosen.dev == star.interface)
+                })
+        })
+    }
+
+    /// AllowedIPs that member `on` configures for its peer `p`.
+    fn allowed_ips(&self, s: StarId, on: HostId, p: HostId) -> Vec<IpNet> {
+        star_allowed_ips(self.t, self.plan, s, on, p)
     }
 
     /// WireGuard cryptokey routing on receive: the source must be in the
@@ -786,11 +872,15 @@ impl<'a> Engine<'a> {
     fn cryptokey_accepts(
         &self,
         s: StarId,
-        _receiver: HostId,
+        receiver: HostId,
         sender: HostId,
         src: IpAddr,
     ) -> Result<(), String> {
-        if self.allowed_ips(s, sender).iter().any(|n| n.contains(&src)) {
+        if self
+            .allowed_ips(s, receiver, sender)
+            .iter()
+            .any(|n| n.contains(&src))
+        {
             Ok(())
         } else {
             Err(format!(
@@ -827,6 +917,7 @@ impl<'a> Engine<'a> {
                 hop: Hop::Host(client),
                 ingress: Some(vpnsim_plan::CLIENT_DEVICE.to_string()),
                 peer: None,
+                tunnel: true,
             })
         } else {
             self.tunnel_up(TunnelKey::Client(d, h)).map_err(|e| {
@@ -836,10 +927,26 @@ impl<'a> Engine<'a> {
                     self.name(profile.node)
                 )
             })?;
+            // The server takes from a client only packets sent from the
+            // address it gave that client ("MULTI: bad source address from
+            // client"); vpnsim writes no `iroute`.
+            let own = self
+                .plan
+                .host_addresses(h)
+                .any(|a| a.attachment == Attachment::Profile(d, p) && a.address == packet.src);
+            if !own {
+                return Err(format!(
+                    "OpenVPN node `{}` drops {} from client `{}`: not the address the node gave it (MULTI: bad source address)",
+                    self.name(profile.node),
+                    packet.src,
+                    self.name(h)
+                ));
+            }
             Ok(Next {
                 hop: Hop::Host(profile.node),
                 ingress: Some(vpnsim_plan::profile_device(profile.spec.profile_number)),
                 peer: None,
+                tunnel: true,
             })
         }
     }
@@ -850,13 +957,32 @@ impl<'a> Engine<'a> {
                 if let Some(peer) = self.on_attachment.get(&(a.attachment, gw)) {
                     return Ok(Next {
                         hop: Hop::Host(*peer),
-                        ingress: Some(dev.to_string()),
+                        ingress: self.iface_on(*peer, a.attachment, dev),
                         peer: None,
+                        tunnel: false,
                     });
                 }
                 if let Attachment::Subnet(s) = a.attachment {
                     return Ok(Next::plain(Hop::Router(self.t.subnet(s).site)));
                 }
+            }
+        }
+        // A wan link is one routed network whose default route is on-link
+        // ("every attached public address reaches every other"), so the
+        // kernel accepts any address on it as a gateway, whatever the
+        // prefix: on the link of the interface the route leaves by.
+        for a in self.plan.host_addresses(h) {
+            if let Attachment::Link(l) = a.attachment
+                && a.interface == dev
+                && self.t.link(l).kind == vpnsim_topology::format::LinkKind::Wan
+                && let Some(peer) = self.on_attachment.get(&(a.attachment, gw))
+            {
+                return Ok(Next {
+                    hop: Hop::Host(*peer),
+                    ingress: self.iface_on(*peer, a.attachment, dev),
+                    peer: None,
+                    tunnel: false,
+                });
             }
         }
         Err(format!(
@@ -873,9 +999,14 @@ impl<'a> Engine<'a> {
         packet: &mut Packet,
         mode: Mode,
         nat: &mut Vec<NatRecord>,
+        from_wan: bool,
     ) -> Result<(Next, Option<FieldPath>), String> {
         let site = self.t.site(site_id);
+        // Replies are translated back only as they come in from the uplink:
+        // an answer sent from inside the site to the router's own public
+        // address (after a hairpin out and back in) meets no NAT loopback.
         if mode.reply
+            && from_wan
             && let Some(r) = nat
                 .iter()
                 .find(|r| r.at == NatPoint::Router(site_id) && r.translated == packet.dst)
@@ -883,6 +1014,12 @@ impl<'a> Engine<'a> {
             packet.dst = r.original;
         }
         if site.nat_address.map(IpAddr::V4) == Some(packet.dst) {
+            if !from_wan {
+                return Err(format!(
+                    "{} → {} is sent to the router of `{}` from inside: it is the router's own public address, and the router does no NAT loopback",
+                    packet.src, packet.dst, site.name
+                ));
+            }
             return Err(format!(
                 "`{}` masquerades behind {}: nothing can dial in to it (no port forward)",
                 site.name, packet.dst
@@ -906,6 +1043,7 @@ impl<'a> Engine<'a> {
                             hop: Hop::Host(*h),
                             ingress: self.iface_in_site(*h, site_id),
                             peer: None,
+                            tunnel: false,
                         },
                         None => {
                             return Err(format!(
@@ -926,6 +1064,7 @@ impl<'a> Engine<'a> {
                         hop: Hop::Host(*via),
                         ingress: self.iface_in_site(*via, site_id),
                         peer: None,
+                        tunnel: false,
                     },
                     Some(site.path.key("routes").index(i)),
                 );
@@ -1010,6 +1149,7 @@ impl<'a> Engine<'a> {
             hop: Hop::Host(host),
             ingress: iface,
             peer: None,
+            tunnel: false,
         })
     }
 
@@ -1171,10 +1311,36 @@ impl<'a> Engine<'a> {
             }
             TunnelKey::Ipsec(a, b) => {
                 self.both_alive(a, b)?;
-                let target = self
-                    .public_address(b)
-                    .ok_or_else(|| format!("`{}` has no public address", self.name(b)))?;
-                self.underlay(a, target, Probe::transport(Proto::Udp, 500), underlay)
+                // Either end may initiate; the responder takes it only from
+                // the address its conn names for the initiator (`right=`).
+                let mut reasons = Vec::new();
+                for (x, y) in [(a, b), (b, a)] {
+                    let (Some(expected), Some(target)) =
+                        (self.ipsec_address(x), self.ipsec_address(y))
+                    else {
+                        reasons.push(format!("`{}` has no address", self.name(x)));
+                        continue;
+                    };
+                    let trace =
+                        self.flow_mode(x, target, Probe::transport(Proto::Udp, 500), underlay);
+                    if !trace.delivered {
+                        reasons.push(format!(
+                            "`{}` → {target}: {}",
+                            self.name(x),
+                            trace.reason.unwrap_or_else(|| "unreachable".into())
+                        ));
+                    } else if trace.seen_source.is_some_and(|seen| seen != expected) {
+                        reasons.push(format!(
+                            "`{}` knows `{}` as {expected}, but its IKE packets arrive from {} (no conn for that peer)",
+                            self.name(y),
+                            self.name(x),
+                            trace.seen_source.map(|a| a.to_string()).unwrap_or_default()
+                        ));
+                    } else {
+                        return Ok(());
+                    }
+                }
+                Err(reasons.join("; "))
             }
             TunnelKey::Client(d, client) => {
                 let dep = &self.t.openvpn[d.index()];
@@ -1189,7 +1355,8 @@ impl<'a> Engine<'a> {
                 self.both_alive(client, profile.node)?;
                 let target = self.node_address(profile).ok_or_else(|| {
                     format!(
-                        "node `{}` has no address clients can dial",
+                        "`{}`, the name clients dial node `{}` by, has no address (no [dns] record)",
+                        profile.spec.host_name,
                         self.name(profile.node)
                     )
                 })?;
@@ -1268,6 +1435,25 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// A datagram from `from` to `target` (an address of `to`) is answered
+    /// by a daemon on an unbound UDP socket (PeerVPN): the answer leaves
+    /// from the address routing picks, and the dialer takes it only from
+    /// the address it dialled (or from `to`'s elastic IP, which the site
+    /// router puts back).
+    fn unbound_udp_answers(&self, from: HostId, to: HostId, target: IpAddr, probe: Probe) -> bool {
+        let underlay = Mode {
+            overlays: false,
+            reply: false,
+        };
+        let trace = self.flow_mode(from, target, probe, underlay);
+        if !trace.delivered {
+            return false;
+        }
+        let seen = trace.seen_source.unwrap_or(target);
+        public_aliases(self.t, to).contains(&target)
+            || self.source_for(to, seen, underlay) == Some(target)
+    }
+
     /// Members of a mesh grouped into components of who can dial whom.
     fn mesh_component(&self, m: MeshId) -> BTreeMap<HostId, usize> {
         let mesh = &self.t.meshes[m.index()];
@@ -1279,10 +1465,6 @@ impl<'a> Engine<'a> {
             .filter(|(_, mm)| self.alive(mm.host))
             .map(|(i, mm)| (mm.host, i))
             .collect();
-        let underlay = Mode {
-            overlays: false,
-            reply: false,
-        };
         for member in &mesh.members {
             for peer in &member.init_peers {
                 let Some(target) = self
@@ -1293,14 +1475,12 @@ impl<'a> Engine<'a> {
                 };
                 if self.alive(member.host)
                     && self.alive(*peer)
-                    && self
-                        .underlay(
-                            member.host,
-                            target,
-                            Probe::transport(Proto::Udp, port),
-                            underlay,
-                        )
-                        .is_ok()
+                    && self.unbound_udp_answers(
+                        member.host,
+                        *peer,
+                        target,
+                        Probe::transport(Proto::Udp, port),
+                    )
                 {
                     let (Some(&a), Some(&b)) = (component.get(&member.host), component.get(peer))
                     else {
@@ -1329,23 +1509,35 @@ impl<'a> Engine<'a> {
     }
 
     fn resolve(&self, name: &str) -> Option<IpAddr> {
-        let name = name.trim_end_matches('.');
-        let record = self
-            .t
-            .dns
-            .iter()
-            .find(|r| r.name.trim_end_matches('.') == name)?;
-        record
-            .a
-            .first()
-            .map(|a| IpAddr::V4(*a))
-            .or_else(|| record.aaaa.first().map(|a| IpAddr::V6(*a)))
+        resolve_name(self.t, name)
     }
 
-    /// Where clients dial a profile's node: its public address, else an
-    /// address on a wan link.
+    /// The address an IPsec conn names a gateway by (`left`/`right`), as
+    /// the generator writes it: its elastic IP, else its first interface
+    /// address (IPv4 preferred).
+    fn ipsec_address(&self, h: HostId) -> Option<IpAddr> {
+        let found = self.primary_addresses(h);
+        let private = found
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or_else(|| found.first())
+            .copied()?;
+        let host = self.t.host(h);
+        let public = match private {
+            IpAddr::V4(_) => host.public_address.map(IpAddr::V4),
+            IpAddr::V6(_) => host
+                .public_address
+                .map(IpAddr::V4)
+                .or(host.public_address6.map(IpAddr::V6)),
+        };
+        Some(public.unwrap_or(private))
+    }
+
+    /// Where clients dial a profile's node: the client config's `remote` is
+    /// the profile's `host_name`, so what that name resolves to; a name
+    /// without a `[dns]` record resolves to nothing.
     fn node_address(&self, profile: &vpnsim_topology::model::ProfileM) -> Option<IpAddr> {
-        self.public_address(profile.node)
+        node_address(self.t, profile)
     }
 
     /// A host's public IPv4 (elastic IP or address on a wan link), else IPv6.
@@ -1378,6 +1570,11 @@ struct Arrival<'a> {
     originated: bool,
     /// Interface it arrived on.
     ingress: Option<&'a str>,
+    /// It came out of a tunnel rather than off a network segment.
+    from_tunnel: bool,
+    /// Its destination was one of the host's addresses when it arrived
+    /// (a reply to NAT done here, translated back since).
+    addressed_here: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -1387,6 +1584,9 @@ struct Next {
     ingress: Option<String>,
     /// For WireGuard: the star and the sending host, checked on receive.
     peer: Option<(StarId, HostId)>,
+    /// It came out of a tunnel (decapsulated or decrypted here), not
+    /// straight off a network segment.
+    tunnel: bool,
 }
 
 impl Next {
@@ -1395,6 +1595,7 @@ impl Next {
             hop,
             ingress: None,
             peer: None,
+            tunnel: false,
         }
     }
 }
@@ -1405,6 +1606,28 @@ fn interface_matches(pattern: &str, name: &str) -> bool {
         Some(prefix) => name.starts_with(prefix),
         None => pattern == name,
     }
+}
+
+/// The first address of a `[dns]` name (A before AAAA).
+fn resolve_name(t: &Topology, name: &str) -> Option<IpAddr> {
+    let name = name.trim_end_matches('.');
+    let record = t
+        .dns
+        .iter()
+        .find(|r| r.name.trim_end_matches('.') == name)?;
+    record
+        .a
+        .first()
+        .map(|a| IpAddr::V4(*a))
+        .or_else(|| record.aaaa.first().map(|a| IpAddr::V6(*a)))
+}
+
+/// Where clients dial a profile's node: the client config's `remote` is
+/// the profile's `host_name`, so what that name resolves to; a name
+/// without a `[dns]` record resolves to nothing.
+fn node_address(t: &Topology, profile: &vpnsim_topology::model::ProfileM) -> Option<IpAddr> {
+    let name = &profile.spec.host_name;
+    name.parse().ok().or_else(|| resolve_name(t, name))
 }
 
 /// Elastic/public addresses a host answers to.
@@ -1506,7 +1729,21 @@ fn route_table(t: &Topology, plan: &Plan, h: HostId) -> Vec<RouteEntry> {
     }
     for (i, route) in host.routes.iter().enumerate() {
         let origin = Some(host.path.key("routes").index(i));
-        let dev = route.dev.clone().unwrap_or_default();
+        // Without `dev` the kernel takes the interface the gateway is
+        // reached by: a connected network holding it, else the default
+        // route's (on-link on a wan link).
+        let dev = route.dev.clone().unwrap_or_else(|| {
+            let gateway_dev = route.via.and_then(|via| {
+                table
+                    .iter()
+                    .filter(|r| r.prefix.contains(&via))
+                    .rev()
+                    .max_by_key(|r| r.prefix.prefix_len())
+                    .or_else(|| defaults.iter().find(|d| d.prefix.contains(&via)))
+                    .map(|r| r.dev.clone())
+            });
+            gateway_dev.unwrap_or_default()
+        });
         let action = match route.via {
             Some(via) => Action::Via(via),
             None => match overlay_dev_attachment(t, plan, h, &dev) {
@@ -1525,9 +1762,53 @@ fn route_table(t: &Topology, plan: &Plan, h: HostId) -> Vec<RouteEntry> {
             overlay,
         });
     }
+    wan_neighbour_routes(t, plan, h, &mut table);
     overlay_routes(t, plan, h, &mut table);
     table.extend(defaults);
     table
+}
+
+/// A host on several wan links reaches every address on each of them
+/// through that link (the wan is one routed network per link, and the
+/// default route leaves by the first one only): a host route per
+/// neighbour address and per elastic IP behind a site uplinked there, as
+/// the simulator's physical layer sets them up. A host on one wan link
+/// needs none.
+fn wan_neighbour_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<RouteEntry>) {
+    let wans: Vec<(LinkId, String)> = t
+        .host(h)
+        .interfaces
+        .iter()
+        .filter_map(|i| match i.segment {
+            Segment::Link(l) if t.link(l).kind == vpnsim_topology::format::LinkKind::Wan => {
+                Some((l, i.name.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    if wans.len() < 2 {
+        return;
+    }
+    for (l, dev) in wans {
+        let attached = plan
+            .addresses
+            .iter()
+            .filter(|a| a.host != h && a.attachment == Attachment::Link(l))
+            .map(|a| a.address);
+        let elastic = t
+            .host_ids()
+            .filter(|o| *o != h && t.site(t.host(*o).site).uplink == Some(l))
+            .flat_map(|o| public_aliases(t, o));
+        for address in attached.chain(elastic) {
+            table.push(RouteEntry {
+                prefix: IpNet::from(address),
+                action: Action::Wan(l),
+                dev: dev.clone(),
+                origin: None,
+                overlay: false,
+            });
+        }
+    }
 }
 
 /// The attachment of the interface called `dev` on host `h`.
@@ -1547,6 +1828,31 @@ fn overlay_dev_attachment(t: &Topology, plan: &Plan, h: HostId, dev: &str) -> Op
         })
 }
 
+/// AllowedIPs that member `on` of star `s` configures for its peer `p`, as
+/// the WireGuard generator writes them: the hub gives each worker its
+/// overlay address and its declared `allowed_ips`; a worker gives the hub
+/// the overlay prefix and the declared `allowed_ips` of every other member
+/// (the hub forwards to them).
+fn star_allowed_ips(t: &Topology, plan: &Plan, s: StarId, on: HostId, p: HostId) -> Vec<IpNet> {
+    let star = &t.stars[s.index()];
+    let declared = |m: &HostId| star.allowed_ips.get(m).into_iter().flatten().copied();
+    if p == star.hub {
+        std::iter::once(star.cidr)
+            .chain(
+                star.members()
+                    .filter(|m| *m != on)
+                    .flat_map(|m| declared(&m)),
+            )
+            .collect()
+    } else {
+        plan.host_addresses(p)
+            .filter(|a| a.attachment == Attachment::Star(s))
+            .map(|a| IpNet::from(a.address))
+            .chain(declared(&p))
+            .collect()
+    }
+}
+
 fn overlay_entry(prefix: IpNet, att: Attachment, dev: &str) -> RouteEntry {
     RouteEntry {
         prefix: prefix.trunc(),
@@ -1564,15 +1870,22 @@ fn overlay_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<RouteEnt
             continue;
         }
         table.push(overlay_entry(star.cidr, att, &star.interface));
-        // wg-quick routes every peer's AllowedIPs into the interface.
+        // wg-quick routes every peer's AllowedIPs into the interface, unless
+        // a route on the interface already covers the prefix (`ip route
+        // show dev wg0 match PREFIX`).
         let peers: Vec<HostId> = if h == star.hub {
             star.workers.clone()
         } else {
             vec![star.hub]
         };
         for p in peers {
-            for net in star.allowed_ips.get(&p).into_iter().flatten() {
-                table.push(overlay_entry(*net, att, &star.interface));
+            for net in star_allowed_ips(t, plan, StarId(i as u32), h, p) {
+                let covered = table
+                    .iter()
+                    .any(|r| r.dev == star.interface && r.prefix.contains(&net.trunc()));
+                if !covered {
+                    table.push(overlay_entry(net, att, &star.interface));
+                }
             }
         }
     }
@@ -1622,19 +1935,13 @@ fn overlay_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<RouteEnt
                         table.push(overlay_entry(IpNet::V4(n), att, vpnsim_plan::CLIENT_DEVICE));
                     }
                 }
-                let node = t.host(profile.node);
                 let underlay_default = table
                     .iter()
                     .rev()
                     .find(|r| !r.overlay && r.prefix.prefix_len() == 0 && r.prefix.addr().is_ipv4())
                     .map(|r| (r.action.clone(), r.dev.clone()));
-                let node_addr = node.public_address.map(IpAddr::V4).or_else(|| {
-                    plan.host_addresses(profile.node)
-                        .find(|a| {
-                            matches!(a.attachment, Attachment::Link(_)) && a.address.is_ipv4()
-                        })
-                        .map(|a| a.address)
-                });
+                // The host route goes to the address the client connected to.
+                let node_addr = node_address(t, profile).filter(IpAddr::is_ipv4);
                 let default = host_default(t, plan, h);
                 if let (Some(addr), Some((action, dev))) = (node_addr, underlay_default.or(default))
                 {
@@ -2083,6 +2390,389 @@ mod tests {
     const HUB_SPOKE: &str = include_str!("testdata/hub_spoke.toml");
     const STAR: &str = include_str!("testdata/star.toml");
 
+    // -----------------------------------------------------------------
+    // Regressions found by the simulator property (sim/tests/sim/props.rs):
+    // the static model against the rendered files run in the simulator.
+    // -----------------------------------------------------------------
+
+    /// `a`, `b` and `c` on the internet; `b` and `c` also on a leased line.
+    const WAN: &str = r#"
+[scenario]
+name = "wan"
+seed = 1
+[links.internet]
+kind = "wan"
+[links.lan]
+kind = "lan"
+cidr = "192.168.250.0/24"
+[sites.road]
+kind = "roaming"
+[hosts.a]
+site = "road"
+interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.1" }]
+[hosts.b]
+site = "road"
+interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.2" }, { name = "eth1", link = "lan", address = "192.168.250.2" }]
+[hosts.c]
+site = "road"
+interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { name = "eth1", link = "lan", address = "192.168.250.3" }]
+"#;
+
+    fn trace(text: &str, from: &str, to: &str, via: Option<&str>) -> Trace {
+        let s = load("t.toml", text);
+        let planned = vpnsim_plan::plan(&s);
+        let via = via.map(|v| {
+            (0..s.topology.stars.len())
+                .map(|i| OverlayId::Star(StarId(i as u32)))
+                .chain(
+                    (0..s.topology.openvpn.len()).map(|i| OverlayId::OpenVpn(OpenVpnId(i as u32))),
+                )
+                .find(|o| s.topology.overlay_name(*o) == v)
+                .unwrap_or_else(|| panic!("no overlay {v}"))
+        });
+        trace_between(&s.topology, &planned.plan, from, to, via)
+            .unwrap_or_else(|| panic!("no trace"))
+    }
+
+    /// An OpenVPN deployment on WAN: `c` is the node, `a` its client.
+    fn openvpn(record: &str, default_gateway: bool) -> String {
+        format!(
+            "{WAN}[openvpn.vpn]\ncontroller = \"c\"\n[openvpn.vpn.profiles.p]\nprofile_number = 1\ndisplay_name = \"P\"\nnode = \"c\"\nhost_name = \"vpn.example.net\"\nrange = \"10.8.0.0/24\"\ndefault_gateway = {default_gateway}\nnat = [\"IPv4\"]\n[[openvpn.vpn.clients]]\nhost = \"a\"\nprofile = \"p\"\n[dns.\"vpn.example.net\"]\na = [\"{record}\"]\n"
+        )
+    }
+
+    #[test]
+    fn an_openvpn_node_drops_what_a_client_sends_from_another_address() {
+        // b pings a on the internet; a answers from 203.0.113.1 into its
+        // tunnel (def1), and the node takes only 10.8.0.x from a.
+        let t = trace(&openvpn("203.0.113.3", true), "b", "a", None);
+        assert!(!t.delivered, "{t:?}");
+        let reason = t.reason.unwrap_or_default();
+        assert!(reason.contains("MULTI: bad source address"), "{reason}");
+        // Without def1 the answer does not enter the tunnel.
+        assert!(trace(&openvpn("203.0.113.3", false), "b", "a", None).delivered);
+    }
+
+    #[test]
+    fn openvpn_clients_dial_the_address_their_host_name_resolves_to() {
+        // The node is on the internet at 203.0.113.3, but its name points
+        // elsewhere: the client never connects.
+        let t = trace(&openvpn("192.0.2.99", false), "a", "c", Some("vpn"));
+        assert!(!t.delivered, "{t:?}");
+        assert!(trace(&openvpn("203.0.113.3", false), "a", "c", Some("vpn")).delivered);
+    }
+
+    #[test]
+    fn an_openvpn_client_that_is_not_connected_has_no_vpn_routes() {
+        // The node's firewall drops the client's connection: no def1
+        // routes while the tunnel is down, a reaches b directly.
+        let text = format!(
+            "{}[firewall.c]\ninput_policy = \"drop\"\n",
+            openvpn("203.0.113.3", true)
+        );
+        let t = trace(&text, "a", "b", None);
+        assert!(t.delivered, "{t:?}");
+        assert_eq!(t.hops, ["a", "internet", "b"]);
+    }
+
+    /// WAN with `d` on the leased line only, and a star: hub `c`,
+    /// workers `a` and `b`.
+    fn star_on_wan(extra: &str, keepalive: bool) -> String {
+        let keepalive = if keepalive {
+            "persistent_keepalive = \"25s\"\n"
+        } else {
+            ""
+        };
+        format!(
+            "{WAN}[hosts.d]\nsite = \"road\"\ninterfaces = [{{ name = \"eth0\", link = \"lan\", address = \"192.168.250.4\" }}]\n[wireguard.wg]\ncidr = \"10.5.0.0/24\"\nhub = \"c\"\nworkers = [\"a\", \"b\"]\n{keepalive}endpoints = {{ c = \"203.0.113.3:51820\" }}\n{extra}"
+        )
+    }
+
+    #[test]
+    fn of_two_equal_prefixes_the_route_installed_first_wins() {
+        // b's static route (ifupdown, at boot) for the overlay's prefix
+        // was there before wg-quick added the interface's.
+        let text = star_on_wan("", true).replace(
+            "{ name = \"eth1\", link = \"lan\", address = \"192.168.250.2\" }]",
+            "{ name = \"eth1\", link = \"lan\", address = \"192.168.250.2\" }]\nroutes = [{ to = \"10.5.0.0/24\", via = \"192.168.250.4\" }]",
+        );
+        let t = trace(&text, "b", "c", Some("wg"));
+        assert_eq!(t.hops, ["b", "d"], "{t:?}");
+        assert!(!t.delivered);
+    }
+
+    #[test]
+    fn workers_send_the_other_members_allowed_ips_through_the_hub() {
+        // 10.9.0.0/24 is behind worker b: worker a routes it into wg0 too,
+        // and accepts it from the hub on the way back.
+        let text = star_on_wan(
+            "[links.back]\nkind = \"lan\"\ncidr = \"10.9.0.0/24\"\n[hosts.e]\nsite = \"road\"\ninterfaces = [{ name = \"eth0\", link = \"back\", address = \"10.9.0.5\" }]\nroutes = [{ to = \"10.5.0.0/24\", via = \"10.9.0.2\" }]\n[wireguard.wg.allowed_ips]\nb = [\"10.9.0.0/24\"]\n",
+            true,
+        )
+        .replace(
+            "{ name = \"eth1\", link = \"lan\", address = \"192.168.250.2\" }]",
+            "{ name = \"eth1\", link = \"lan\", address = \"192.168.250.2\" }, { name = \"eth2\", link = \"back\", address = \"10.9.0.2\" }]\nforwarding = true",
+        )
+        .replacen("site = \"road\"\ninterfaces = [{ name = \"eth0\", link = \"internet\", address = \"203.0.113.3\" }", "site = \"road\"\nforwarding = true\ninterfaces = [{ name = \"eth0\", link = \"internet\", address = \"203.0.113.3\" }", 1);
+        let t = trace(&text, "a", "e", None);
+        assert!(t.delivered, "{t:?}");
+        assert_eq!(t.hops, ["a", "c", "b", "e"]);
+        // wg-quick adds no route a route on the interface covers: the hub's
+        // static route for the overlay still beats the workers' /32s.
+        let text = text.replacen(
+            "forwarding = true\ninterfaces = [{ name = \"eth0\", link = \"internet\", address = \"203.0.113.3\" }, { name = \"eth1\", link = \"lan\", address = \"192.168.250.3\" }]",
+            "forwarding = true\ninterfaces = [{ name = \"eth0\", link = \"internet\", address = \"203.0.113.3\" }, { name = \"eth1\", link = \"lan\", address = \"192.168.250.3\" }]\nroutes = [{ to = \"10.5.0.0/24\", via = \"192.168.250.4\" }]",
+            1,
+        );
+        let t = trace(&text, "c", "b", Some("wg"));
+        assert_eq!(t.hops, ["c", "d"], "{t:?}");
+    }
+
+    #[test]
+    fn a_worker_without_keepalive_is_reachable_only_if_it_sends_into_the_tunnel() {
+        // b's static route shadows the overlay: it never handshakes, so
+        // the hub never learns where it is.
+        let shadow = |keepalive| {
+            star_on_wan("", keepalive).replace(
+                "{ name = \"eth1\", link = \"lan\", address = \"192.168.250.2\" }]",
+                "{ name = \"eth1\", link = \"lan\", address = \"192.168.250.2\" }]\nroutes = [{ to = \"10.5.0.0/24\", via = \"192.168.250.4\" }]",
+            )
+        };
+        let t = trace(&shadow(false), "c", "b", Some("wg"));
+        assert!(!t.delivered);
+        assert!(
+            t.reason
+                .clone()
+                .unwrap_or_default()
+                .contains("persistent_keepalive"),
+            "{t:?}"
+        );
+        // With keepalive the request gets there (the answer takes the
+        // static route and is lost at d).
+        let t = trace(&shadow(true), "c", "b", Some("wg"));
+        assert_eq!(t.hops, ["c", "b"], "{t:?}");
+        // A worker whose overlay route is its own handshakes on its first packet.
+        assert!(trace(&star_on_wan("", false), "c", "b", Some("wg")).delivered);
+    }
+
+    #[test]
+    fn the_source_dest_check_applies_on_the_instance_interface_only() {
+        // The hub is a cloud instance with the check on: worker-to-worker
+        // traffic crosses its interface encrypted, to and from itself.
+        let text = format!(
+            "{WAN}[sites.vpc]\nkind = \"cloud-vpc\"\ncidrs = [\"10.1.0.0/16\"]\nuplink = \"internet\"\n[subnets.vpc-a]\nsite = \"vpc\"\ncidr = \"10.1.0.0/24\"\n[hosts.hub]\nsite = \"vpc\"\nforwarding = true\npublic_address = \"198.18.0.1\"\ninterfaces = [{{ name = \"eth0\", subnet = \"vpc-a\", address = \"10.1.0.10\" }}]\n[wireguard.wg]\ncidr = \"10.5.0.0/24\"\nhub = \"hub\"\nworkers = [\"a\", \"b\"]\npersistent_keepalive = \"25s\"\nendpoints = {{ hub = \"198.18.0.1:51820\" }}\n"
+        );
+        let t = trace(&text, "a", "b", Some("wg"));
+        assert!(t.delivered, "{t:?}");
+        assert_eq!(t.hops, ["a", "hub", "b"]);
+        // An OpenVPN node in the VPC masquerades its clients: what it sends
+        // is from itself, and the answers come back addressed to it.
+        let text = format!(
+            "{text}[openvpn.vpn]\ncontroller = \"hub\"\n[openvpn.vpn.profiles.p]\nprofile_number = 1\ndisplay_name = \"P\"\nnode = \"hub\"\nhost_name = \"vpn.example.net\"\nrange = \"10.8.0.0/24\"\nnat = [\"IPv4\"]\n[[openvpn.vpn.clients]]\nhost = \"c\"\nprofile = \"p\"\n[dns.\"vpn.example.net\"]\na = [\"198.18.0.1\"]\n[hosts.inner]\nsite = \"vpc\"\ninterfaces = [{{ name = \"eth0\", subnet = \"vpc-a\", address = \"10.1.0.20\" }}]\n"
+        );
+        let t = trace(&text, "c", "inner", None);
+        assert!(t.delivered, "{t:?}");
+        assert_eq!(t.hops, ["c", "hub", "inner"]);
+    }
+
+    #[test]
+    fn a_static_route_may_use_a_gateway_on_a_wan_link() {
+        // The wan's default route is on-link, so any address on it is a
+        // valid gateway.
+        let text = WAN
+            .replacen(
+                "address = \"203.0.113.1\" }]",
+                "address = \"203.0.113.1\" }]\nroutes = [{ to = \"192.168.250.0/24\", via = \"203.0.113.3\" }]",
+                1,
+            )
+            .replacen(
+                "[hosts.c]\nsite = \"road\"\n",
+                "[hosts.c]\nsite = \"road\"\nforwarding = true\n",
+                1,
+            );
+        let t = trace(&text, "a", "b", None);
+        assert!(t.delivered, "{t:?}");
+        // b's first address is on the internet; aim at its lan address.
+        let s = load("t.toml", &text);
+        let planned = vpnsim_plan::plan(&s);
+        let engine = Engine::new(&s.topology, &planned.plan);
+        let a = s.topology.host_id("a").unwrap_or_else(|| panic!("a"));
+        let t = engine.flow(
+            a,
+            "192.168.250.2".parse().unwrap_or_else(|e| panic!("{e}")),
+            Probe::PING,
+        );
+        assert!(t.delivered, "{t:?}");
+        assert_eq!(t.hops, ["a", "c", "b"]);
+    }
+
+    #[test]
+    fn a_static_route_without_dev_leaves_by_the_interface_of_its_gateway() {
+        // a's route to c's back link has no dev: the kernel takes the
+        // leased line, so a speaks from its address there, which c can
+        // answer (c is not on the internet).
+        let text = format!(
+            "{}[links.back]\nkind = \"lan\"\ncidr = \"10.9.0.0/24\"\n",
+            WAN.replacen(
+                "address = \"203.0.113.1\" }]",
+                "address = \"203.0.113.1\" }, { name = \"eth1\", link = \"lan\", address = \"192.168.250.1\" }]\nroutes = [{ to = \"10.9.0.0/24\", via = \"192.168.250.3\" }]",
+                1,
+            )
+            .replacen(
+                "interfaces = [{ name = \"eth0\", link = \"internet\", address = \"203.0.113.3\" }, { name = \"eth1\", link = \"lan\", address = \"192.168.250.3\" }]",
+                "interfaces = [{ name = \"eth1\", link = \"lan\", address = \"192.168.250.3\" }, { name = \"eth2\", link = \"back\", address = \"10.9.0.3\" }]",
+                1,
+            )
+        );
+        let s = load("t.toml", &text);
+        let planned = vpnsim_plan::plan(&s);
+        let engine = Engine::new(&s.topology, &planned.plan);
+        let a = s.topology.host_id("a").unwrap_or_else(|| panic!("a"));
+        let t = engine.flow(
+            a,
+            "10.9.0.3".parse().unwrap_or_else(|e| panic!("{e}")),
+            Probe::PING,
+        );
+        assert!(t.delivered, "{t:?}");
+        assert_eq!(t.seen_source, "192.168.250.1".parse().ok());
+    }
+
+    #[test]
+    fn a_host_on_two_wan_links_reaches_each_neighbour_by_its_link() {
+        let text = format!(
+            "{}[links.isp-b]\nkind = \"wan\"\n[hosts.e]\nsite = \"road\"\ninterfaces = [{{ name = \"eth0\", link = \"isp-b\", address = \"192.0.2.5\" }}]\n",
+            WAN.replacen(
+                "address = \"203.0.113.1\" }]",
+                "address = \"203.0.113.1\" }, { name = \"eth1\", link = \"isp-b\", address = \"192.0.2.1\" }]",
+                1,
+            )
+        );
+        let t = trace(&text, "a", "e", None);
+        assert!(t.delivered, "{t:?}");
+        assert_eq!(t.hops, ["a", "isp-b", "e"]);
+        assert!(trace(&text, "a", "b", None).delivered);
+    }
+
+    #[test]
+    fn the_firewall_sees_the_interface_a_packet_arrives_on_at_the_receiver() {
+        // b sends from its eth1; c's end of the leased line is eth2, and
+        // c trusts only an eth1 it does not have.
+        let text = format!(
+            "{}[firewall.c]\ninput_policy = \"reject\"\ntrusted_interfaces = [\"eth1\"]\n",
+            WAN.replacen(
+                "{ name = \"eth1\", link = \"lan\", address = \"192.168.250.3\" }",
+                "{ name = \"eth2\", link = \"lan\", address = \"192.168.250.3\" }",
+                1,
+            )
+        );
+        let s = load("t.toml", &text);
+        let planned = vpnsim_plan::plan(&s);
+        let engine = Engine::new(&s.topology, &planned.plan);
+        let b = s.topology.host_id("b").unwrap_or_else(|| panic!("b"));
+        let t = engine.flow(
+            b,
+            "192.168.250.3".parse().unwrap_or_else(|e| panic!("{e}")),
+            Probe::PING,
+        );
+        assert!(!t.delivered, "{t:?}");
+        assert!(t.reason.unwrap_or_default().contains("does not admit"));
+    }
+
+    #[test]
+    fn site_routers_do_no_nat_loopback() {
+        // y leaves masqueraded, reaches x's elastic IP from outside; x's
+        // answer goes to the router's own public address from inside.
+        let text = format!(
+            "{WAN}[sites.home]\nkind = \"home\"\ncidrs = [\"10.1.0.0/16\"]\nuplink = \"internet\"\nnat_address = \"198.51.100.1\"\n[subnets.lan-a]\nsite = \"home\"\ncidr = \"10.1.0.0/24\"\n[hosts.x]\nsite = \"home\"\npublic_address = \"198.18.0.1\"\ninterfaces = [{{ name = \"eth0\", subnet = \"lan-a\", address = \"10.1.0.10\" }}]\n[hosts.y]\nsite = \"home\"\ninterfaces = [{{ name = \"eth0\", subnet = \"lan-a\", address = \"10.1.0.11\" }}]\n"
+        );
+        let s = load("t.toml", &text);
+        let planned = vpnsim_plan::plan(&s);
+        let engine = Engine::new(&s.topology, &planned.plan);
+        let y = s.topology.host_id("y").unwrap_or_else(|| panic!("y"));
+        let t = engine.flow(
+            y,
+            "198.18.0.1".parse().unwrap_or_else(|e| panic!("{e}")),
+            Probe::PING,
+        );
+        assert!(!t.delivered, "{t:?}");
+        assert!(t.reason.unwrap_or_default().contains("NAT loopback"));
+        // From outside, the same masquerade works.
+        assert!(trace(&text, "y", "a", None).delivered);
+    }
+
+    #[test]
+    fn an_ipsec_deployment_with_auto_add_on_both_ends_never_comes_up() {
+        let text = HUB_SPOKE.replace(
+            "gateways = [\"vpn-sydney\", \"vpn-eu\"]",
+            "gateways = [\"vpn-sydney\", \"vpn-eu\"]\nauto = \"add\"",
+        );
+        let t = trace(&text, "app-sydney", "build", None);
+        assert!(!t.delivered, "{t:?}");
+        assert!(t.reason.unwrap_or_default().contains("neither initiates"));
+    }
+
+    #[test]
+    fn an_ipsec_responder_takes_the_initiator_only_at_its_conn_address() {
+        // Sydney's gateway loses its elastic IP and leaves through a NAT
+        // gateway: Virginia's conn names it by its private address, and
+        // its IKE packets come from the NAT address.
+        let text = HUB_SPOKE
+            .replace(
+                "source_dest_check = false\npublic_address = \"198.51.100.2\"\n",
+                "source_dest_check = false\n",
+            )
+            .replace(
+                "cidrs = [\"12.11.0.0/16\"]\nuplink = \"internet\"",
+                "cidrs = [\"12.11.0.0/16\"]\nuplink = \"internet\"\nnat_address = \"198.51.100.20\"",
+            );
+        let t = trace(&text, "app-sydney", "build", None);
+        assert!(!t.delivered, "{t:?}");
+        assert!(
+            t.reason
+                .clone()
+                .unwrap_or_default()
+                .contains("no conn for that peer"),
+            "{t:?}"
+        );
+        // EU keeps its elastic IP and its tunnel.
+        assert!(trace(&text, "app-eu", "build", None).delivered);
+    }
+
+    #[test]
+    fn a_peervpn_member_answers_from_the_address_routing_picks() {
+        // x dials y at y's first address (other subnet, through the
+        // router); y answers from its address on x's subnet, which x did
+        // not dial: PeerVPN's unbound socket, no session.
+        let text = "[scenario]\nname = \"mesh\"\nseed = 1\n[sites.dc]\nkind = \"datacenter\"\ncidrs = [\"10.2.0.0/16\"]\n[subnets.n0]\nsite = \"dc\"\ncidr = \"10.2.0.0/24\"\n[subnets.n1]\nsite = \"dc\"\ncidr = \"10.2.1.0/24\"\n[hosts.x]\nsite = \"dc\"\ninterfaces = [{ name = \"eth0\", subnet = \"n1\", address = \"10.2.1.10\" }]\n[hosts.y]\nsite = \"dc\"\ninterfaces = [{ name = \"eth0\", subnet = \"n0\", address = \"10.2.0.11\" }, { name = \"eth1\", subnet = \"n1\", address = \"10.2.1.11\" }]\n[mesh.m]\nnetwork_name = \"mgmt\"\ncidr = \"10.201.0.0/24\"\nmembers = [{ host = \"x\", init_peers = [\"y\"] }, { host = \"y\" }]\n";
+        let s = load("t.toml", text);
+        let planned = vpnsim_plan::plan(&s);
+        let t = trace_between(
+            &s.topology,
+            &planned.plan,
+            "x",
+            "y",
+            Some(OverlayId::Mesh(MeshId(0))),
+        )
+        .unwrap_or_else(|| panic!("no trace"));
+        assert!(!t.delivered, "{t:?}");
+        // Dialled at the address on its own subnet, y answers from it.
+        let text = text.replace(
+            "[{ name = \"eth0\", subnet = \"n0\", address = \"10.2.0.11\" }, { name = \"eth1\", subnet = \"n1\", address = \"10.2.1.11\" }]",
+            "[{ name = \"eth1\", subnet = \"n1\", address = \"10.2.1.11\" }, { name = \"eth0\", subnet = \"n0\", address = \"10.2.0.11\" }]",
+        );
+        let s = load("t.toml", &text);
+        let planned = vpnsim_plan::plan(&s);
+        let t = trace_between(
+            &s.topology,
+            &planned.plan,
+            "x",
+            "y",
+            Some(OverlayId::Mesh(MeshId(0))),
+        )
+        .unwrap_or_else(|| panic!("no trace"));
+        assert!(t.delivered, "{t:?}");
+    }
+
     #[test]
     fn hub_and_spoke_reaches_the_hub_and_keeps_spokes_apart() {
         let s = load("hub.toml", HUB_SPOKE);
@@ -2205,8 +2895,11 @@ mod tests {
         let planned = vpnsim_plan::plan(&s);
         let trace = trace_between(&s.topology, &planned.plan, "worker-2", "printer", None)
             .unwrap_or_else(|| panic!("no trace"));
-        // worker-2's only peer (the hub) allows only the overlay: the LAN is not routed into wg0.
+        // worker-2's hub peer allows worker-3's LAN too (the hub forwards
+        // it), so the request gets there; the printer's answer to
+        // worker-2's overlay address has no route back.
         assert!(!trace.delivered);
+        assert_eq!(trace.hops, ["worker-2", "leader", "worker-3", "printer"]);
         let trace = trace_between(&s.topology, &planned.plan, "leader", "printer", None)
             .unwrap_or_else(|| panic!("no trace"));
         // The printer's reply has no route back to the leader's overlay address.

@@ -72,7 +72,11 @@
 //!   it, and after [`Device::stop`], everything is dropped as "down".
 //! - `Action::Transmit` packets have an **unspecified source address**
 //!   (`0.0.0.0` or `::`, of the endpoint's family): the engine picks the
-//!   source from its routing table, as the kernel does for the socket. The
+//!   source from its routing table, as the kernel does for the socket;
+//!   except towards an endpoint learnt from the peer's datagrams: then the
+//!   source is the local address those were sent to, as the kernel caches
+//!   it with the endpoint (`endpoint.src4`/`src6`), so a multi-homed host
+//!   answers from the address it was reached at. The
 //!   source port is the listen port, the destination the peer's endpoint.
 //!   TTL is 64 and DF is clear (the kernel's UDP tunnel socket sets no DF).
 //! - `receive` takes the UDP datagram as it arrives (`packet.src` and the
@@ -419,6 +423,11 @@ struct PeerState {
     conf_endpoint: Option<SocketAddr>,
     /// Current (roamed) endpoint.
     endpoint: Option<SocketAddr>,
+    /// The local address the last authenticated datagram from the peer was
+    /// sent to: the kernel caches it with the endpoint (`endpoint.src4`)
+    /// and sends from it, whatever interface the route leaves by. `None`
+    /// for a configured endpoint not heard from yet.
+    endpoint_src: Option<IpAddr>,
     persistent_keepalive: u16,
 
     /// Our pending initiation's local index.
@@ -448,6 +457,7 @@ impl PeerState {
             allowed_ips: Vec::new(),
             conf_endpoint: None,
             endpoint: None,
+            endpoint_src: None,
             persistent_keepalive: 0,
             handshake: None,
             last_sent_handshake: None,
@@ -508,6 +518,7 @@ impl PeerState {
         self.need_another_keepalive = false;
         self.sent_lastminute_handshake = false;
         self.endpoint = self.conf_endpoint;
+        self.endpoint_src = None;
     }
 
     fn name(&self) -> String {
@@ -620,6 +631,7 @@ impl Device {
                 p.psk = PskId::of(peer.preshared_key.as_ref());
                 p.conf_endpoint = endpoint;
                 p.endpoint = endpoint;
+                p.endpoint_src = None;
                 p.persistent_keepalive = peer.persistent_keepalive.unwrap_or(0);
             }
         }
@@ -715,8 +727,15 @@ impl Device {
                     let reply = Message::CookieReply(CookieReply {
                         receiver_index: sender_index,
                     });
-                    out.push(Action::Transmit(udp_packet(self.listen_port, from, reply)));
-                    self.handshake_queue.pop_front();
+                    // Answered from the address the initiation came to.
+                    if let Some(p) = self.handshake_queue.pop_front() {
+                        out.push(Action::Transmit(udp_packet(
+                            self.listen_port,
+                            Some(p.dst),
+                            from,
+                            reply,
+                        )));
+                    }
                     continue;
                 }
                 Some(_) => INITIATION_CPU,
@@ -754,6 +773,16 @@ impl Device {
             }
         }
         self.pump_handshakes(now, out);
+    }
+
+    /// The host's addresses changed: cached endpoint sources may no longer
+    /// be local. The kernel then fails the route lookup with the cached
+    /// source, clears it and lets routing pick; the engine calls this so
+    /// the next datagrams leave from an address the host has.
+    pub fn forget_local_sources(&mut self) {
+        for p in self.peers.values_mut() {
+            p.endpoint_src = None;
+        }
     }
 
     /// `wg show`: every peer in configuration order.
@@ -960,6 +989,7 @@ impl Device {
         if let Some(e) = endpoint {
             p.conf_endpoint = Some(e);
             p.endpoint = Some(e);
+            p.endpoint_src = None;
         }
         if let Some(k) = psk {
             p.psk = PskId::of(k.as_ref());
@@ -1113,7 +1143,12 @@ impl Device {
             return;
         };
         p.tx_bytes += u64::from(msg.wire_len());
-        out.push(Action::Transmit(udp_packet(port, endpoint, msg)));
+        out.push(Action::Transmit(udp_packet(
+            port,
+            p.endpoint_src,
+            endpoint,
+            msg,
+        )));
     }
 
     /// Kernel `wg_packet_send_queued_handshake_initiation`.
@@ -1210,7 +1245,12 @@ impl Device {
             });
             kp.send_counter += 1;
             p.tx_bytes += u64::from(msg.wire_len());
-            out.push(Action::Transmit(udp_packet(port, endpoint, msg)));
+            out.push(Action::Transmit(udp_packet(
+                port,
+                p.endpoint_src,
+                endpoint,
+                msg,
+            )));
         }
         any_authenticated_packet_traversal(p, now, out);
         p.disarm(TimerKind::SendKeepalive); // any authenticated packet sent
@@ -1271,6 +1311,7 @@ impl Device {
             return;
         };
         p.endpoint = Some(from);
+        p.endpoint_src = Some(packet.dst);
         p.rx_bytes += u64::from(MESSAGE_INITIATION_LEN);
         p.disarm(TimerKind::NewHandshake); // any authenticated packet received
         any_authenticated_packet_traversal(p, now, out);
@@ -1361,6 +1402,7 @@ impl Device {
             return;
         }
         p.endpoint = Some(from);
+        p.endpoint_src = Some(packet.dst);
         p.rx_bytes += u64::from(MESSAGE_RESPONSE_LEN);
         p.disarm(TimerKind::NewHandshake);
         any_authenticated_packet_traversal(p, now, out);
@@ -1476,6 +1518,7 @@ impl Device {
         }
         p.rx_bytes += u64::from(m.wire_len_of());
         p.endpoint = Some(from);
+        p.endpoint_src = Some(packet.dst);
         if slot == 2 {
             // The initiator used the session: the responder confirms it.
             let next = p.next.take();
@@ -1557,11 +1600,14 @@ fn dropped(packet: &Packet, reason: String) -> Action {
     }
 }
 
-fn udp_packet(src_port: u16, to: SocketAddr, msg: Message) -> Packet {
-    let src = match to {
+fn udp_packet(src_port: u16, src: Option<IpAddr>, to: SocketAddr, msg: Message) -> Packet {
+    let unspecified = match to {
         SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
     };
+    let src = src
+        .filter(|s| s.is_ipv4() == to.is_ipv4())
+        .unwrap_or(unspecified);
     Packet {
         src,
         dst: to.ip(),
@@ -1992,7 +2038,10 @@ mod tests {
             for action in actions {
                 match action {
                     Action::Transmit(mut p) => {
-                        assert!(p.src.is_unspecified(), "the engine picks the source");
+                        assert!(
+                            p.src.is_unspecified() || p.src == self.nodes[i].addr,
+                            "the engine picks the source, or it is where the peer's datagrams came to"
+                        );
                         p.src = self.nodes[i].addr;
                         self.nodes[i].sent.push((self.now, p.clone()));
                         let to = self.nodes.iter().position(|n| n.addr == p.dst);
@@ -2151,7 +2200,7 @@ mod tests {
         // An 84-byte ping pads to 96: 16 + 96 + 16.
         assert_eq!(data(Some(ping("10.5.4.1", "10.5.4.2", 1))).wire_len(), 128);
         // On the underlay: IPv4 20 + UDP 8 + message.
-        let packet = udp_packet(55820, sock("203.0.113.1:55820"), init);
+        let packet = udp_packet(55820, None, sock("203.0.113.1:55820"), init);
         assert_eq!(packet.wire_len(), 176);
         assert!(packet.src.is_unspecified() && !packet.dont_fragment);
     }
@@ -2608,6 +2657,7 @@ mod tests {
         // The office gets a new public address: the next keepalive moves
         // the endpoint and the hub follows.
         net.nodes[1].addr = ip("198.51.100.99");
+        net.nodes[1].dev.forget_local_sources();
         net.run_until(at(30.0));
         assert_eq!(
             net.nodes[0].dev.peers()[2].endpoint,
@@ -2683,6 +2733,7 @@ mod tests {
     fn initiation(dev: &Device, i: usize, key: PublicKey, has_cookie: bool) -> Packet {
         udp_packet(
             55820,
+            None,
             SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i as u32)), 55820),
             Message::HandshakeInitiation(Initiation {
                 sender_index: i as u32,
