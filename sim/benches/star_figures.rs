@@ -84,13 +84,34 @@ fn star(workers: usize, seconds: u64) {
         (s + u64::from(p.sent), a + u64::from(p.answered))
     });
     assert!(answered > 0, "no ping was answered");
+    // When the pings that went unanswered were sent: every host boots at
+    // 0 s, so the first seconds carry the handshake burst (cookie replies
+    // when the hub's handshake queue is long).
+    let lost_after_10s = result
+        .probes
+        .iter()
+        .flat_map(|p| &p.samples)
+        .filter(|s| s.reply.is_none() && s.sent.0 >= 10_000_000_000)
+        .count();
+    let mut drops: Vec<(&String, &u64)> = result.drops.iter().collect();
+    drops.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let top: Vec<String> = drops
+        .iter()
+        .take(3)
+        .map(|(reason, n)| format!("{n} {reason}"))
+        .collect();
     println!(
-        "WireGuard star, {workers} workers, {seconds} s simulated: wall {wall:.2} s, {:.0}x real time, {} events ({:.0}/s), {} probes, pings {answered}/{sent} answered, peak rss {}",
+        "WireGuard star, {workers} workers, {seconds} s simulated: wall {wall:.2} s, {:.0}x real time, {} events ({:.0}/s), {} probes, pings {answered}/{sent} answered ({lost_after_10s} lost after 10 s), peak rss {}; top drops: {}",
         seconds as f64 / wall,
         result.events_run,
         result.events_run as f64 / wall,
         result.probes.len(),
-        peak_rss()
+        peak_rss(),
+        if top.is_empty() {
+            "none".to_string()
+        } else {
+            top.join("; ")
+        }
     );
 }
 

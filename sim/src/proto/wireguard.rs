@@ -440,6 +440,11 @@ struct PeerState {
     next: Option<Keypair>,
     staged: VecDeque<Staged>,
     timers: [Option<Instant>; 6],
+    /// The wake-up asked of the engine per timer and not delivered yet.
+    /// Moving a deadline later asks for nothing: the wake-up finds the
+    /// deadline later and asks again. Data packets re-arm timers all the
+    /// time; this keeps the engine's work per packet small.
+    requested: [Option<Instant>; 6],
     need_another_keepalive: bool,
     sent_lastminute_handshake: bool,
     last_handshake: Option<Instant>,
@@ -468,6 +473,7 @@ impl PeerState {
             next: None,
             staged: VecDeque::new(),
             timers: [None; 6],
+            requested: [None; 6],
             need_another_keepalive: false,
             sent_lastminute_handshake: false,
             last_handshake: None,
@@ -477,11 +483,15 @@ impl PeerState {
     }
 
     fn arm(&mut self, kind: TimerKind, at: Instant, out: &mut Vec<Action>) {
-        self.timers[kind as usize] = Some(at);
-        out.push(Action::Timer {
-            at,
-            token: token(self.id, kind),
-        });
+        let k = kind as usize;
+        self.timers[k] = Some(at);
+        if self.requested[k].is_none_or(|r| at < r) {
+            self.requested[k] = Some(at);
+            out.push(Action::Timer {
+                at,
+                token: token(self.id, kind),
+            });
+        }
     }
 
     fn disarm(&mut self, kind: TimerKind) {
@@ -515,6 +525,7 @@ impl PeerState {
         self.next = None;
         self.staged.clear();
         self.timers = [None; 6];
+        self.requested = [None; 6];
         self.need_another_keepalive = false;
         self.sent_lastminute_handshake = false;
         self.endpoint = self.conf_endpoint;
@@ -1748,9 +1759,16 @@ impl Model for Device {
         let Some(p) = self.peers.get_mut(&id) else {
             return out;
         };
+        p.requested[kind as usize] = None;
         match p.timers[kind as usize] {
             Some(at) if at <= now => p.timers[kind as usize] = None,
-            _ => return out, // moved or cancelled since
+            Some(at) => {
+                // Moved later since: wake up then.
+                p.requested[kind as usize] = Some(at);
+                out.push(Action::Timer { at, token });
+                return out;
+            }
+            None => return out, // cancelled since
         }
         match kind {
             TimerKind::RetransmitHandshake => {
@@ -1966,6 +1984,8 @@ mod tests {
         addr: IpAddr,
         down: bool,
         timers: BTreeMap<u64, Instant>,
+        /// Timer actions the device asked for.
+        timer_requests: usize,
         sent: Vec<(Instant, Packet)>,
         delivered: Vec<(Instant, Packet)>,
         drops: Vec<(Instant, String)>,
@@ -2019,6 +2039,7 @@ mod tests {
                         addr: ip(addr),
                         down: true,
                         timers: BTreeMap::new(),
+                        timer_requests: 0,
                         sent: Vec::new(),
                         delivered: Vec::new(),
                         drops: Vec::new(),
@@ -2057,6 +2078,7 @@ mod tests {
                     Action::Timer { at, token } => {
                         assert!(at >= self.now);
                         self.nodes[i].timers.insert(token, at);
+                        self.nodes[i].timer_requests += 1;
                     }
                     Action::Drop { reason, .. } => self.nodes[i].drops.push((self.now, reason)),
                     Action::Log(text) => self.nodes[i].logs.push((self.now, text)),
@@ -2570,6 +2592,42 @@ mod tests {
         // They keep the hub's session alive without the hub sending.
         assert_eq!(net.nodes[0].sent_kinds().len(), 1);
         assert!(net.nodes[0].drops.is_empty());
+    }
+
+    #[test]
+    fn moving_a_timer_later_asks_the_engine_for_nothing_and_keepalives_stay_on_time() {
+        let mut net = star(&["node1", "node2"], |_, _| {});
+        net.start(0);
+        net.start(1);
+        net.run_until(at(1.0));
+        let before = net.nodes[1].timer_requests;
+        // A ping a second for a minute: every packet pushes the persistent
+        // keepalive 25 s later.
+        for i in 0..60u16 {
+            net.run_until(at(1.0 + f64::from(i)));
+            net.send(1, ping("10.5.4.2", "10.5.4.1", i));
+        }
+        net.run_until(at(120.0));
+        let asked = net.nodes[1].timer_requests - before;
+        assert!(
+            asked < 30,
+            "{asked} timer requests for 60 pings and their replies"
+        );
+        // The persistent keepalive still goes 25 s after the last
+        // authenticated packet either way: the hub's passive keepalive,
+        // 10 s after the last ping, arriving 30 ms after it left.
+        let hub_last = net.nodes[0].sent_of("keepalive").last().copied();
+        let late: Vec<Instant> = net.nodes[1]
+            .sent_of("keepalive")
+            .into_iter()
+            .filter(|t| *t > at(61.0))
+            .collect();
+        let expected = hub_last.map(|h| h + Span::millis(30) + Span::secs(25));
+        assert_eq!(
+            late.first().copied(),
+            expected,
+            "{late:?} after {hub_last:?}"
+        );
     }
 
     #[test]
