@@ -23,12 +23,14 @@
 //! - [`stack`]: each host's own smoltcp TCP/IP stack and the measurement
 //!   applications on it (ping, connect test, UDP, bulk transfer, services).
 //! - [`probe`]: probes and bulk transfers, their samples and evidence.
+//! - [`carrier`]: OpenVPN over TCP on the hosts' stacks.
 //! - [`run`]: the public entry point [`run::run`], the timeline,
 //!   expectations and the [`run::RunResult`].
 //!
 //! Architecture invariant: no wall clock, no unseeded randomness, no IO;
 //! hosts are built from rendered files parsed back, never from the model.
 
+pub mod carrier;
 pub mod engine;
 pub mod host;
 pub mod load;

@@ -260,6 +260,9 @@ pub fn on_app_event(world: &mut World, node: usize, ev: AppEvent) {
                 b.established.get_or_insert(now);
             }
         }
+        AppEvent::StreamUp { .. } | AppEvent::StreamRecord { .. } | AppEvent::StreamDown { .. } => {
+            crate::carrier::on_event(world, node, ev);
+        }
         AppEvent::BulkDelivered { flow, total } => {
             if let Some(b) = world.bulks.get_mut(flow)
                 && b.to_node == node

@@ -72,7 +72,33 @@ pub enum AppEvent {
     /// The receiver of bulk flow `flow` has read `total` bytes after the
     /// cookie.
     BulkDelivered { flow: usize, total: u64 },
+    /// A TCP connection of tunnel model `tunnel` is established (`local`
+    /// as the model knows its end, `peer` the other end).
+    StreamUp {
+        tunnel: usize,
+        local: SocketAddr,
+        peer: SocketAddr,
+    },
+    /// A whole record arrived on it: the message stored under `id`.
+    StreamRecord {
+        tunnel: usize,
+        local: SocketAddr,
+        peer: SocketAddr,
+        id: u64,
+    },
+    /// It was reset, closed by the peer or timed out.
+    StreamDown {
+        tunnel: usize,
+        local: SocketAddr,
+        peer: SocketAddr,
+    },
 }
+
+/// Records a stream holds back before it drops new ones (OpenVPN's
+/// `tcp-queue-limit`, 64 packets).
+pub const STREAM_QUEUE_LIMIT: usize = 64;
+/// Socket buffers of a tunnel's TCP connection.
+const STREAM_BUFFER: usize = 256 * 1024;
 
 /// What a socket is for.
 #[derive(Debug, Clone)]
@@ -106,6 +132,32 @@ enum Role {
         cookie_sent: usize,
         established: bool,
     },
+    /// A listening socket of a tunnel model (OpenVPN `proto tcp-server`).
+    StreamListener {
+        tunnel: usize,
+        port: u16,
+        addr: Option<IpAddr>,
+    },
+    /// A tunnel model's TCP connection carrying length-prefixed records.
+    Stream(Box<Stream>),
+}
+
+/// One TCP connection of a tunnel model.
+#[derive(Debug, Clone)]
+struct Stream {
+    tunnel: usize,
+    /// This end as the model knows it (for a client: the address and
+    /// port it chose; for a server: the address the client connected to).
+    local: Option<SocketAddr>,
+    /// The other end; known at once for a client, at accept for a server.
+    peer: Option<SocketAddr>,
+    up: bool,
+    /// Bytes received and not yet a whole record.
+    rx: Vec<u8>,
+    /// Records waiting for room in the socket's send buffer.
+    pending: VecDeque<Vec<u8>>,
+    /// Bytes of the first pending record already written.
+    written: usize,
 }
 
 /// Who owns a local TCP or UDP port (for ICMP errors and resets).
@@ -194,8 +246,13 @@ pub struct Stack {
     next_port: u32,
     /// Echo request data (zeros), kept to avoid an allocation per ping.
     zeros: Vec<u8>,
+    /// Aborted sockets whose reset has yet to go out.
+    closing: Vec<SocketHandle>,
     /// The wake-up queued for this stack, if any.
     pub wake: Option<Instant>,
+    /// Which stack of the run this is (wake-ups of an earlier life of the
+    /// host are ignored).
+    pub serial: u64,
 }
 
 impl std::fmt::Debug for Stack {
@@ -247,7 +304,9 @@ impl Stack {
             pingers: BTreeMap::new(),
             next_port: (seed % u64::from(EPHEMERAL.1 - EPHEMERAL.0)) as u32,
             zeros: Vec::new(),
+            closing: Vec::new(),
             wake: None,
+            serial: 0,
         }
     }
 
@@ -262,6 +321,9 @@ impl Stack {
         let mut out = Polled::default();
         for _ in 0..MAX_ROUNDS {
             self.iface.poll(smol(now), &mut self.dev, &mut self.sockets);
+            for h in std::mem::take(&mut self.closing) {
+                self.sockets.remove(h);
+            }
             let again = self.run_apps(now, &mut out.events);
             out.packets.append(&mut self.dev.tx);
             let due = self
@@ -459,6 +521,144 @@ impl Stack {
         Ok(())
     }
 
+    /// Opens tunnel model `tunnel`'s TCP connection from `bind` (port
+    /// `local.port()`) to `peer`; `local` is that end as the model knows it.
+    pub fn stream_connect(
+        &mut self,
+        tunnel: usize,
+        local: SocketAddr,
+        bind: IpAddr,
+        peer: SocketAddr,
+    ) -> Result<(), String> {
+        let mut socket = stream_socket();
+        socket
+            .connect(
+                self.iface.context(),
+                endpoint(peer),
+                IpListenEndpoint {
+                    addr: Some(IpAddress::from(bind)),
+                    port: local.port(),
+                },
+            )
+            .map_err(|e| format!("connect: {e}"))?;
+        let h = self.sockets.add(socket);
+        self.roles.insert(
+            h,
+            Role::Stream(Box::new(Stream {
+                tunnel,
+                local: Some(local),
+                peer: Some(peer),
+                up: false,
+                rx: Vec::new(),
+                pending: VecDeque::new(),
+                written: 0,
+            })),
+        );
+        Ok(())
+    }
+
+    /// Makes sure tunnel model `tunnel` has a listening socket on `port`
+    /// (bound to `addr`, or every address) for its next client.
+    pub fn stream_listen(&mut self, tunnel: usize, port: u16, addr: Option<IpAddr>) {
+        let listening = self.roles.iter().any(|(h, r)| {
+            matches!(r, Role::StreamListener { tunnel: t, port: p, addr: a } if *t == tunnel && *p == port && *a == addr)
+                && self.sockets.get::<tcp::Socket>(*h).is_listening()
+        });
+        if listening {
+            return;
+        }
+        let mut socket = stream_socket();
+        let at = IpListenEndpoint {
+            addr: addr.map(IpAddress::from),
+            port,
+        };
+        if socket.listen(at).is_ok() {
+            let h = self.sockets.add(socket);
+            self.roles
+                .insert(h, Role::StreamListener { tunnel, port, addr });
+        }
+    }
+
+    /// Whether tunnel model `tunnel` has a connection to `peer` (open or opening).
+    pub fn has_stream(&self, tunnel: usize, peer: SocketAddr) -> bool {
+        self.roles
+            .values()
+            .any(|r| matches!(r, Role::Stream(s) if s.tunnel == tunnel && s.peer == Some(peer)))
+    }
+
+    /// Queues a record of `len` bytes (2-byte length prefix included)
+    /// carrying message `id` on tunnel `tunnel`'s connection to `peer`.
+    /// `Err` when there is no such connection or its queue is full.
+    pub fn stream_send(
+        &mut self,
+        tunnel: usize,
+        peer: SocketAddr,
+        id: u64,
+        len: u32,
+    ) -> Result<(), String> {
+        let stream = self.roles.values_mut().find_map(|r| match r {
+            Role::Stream(s) if s.tunnel == tunnel && s.peer == Some(peer) && s.up => Some(s),
+            _ => None,
+        });
+        let Some(stream) = stream else {
+            return Err(format!("no TCP connection to {peer}"));
+        };
+        if stream.pending.len() >= STREAM_QUEUE_LIMIT {
+            return Err(format!(
+                "TCP send queue to {peer} full (tcp-queue-limit {STREAM_QUEUE_LIMIT})"
+            ));
+        }
+        stream.pending.push_back(record(id, len));
+        Ok(())
+    }
+
+    /// Whether tunnel model `tunnel` has a connection to another peer than `keep`.
+    pub fn has_other_stream(&self, tunnel: usize, keep: Option<SocketAddr>) -> bool {
+        self.roles
+            .values()
+            .any(|r| matches!(r, Role::Stream(s) if s.tunnel == tunnel && s.peer.is_some() && s.peer != keep))
+    }
+
+    /// Aborts tunnel model `tunnel`'s connections except the one to `keep`.
+    pub fn stream_retain(&mut self, tunnel: usize, keep: Option<SocketAddr>) {
+        let stale: Vec<SocketAddr> = self
+            .roles
+            .values()
+            .filter_map(|r| match r {
+                Role::Stream(s) if s.tunnel == tunnel && s.peer != keep => s.peer,
+                _ => None,
+            })
+            .collect();
+        for peer in stale {
+            self.stream_close(Some(tunnel), Some(peer));
+        }
+    }
+
+    /// Aborts tunnel model `tunnel`'s connections (all, or the one to
+    /// `peer`): its process closed them or is gone.
+    pub fn stream_close(&mut self, tunnel: Option<usize>, peer: Option<SocketAddr>) {
+        let gone: Vec<SocketHandle> = self
+            .roles
+            .iter()
+            .filter(|(_, r)| match r {
+                Role::Stream(s) => {
+                    tunnel.is_none_or(|t| t == s.tunnel) && peer.is_none_or(|p| s.peer == Some(p))
+                }
+                Role::StreamListener { tunnel: t, .. } => {
+                    peer.is_none() && tunnel.is_none_or(|x| x == *t)
+                }
+                _ => false,
+            })
+            .map(|(h, _)| *h)
+            .collect();
+        for h in gone {
+            self.sockets.get_mut::<tcp::Socket>(h).abort();
+            self.roles.remove(&h);
+            // The reset goes out at the next poll; the socket is not needed for it.
+            self.closing.push(h);
+        }
+    }
+
     /// Whether a UDP application has `port` (so that the stack, not a
     /// tunnel model, gets datagrams to it).
     pub fn has_udp_port(&self, port: u16) -> bool {
@@ -605,6 +805,25 @@ impl Stack {
                         gone.push((h, None));
                     }
                 }
+                Role::StreamListener { tunnel, .. } => {
+                    let tunnel = *tunnel;
+                    let socket = self.sockets.get::<tcp::Socket>(h);
+                    if !socket.is_listening() {
+                        *role = Role::Stream(Box::new(Stream {
+                            tunnel,
+                            local: None,
+                            peer: None,
+                            up: false,
+                            rx: Vec::new(),
+                            pending: VecDeque::new(),
+                            written: 0,
+                        }));
+                        again |= run_stream(self.sockets.get_mut(h), role, events, &mut gone, h);
+                    }
+                }
+                Role::Stream(_) => {
+                    again |= run_stream(self.sockets.get_mut(h), role, events, &mut gone, h);
+                }
                 Role::BulkSend {
                     flow,
                     port,
@@ -640,6 +859,121 @@ impl Stack {
         }
         again
     }
+}
+
+fn stream_socket() -> tcp::Socket<'static> {
+    let mut socket = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; STREAM_BUFFER]),
+        tcp::SocketBuffer::new(vec![0; STREAM_BUFFER]),
+    );
+    socket.set_congestion_control(tcp::CongestionControl::Cubic);
+    // OpenVPN sets TCP_NODELAY on its TCP sockets (socket.c).
+    socket.set_nagle_enabled(false);
+    socket
+}
+
+/// A record: the 2-byte length OpenVPN puts before each packet on TCP,
+/// then the message id where the ciphertext would start, then zeros.
+fn record(id: u64, len: u32) -> Vec<u8> {
+    let len = (len as usize).clamp(10, usize::from(u16::MAX) + 2);
+    let mut r = vec![0u8; len];
+    r[..2].copy_from_slice(&((len - 2) as u16).to_be_bytes());
+    r[2..10].copy_from_slice(&id.to_be_bytes());
+    r
+}
+
+/// A tunnel's connection: reports it up, writes pending records, reads
+/// whole records, reports it down. True when it gave smoltcp something
+/// to send.
+fn run_stream(
+    socket: &mut tcp::Socket<'static>,
+    role: &mut Role,
+    events: &mut Vec<AppEvent>,
+    gone: &mut Vec<(SocketHandle, Option<(u8, u16)>)>,
+    h: SocketHandle,
+) -> bool {
+    let Role::Stream(stream) = role else {
+        return false;
+    };
+    let mut again = false;
+    if !stream.up && socket.may_send() {
+        let (Some(local), Some(remote)) = (socket.local_endpoint(), socket.remote_endpoint())
+        else {
+            return false;
+        };
+        stream
+            .local
+            .get_or_insert(SocketAddr::new(IpAddr::from(local.addr), local.port));
+        stream
+            .peer
+            .get_or_insert(SocketAddr::new(IpAddr::from(remote.addr), remote.port));
+        stream.up = true;
+        if let (Some(local), Some(peer)) = (stream.local, stream.peer) {
+            events.push(AppEvent::StreamUp {
+                tunnel: stream.tunnel,
+                local,
+                peer,
+            });
+        }
+    }
+    let (Some(local), Some(peer)) = (stream.local, stream.peer) else {
+        // An accepted connection that died before it was up.
+        if socket.state() == tcp::State::Closed {
+            gone.push((h, None));
+        }
+        return false;
+    };
+    while socket.can_recv() {
+        match socket.recv(|data| (data.len(), data.to_vec())) {
+            Ok(bytes) => stream.rx.extend_from_slice(&bytes),
+            Err(_) => break,
+        }
+    }
+    while stream.rx.len() >= 2 {
+        let n = usize::from(u16::from_be_bytes([stream.rx[0], stream.rx[1]]));
+        if stream.rx.len() < 2 + n {
+            break;
+        }
+        let mut id = [0u8; 8];
+        let have = n.min(8);
+        id[..have].copy_from_slice(&stream.rx[2..2 + have]);
+        stream.rx.drain(..2 + n);
+        events.push(AppEvent::StreamRecord {
+            tunnel: stream.tunnel,
+            local,
+            peer,
+            id: u64::from_be_bytes(id),
+        });
+    }
+    while stream.up && socket.can_send() {
+        let Some(front) = stream.pending.front() else {
+            break;
+        };
+        match socket.send_slice(&front[stream.written..]) {
+            Ok(n) if n > 0 => {
+                again = true;
+                stream.written += n;
+                if stream.written == front.len() {
+                    stream.pending.pop_front();
+                    stream.written = 0;
+                }
+            }
+            _ => break,
+        }
+    }
+    let closed = matches!(socket.state(), tcp::State::Closed | tcp::State::TimeWait)
+        || (stream.up && !socket.may_recv());
+    if closed {
+        socket.abort();
+        events.push(AppEvent::StreamDown {
+            tunnel: stream.tunnel,
+            local,
+            peer,
+        });
+        gone.push((h, None));
+        again = true;
+    }
+    again
 }
 
 fn udp_socket() -> udp::Socket<'static> {

@@ -45,8 +45,9 @@ pub enum Ev {
     Probe { probe: usize },
     /// A bulk transfer starts.
     Bulk { flow: usize },
-    /// A node's stack asked to be polled (valid in the node's `epoch`).
-    Stack { node: usize, epoch: u64 },
+    /// A node's stack asked to be polled (valid for the stack with this
+    /// serial number: a crash and reboot make a new stack).
+    Stack { node: usize, serial: u64 },
     /// Timeline entry number `.0` (prepared by the runner).
     Timeline(usize),
     /// One host's part of a promotion procedure (timeline entry `event`).
@@ -82,6 +83,12 @@ pub struct World {
     pub segs: Vec<Segment>,
     pub trace: Vec<TraceLine>,
     pub probes: Vec<Probe>,
+    /// Messages of OpenVPN models on their way through a TCP connection,
+    /// by the id their record carries (see [`crate::carrier`]).
+    pub stream_messages: BTreeMap<u64, crate::proto::openvpn::Message>,
+    pub next_stream_message: u64,
+    /// Stacks made so far (each gets the next number as its serial).
+    stacks_made: u64,
     /// The connect attempts of TCP probes by the (source address, port)
     /// their SYN leaves with: (probe, attempt).
     pub tcp_attempts: BTreeMap<(IpAddr, u16), (usize, u32)>,
@@ -126,6 +133,9 @@ impl World {
             probes: Vec::new(),
             bulks: Vec::new(),
             tcp_attempts: BTreeMap::new(),
+            stacks_made: 0,
+            stream_messages: BTreeMap::new(),
+            next_stream_message: 0,
             partitions: Vec::new(),
             addr_host: BTreeMap::new(),
             files: BTreeMap::new(),
@@ -152,7 +162,7 @@ impl World {
         });
     }
 
-    fn drop_packet(&mut self, node: usize, p: &Packet, reason: &str) {
+    pub fn drop_packet(&mut self, node: usize, p: &Packet, reason: &str) {
         *self.drops.entry(reason.to_string()).or_default() += 1;
         let name = self
             .nodes
@@ -186,7 +196,7 @@ impl World {
                 } => self.fire_timer(node, tunnel, token, epoch),
                 Ev::Probe { probe } => crate::probe::send(self, probe),
                 Ev::Bulk { flow } => crate::probe::start_bulk(self, flow),
-                Ev::Stack { node, epoch } => self.stack_timer(node, epoch),
+                Ev::Stack { node, serial } => self.stack_timer(node, serial),
                 Ev::Timeline(i) => timeline(self, i),
                 Ev::Script { node, path, event } => {
                     crate::load::run_script(self, node, &path, event)
@@ -273,6 +283,9 @@ impl World {
         for action in actions {
             match action {
                 Action::Transmit(p) => {
+                    let Some(p) = crate::carrier::transmit(self, node, t, p) else {
+                        continue;
+                    };
                     if let Some(key) = crate::proto::ipsec::esp_inner(&p)
                         .and_then(|inner| crate::probe::request_of(self, inner))
                     {
@@ -366,6 +379,7 @@ impl World {
                 }
             }
         }
+        crate::carrier::sync(self, node, t);
     }
 
     /// A packet into tunnel `t`: its model encapsulates it; a bond picks
@@ -699,7 +713,9 @@ impl World {
             return;
         }
         let now = self.now();
-        if let Some(t) = self.nodes[node].tunnels.iter().position(|t| t.accepts(&p)) {
+        // TCP is the stack's (OpenVPN's TCP connections too: `carrier`).
+        let tcp = matches!(p.payload, Payload::Tcp { .. });
+        if !tcp && let Some(t) = self.nodes[node].tunnels.iter().position(|t| t.accepts(&p)) {
             return self.deliver_to_model(node, t, p);
         }
         match &p.payload {
@@ -757,6 +773,7 @@ impl World {
                 if flags.rst {
                     crate::probe::on_reset(self, node, &p);
                 } else if flags.syn && !flags.ack {
+                    crate::carrier::listen_for(self, node, &p);
                     let listening = self.nodes[node]
                         .tcp_listen
                         .get(dst_port)
@@ -781,7 +798,7 @@ impl World {
     }
 
     /// A packet for tunnel model `t` of the node.
-    fn deliver_to_model(&mut self, node: usize, t: usize, p: Packet) {
+    pub fn deliver_to_model(&mut self, node: usize, t: usize, p: Packet) {
         let now = self.now();
         let actions = match self.nodes[node].tunnels.get_mut(t) {
             Some(tunnel) => tunnel
@@ -804,7 +821,10 @@ impl World {
         let n = self.nodes.get(node).filter(|n| n.up)?;
         if n.stack.is_none() {
             let seed = self.rng.next_u64();
-            self.nodes[node].stack = Some(Box::new(Stack::new(seed, now)));
+            self.stacks_made += 1;
+            let mut stack = Stack::new(seed, now);
+            stack.serial = self.stacks_made;
+            self.nodes[node].stack = Some(Box::new(stack));
         }
         self.nodes[node].stack.as_deref_mut()
     }
@@ -871,9 +891,9 @@ impl World {
         if queue {
             stack.wake = next;
         }
-        let epoch = self.nodes[node].epoch;
+        let serial = stack.serial;
         if let (true, Some(at)) = (queue, next) {
-            self.q.schedule(at, Ev::Stack { node, epoch });
+            self.q.schedule(at, Ev::Stack { node, serial });
         }
         for bytes in polled.packets {
             match crate::wire::parse(&bytes) {
@@ -893,16 +913,16 @@ impl World {
     }
 
     /// A stack wake-up (`Ev::Stack`) fires.
-    fn stack_timer(&mut self, node: usize, epoch: u64) {
+    fn stack_timer(&mut self, node: usize, serial: u64) {
         let now = self.now();
-        let Some(n) = self
-            .nodes
-            .get_mut(node)
-            .filter(|n| n.up && n.epoch == epoch)
-        else {
+        let Some(n) = self.nodes.get_mut(node).filter(|n| n.up) else {
             return;
         };
-        let Some(stack) = n.stack.as_mut().filter(|s| s.wake == Some(now)) else {
+        let Some(stack) = n
+            .stack
+            .as_mut()
+            .filter(|s| s.serial == serial && s.wake == Some(now))
+        else {
             return; // replaced by an earlier wake-up, or the stack is gone
         };
         stack.wake = None;
@@ -1315,7 +1335,12 @@ impl World {
         if let Some(n) = self.nodes.get_mut(node) {
             n.tunnels.clear();
             n.epoch += 1;
+            // The daemons' TCP connections close with them.
+            if let Some(stack) = n.stack.as_mut() {
+                stack.stream_close(None, None);
+            }
         }
+        self.poll_stack(node);
     }
 
     pub fn set_iface(&mut self, node: usize, iface: &str, up: bool) {

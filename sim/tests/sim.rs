@@ -7,7 +7,7 @@ use vpnsim_keys::KeySource;
 use vpnsim_render::hosts::{Options, generate};
 use vpnsim_sim::probe::ProbeKind;
 use vpnsim_sim::run::{ExpectKind, ProbeSpec, RunResult, Status, TransferResult};
-use vpnsim_sim::time::Span;
+use vpnsim_sim::time::{Instant, Span};
 use vpnsim_sim::{AddressEntry, Addressing, RunOptions, run};
 use vpnsim_topology::Scenario;
 
@@ -1073,6 +1073,65 @@ fn eduvpn_multinode_clients_connect_and_only_the_controller_reaches_vpn_daemon()
     assert_eq!(
         refused.as_deref(),
         Some("AdminProhibited unreachable from 145.0.6.72")
+    );
+}
+
+/// eduvpn-multinode with TCP-only profiles, and node A's daemons stopped
+/// (a maintenance window) instead of the machine crashing.
+fn multinode_over_tcp(stop: &str) -> RunResult {
+    let text = shipped_text("eduvpn-multinode")
+        .replace(
+            "listeners = [\"udp/1194\", \"tcp/1194\"]",
+            "listeners = [\"tcp/1194\"]",
+        )
+        .replace(
+            "name = \"node-a-crash\"\nat = \"2m\"\naction = \"crash\"",
+            &format!("name = \"node-a-crash\"\nat = \"2m\"\naction = \"{stop}\""),
+        );
+    run_text(&text)
+}
+
+#[test]
+fn openvpn_over_tcp_rides_real_connections_and_a_stopped_server_resets_them() {
+    let r = multinode_over_tcp("stop");
+    assert!(r.passed(), "{}", show(&r));
+    let lines = |text: &str| -> Vec<&vpnsim_sim::engine::TraceLine> {
+        r.trace.iter().filter(|l| l.text.contains(text)).collect()
+    };
+    // Every client connects over TCP: a real handshake through its host's
+    // stack (and node firewalls that allow tcp/1194).
+    assert!(lines("via UDP").is_empty());
+    assert!(lines("TCP connection established with").len() >= 4);
+    // Stopping node A's daemons closes their connections: its clients see
+    // the reset at once (not after ping-restart's 60 s) and move to node B.
+    let stop = Instant::START + Span::secs(120);
+    let resets: Vec<_> = lines("Connection reset, restarting [0]")
+        .into_iter()
+        .filter(|l| l.at >= stop && l.at < stop + Span::secs(1) && l.text.starts_with("client-"))
+        .collect();
+    assert!(!resets.is_empty(), "{}", show(&r));
+    for reset in &resets {
+        let client = reset.text.split(':').next().unwrap_or_default();
+        let back = r.trace.iter().find(|l| {
+            l.at > reset.at
+                && l.text.starts_with(client)
+                && l.text.contains("Initialization Sequence Completed")
+        });
+        let back = back.unwrap_or_else(|| panic!("{client} never reconnected"));
+        assert!(
+            back.at.since(reset.at) < Span::secs(15),
+            "{client}: {} after the reset",
+            back.at.since(reset.at)
+        );
+    }
+    // A crash sends no reset: the clients notice only by ping-restart.
+    let crashed = multinode_over_tcp("crash");
+    assert!(
+        !crashed.trace.iter().any(|l| l.at >= stop
+            && l.at < stop + Span::secs(50)
+            && l.text.contains("Connection reset")),
+        "{}",
+        show(&crashed)
     );
 }
 

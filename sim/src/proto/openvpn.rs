@@ -31,13 +31,14 @@
 //!   server via the previous gateway). `dhcp-option DNS` is recorded only.
 //!
 //! # Transport
-//! UDP is modelled fully. Over TCP (`proto tcp`, `tcp-server`, a `remote
-//! ... tcp`), the client first takes a TCP handshake round trip (a real
-//! SYN / SYN-ACK as [`Payload::Tcp`]); the OpenVPN packets after it are
-//! carried as UDP datagrams on the same ports because [`Payload::Tcp`] has
-//! no body yet (see the report: a `body: Option<Body>` on it lets the model
-//! switch in one place, [`wrap`]). Their sizes include the 2-byte length
-//! prefix OpenVPN puts in front of each packet on TCP.
+//! Over UDP the model's messages are datagrams ([`wrap`]). Over TCP
+//! (`proto tcp`, `tcp-server`, a `remote ... tcp`) the model still speaks
+//! in messages: a client's connect is a SYN [`Payload::Tcp`] it transmits
+//! and a SYN-ACK (or reset) it receives, and its messages are marked
+//! `tcp` (their sizes include the 2-byte length OpenVPN puts before each
+//! packet on TCP); the engine carries them over a real TCP connection of
+//! the hosts' stacks ([`crate::carrier`]), and a broken connection comes
+//! back to both ends as a reset.
 //!
 //! # Numbers
 //! - Handshake (OpenVPN's `ssl.c` flow with TLS 1.3): HARD_RESET_CLIENT_V2
@@ -909,6 +910,16 @@ impl Client {
         p.dst == local.ip() && dp == local.port() && p.src == server.ip() && sp == server.port()
     }
 
+    /// The TCP connection the client is using or opening now, as (local,
+    /// server): what its host should keep open (OpenVPN closes the socket
+    /// when it restarts or moves to another remote).
+    pub fn tcp_connection(&self) -> Option<(SocketAddr, SocketAddr)> {
+        if !self.tcp() || matches!(self.phase, Phase::Idle | Phase::Pause) {
+            return None;
+        }
+        Some((self.local?, self.server?))
+    }
+
     fn current(&self) -> Option<&RemoteSpec> {
         self.order.get(self.pos).and_then(|&i| self.remotes.get(i))
     }
@@ -1164,6 +1175,18 @@ impl Model for Client {
                 body: Body::OpenVpn(m),
                 ..
             } => m.clone(),
+            // The connection broke after it was up (the server's process
+            // went away, a middlebox reset it): socket.c "Connection
+            // reset, restarting", then SIGUSR1.
+            Payload::Tcp { flags, .. }
+                if flags.rst
+                    && self.tcp()
+                    && !matches!(self.phase, Phase::Idle | Phase::Pause | Phase::TcpConnect) =>
+            {
+                let mut out = vec![Action::Log("Connection reset, restarting [0]".into())];
+                out.extend(self.restart(now, "connection-reset", false));
+                return out;
+            }
             Payload::Tcp { flags, .. } if self.phase == Phase::TcpConnect => {
                 if flags.rst {
                     return self.restart(now, "connection-reset", false);
@@ -1721,6 +1744,19 @@ impl Model for Server {
             Payload::Tcp { flags, .. } if self.tcp => {
                 if flags.syn && !flags.ack {
                     return vec![Action::Transmit(tcp_segment(me, from, true, true, false))];
+                }
+                if flags.rst {
+                    // The client's connection is gone: so is its instance.
+                    let mut out = Vec::new();
+                    if let Some(old) = self.remove(from) {
+                        out.push(Action::Log(format!(
+                            "{from} Connection reset, restarting [0]"
+                        )));
+                        if old.phase == SPhase::Connected && self.p2p {
+                            out.push(Action::LinkState { up: false });
+                        }
+                    }
+                    return out;
                 }
                 return Vec::new();
             }
