@@ -278,6 +278,27 @@ pub struct RunResult {
     pub captures: BTreeMap<String, Vec<(Instant, crate::packet::Packet)>>,
     /// One per `expect.throughput`, in order.
     pub transfers: Vec<TransferResult>,
+    /// What each timeline event did to each probe that changed state.
+    pub outages: Vec<Outage>,
+}
+
+/// What a timeline event did to one probe: it was answered before the
+/// event and then lost requests (`was_up`), or it was not and then got
+/// answers again. Judged from the event to the next one (or the end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outage {
+    /// Index into `RunResult::events`.
+    pub event: usize,
+    /// Index into `RunResult::probes`.
+    pub probe: usize,
+    pub was_up: bool,
+    /// The first unanswered request after the event, if any.
+    pub first_failure: Option<Instant>,
+    /// Requests unanswered between the event and the next one.
+    pub lost: u32,
+    /// From the event to the first answer after which the probe stays
+    /// answered until the next event; `None`: not by then.
+    pub recovered_after: Option<Span>,
 }
 
 impl RunResult {
@@ -683,6 +704,7 @@ pub fn run(
         });
         transfers.push(tr);
     }
+    let outages = outages(&records, &w.probes, end, options.probe_timeout);
     Ok(RunResult {
         scenario: t.name.clone(),
         seed,
@@ -695,7 +717,59 @@ pub fn run(
         drops: std::mem::take(&mut w.drops),
         captures: w.captures.take().unwrap_or_default(),
         transfers,
+        outages,
     })
+}
+
+/// Every probe that changed state at a timeline event, and how: see
+/// [`Outage`]. Requests still unanswered when the run ends are left out.
+fn outages(events: &[EventRecord], probes: &[Probe], end: Instant, timeout: Span) -> Vec<Outage> {
+    let mut out = Vec::new();
+    for (e, event) in events.iter().enumerate() {
+        let next = events
+            .iter()
+            .map(|x| x.at)
+            .filter(|at| *at > event.at)
+            .min()
+            .unwrap_or(end);
+        for (i, probe) in probes.iter().enumerate() {
+            let decided = |s: &&Sample| s.ok(timeout) || s.sent + timeout <= end;
+            let was_up = probe
+                .samples
+                .iter()
+                .filter(decided)
+                .rfind(|s| s.sent < event.at)
+                .is_some_and(|s| s.ok(timeout));
+            let after: Vec<&Sample> = probe
+                .samples
+                .iter()
+                .filter(decided)
+                .filter(|s| s.sent >= event.at && s.sent < next)
+                .collect();
+            let lost = after.iter().filter(|s| !s.ok(timeout)).count() as u32;
+            let answered = after.len() as u32 - lost;
+            let changed = if was_up { lost > 0 } else { answered > 0 };
+            if !changed {
+                continue;
+            }
+            let from = after
+                .iter()
+                .rposition(|s| !s.ok(timeout))
+                .map_or(0, |k| k + 1);
+            out.push(Outage {
+                event: e,
+                probe: i,
+                was_up,
+                first_failure: after.iter().find(|s| !s.ok(timeout)).map(|s| s.sent),
+                lost,
+                recovered_after: after
+                    .get(from)
+                    .and_then(|s| s.reply)
+                    .map(|r| r.since(event.at)),
+            });
+        }
+    }
+    out
 }
 
 /// `via` an IPsec deployment: the probe targets the destination's

@@ -1136,6 +1136,31 @@ fn openvpn_over_tcp_rides_real_connections_and_a_stopped_server_resets_them() {
 }
 
 #[test]
+fn every_event_reports_what_it_did_to_each_probe() {
+    let r = simulate(&shipped("aws-three-regions"), &RunOptions::default());
+    let of = |event: usize| -> Vec<&vpnsim_sim::run::Outage> {
+        r.outages.iter().filter(|o| o.event == event).collect()
+    };
+    // The hub crash cuts every probe through the hub (7 of them, the
+    // isolated ones were never answered), none comes back before the restart.
+    let crash = of(0);
+    assert_eq!(crash.len(), 7, "{crash:?}");
+    assert!(
+        crash
+            .iter()
+            .all(|o| o.was_up && o.recovered_after.is_none() && o.lost >= 59)
+    );
+    // The restart brings all 7 back within the IKE set-up, about 1.2 s.
+    let restart = of(1);
+    assert_eq!(restart.len(), 7, "{restart:?}");
+    for o in restart {
+        assert!(!o.was_up);
+        let back = o.recovered_after.unwrap_or_else(|| panic!("{o:?}"));
+        assert!(back > Span::millis(600) && back < Span::secs(3), "{o:?}");
+    }
+}
+
+#[test]
 fn dual_path_bond_keeps_traffic_flowing_over_the_other_link() {
     let scenario = shipped("dual-path-bond");
     let r = simulate(&scenario, &RunOptions::default());

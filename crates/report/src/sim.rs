@@ -238,6 +238,63 @@ pub struct TimelineLine {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub what: String,
+    /// The probes this event changed, and how (until the next event).
+    pub effects: Vec<EffectLine>,
+}
+
+/// What one timeline event did to one probe.
+#[derive(Debug, Clone, Serialize)]
+pub struct EffectLine {
+    pub from: String,
+    pub to: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// `cut`: answered before the event, requests lost after it; `back`:
+    /// not answered before, answered after.
+    pub change: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_failure_s: Option<String>,
+    /// Requests lost between this event and the next.
+    pub lost: u32,
+    /// From the event to the answer after which the probe stayed
+    /// answered until the next event; absent when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered_after_ms: Option<String>,
+}
+
+impl EffectLine {
+    fn of(o: &vpnsim_sim::run::Outage, result: &RunResult) -> Option<EffectLine> {
+        let p = result.probes.get(o.probe)?;
+        Some(EffectLine {
+            from: p.from.clone(),
+            to: p.to.clone(),
+            via: p.via.clone(),
+            change: if o.was_up { "cut" } else { "back" },
+            first_failure_s: o.first_failure.map(secs),
+            lost: o.lost,
+            recovered_after_ms: o.recovered_after.map(span_ms),
+        })
+    }
+
+    fn text(&self) -> String {
+        let to = match &self.via {
+            Some(via) => format!("{} via {via}", self.to),
+            None => self.to.clone(),
+        };
+        let outcome = match (&self.recovered_after_ms, self.change) {
+            (Some(ms), _) => format!("back {ms} ms after the event"),
+            (None, "cut") => "not back before the next event".to_string(),
+            (None, _) => "answered now and then, not steadily".to_string(),
+        };
+        let first = self
+            .first_failure_s
+            .as_ref()
+            .map_or(String::new(), |f| format!(", first loss {f} s"));
+        format!(
+            "{} -> {to}: {}{first}, {} lost, {outcome}",
+            self.from, self.change, self.lost
+        )
+    }
 }
 
 fn kind_name(kind: ExpectKind) -> &'static str {
@@ -369,10 +426,17 @@ impl SimulationReport {
             timeline: result
                 .events
                 .iter()
-                .map(|e| TimelineLine {
+                .enumerate()
+                .map(|(i, e)| TimelineLine {
                     at_s: secs(e.at),
                     name: e.name.clone(),
                     what: e.what.clone(),
+                    effects: result
+                        .outages
+                        .iter()
+                        .filter(|o| o.event == i)
+                        .filter_map(|o| EffectLine::of(o, result))
+                        .collect(),
                 })
                 .collect(),
             drops: result.drops.clone(),
@@ -423,6 +487,9 @@ impl SimulationReport {
                     .map(|n| format!(" [{n}]"))
                     .unwrap_or_default();
                 out.push_str(&format!("  {:>12} s{name} {}\n", e.at_s, e.what));
+                for effect in &e.effects {
+                    out.push_str(&format!("                   {}\n", effect.text()));
+                }
             }
         }
         if !self.drops.is_empty() {
@@ -1187,6 +1254,14 @@ mod tests {
             drops: BTreeMap::from([("host is down".to_string(), 5)]),
             captures: BTreeMap::new(),
             transfers: vec![transfer(goodput_bps)],
+            outages: vec![vpnsim_sim::run::Outage {
+                event: 0,
+                probe: 0,
+                was_up: true,
+                first_failure: Some(Instant(20 * S)),
+                lost: 5,
+                recovered_after: Some(Span(recovery_ms * MS)),
+            }],
         }
     }
 
