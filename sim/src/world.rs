@@ -333,6 +333,7 @@ impl World {
                         self.log(text);
                     }
                 }
+                Action::TransmitOn { device, packet } => self.send_on_device(node, &device, packet),
                 Action::Drop { packet, reason } => self.drop_packet(node, &packet, &reason),
                 Action::Log(text) => {
                     let text = format!("{}: {text}", self.nodes[node].name);
@@ -393,6 +394,34 @@ impl World {
             None => Vec::new(),
         };
         self.apply(node, t, actions);
+    }
+
+    /// A frame a model sends on one device of the node (a bond's ARP
+    /// probe on a slave): to the model behind that device.
+    fn send_on_device(&mut self, node: usize, device: &str, p: Packet) {
+        let n = &self.nodes[node];
+        let t = n
+            .tunnels
+            .iter()
+            .position(|x| n.ifaces.get(x.iface).is_some_and(|i| i.name == device));
+        match t {
+            Some(t) => self.tunnel_send(node, t, p),
+            None => self.drop_packet(node, &p, &format!("{device} has no model behind it")),
+        }
+    }
+
+    /// The carrier of device `dev` of the node changed (administratively
+    /// down or up): the bonds it is a slave of see it at their next MII
+    /// poll.
+    fn slave_carrier(&mut self, node: usize, dev: &str, up: bool) {
+        for b in self.bonds(node) {
+            let now = self.now();
+            let actions = match self.nodes[node].tunnels.get_mut(b).map(|x| &mut x.engine) {
+                Some(crate::host::Engine::Bond(bond)) => bond.carrier(now, dev, up),
+                _ => Vec::new(),
+            };
+            self.apply(node, b, actions);
+        }
     }
 
     /// Bonds of the node (tunnel indices).
@@ -1279,6 +1308,8 @@ impl World {
         {
             i.up = up;
         }
+        // A device set down loses its carrier (a bond slave's link goes down).
+        self.slave_carrier(node, iface, up);
     }
 
     /// `host` gets `address` on `iface` in place of its old one (roaming).
