@@ -212,6 +212,9 @@ pub fn on_app_event(world: &mut World, node: usize, ev: AppEvent) {
                 b.established.get_or_insert(now);
             }
         }
+        AppEvent::DaemonEchoReply { ident, seq, from } => {
+            crate::monit::on_echo_reply(world, node, ident, seq, from);
+        }
         AppEvent::BulkDelivered { flow, total } => {
             if let Some(b) = world.bulks.get_mut(flow)
                 && b.to_node == node

@@ -49,6 +49,9 @@ pub enum Ev {
     Timeline(usize),
     /// One host's part of a promotion procedure.
     Script { node: usize, path: String },
+    /// The node's monit daemon wakes up (valid in the node's `epoch`, for
+    /// the daemon's wake-up number `wake`).
+    Monit { node: usize, epoch: u64, wake: u64 },
 }
 
 /// A model timer: the deadline it asked for last, and the wake-ups on the
@@ -170,6 +173,7 @@ impl World {
                 Ev::Stack { node, epoch } => self.stack_timer(node, epoch),
                 Ev::Timeline(i) => timeline(self, i),
                 Ev::Script { node, path } => crate::load::run_script(self, node, &path),
+                Ev::Monit { node, epoch, wake } => crate::monit::on_timer(self, node, epoch, wake),
             }
         }
         self.q.run_until(until, |_, _, _| {});
@@ -195,6 +199,13 @@ impl World {
             };
             self.apply(node, t, actions);
         }
+        crate::monit::start(self, node);
+    }
+
+    /// Forgets the pending timers of model `t` of the node: its process
+    /// stopped, and a process started in its place begins afresh.
+    pub(crate) fn forget_timers(&mut self, node: usize, t: usize) {
+        self.timers.retain(|(n, x, _), _| !(*n == node && *x == t));
     }
 
     fn fire_timer(&mut self, node: usize, t: usize, token: u64, epoch: u64) {

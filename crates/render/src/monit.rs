@@ -348,6 +348,10 @@ pub struct Skipped {
     pub text: String,
     /// Why: what the strict parser would have said.
     pub reason: String,
+    /// The real monit refuses the file for it too (a second service of the
+    /// same name, a host without a test): monit would not start. Otherwise
+    /// the statement is only outside the subset.
+    pub refused: bool,
 }
 
 fn write_program(out: &mut String, verb: &str, program: &Program) {
@@ -693,6 +697,7 @@ impl Parser {
             line: e.line,
             text,
             reason: e.message,
+            refused: false,
         });
     }
 
@@ -742,6 +747,7 @@ impl Parser {
                     line,
                     text: format!("check ... {}", service.name),
                     reason: e.message,
+                    refused: true,
                 });
                 return Ok(());
             }
@@ -829,6 +835,7 @@ impl Parser {
                 line: check_line,
                 text: format!("check host {}", service.name),
                 reason: e.message,
+                refused: true,
             });
             return Ok(None);
         }
@@ -1355,6 +1362,9 @@ check process ovn1-pid with pidfile /run/openvpn/ovn1.pid start program = \"/usr
         );
         assert!(skipped[9].reason.contains("no ICMP test"));
         assert!(skipped[11].reason.contains("conflict"));
+        // Only those two would stop the real monit too.
+        let refused: Vec<usize> = (0..skipped.len()).filter(|i| skipped[*i].refused).collect();
+        assert_eq!(refused, [9, 11]);
         // Tokens that cannot be read still fail.
         assert!(MonitConf::parse_lenient("check host x \"unterminated\n").is_err());
     }
