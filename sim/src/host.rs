@@ -332,6 +332,8 @@ pub struct Node {
     /// Path MTUs learnt from ICMP (destination → MTU, learnt at); Linux
     /// forgets them after `net.ipv4.route.mtu_expires`, 600 s.
     pub pmtu: BTreeMap<IpAddr, (u32, crate::time::Instant)>,
+    /// The monit daemon, when the host has monit control files.
+    pub monit: Option<Box<crate::monit::Monit>>,
 }
 
 impl Node {
@@ -358,6 +360,7 @@ impl Node {
             udp_apps: BTreeSet::new(),
             stack: None,
             pmtu: BTreeMap::new(),
+            monit: None,
         }
     }
 

@@ -22,6 +22,9 @@
 //! - [`wire`]: packets as bytes and back (for the stacks and pcap files).
 //! - [`stack`]: each host's own smoltcp TCP/IP stack and the measurement
 //!   applications on it (ping, connect test, UDP, bulk transfer, services).
+//! - [`monit`]: the monit daemon of a host, run from its control files:
+//!   poll cycles, ICMP tests through the host's stack, restarts of the
+//!   OpenVPN processes its programs name.
 //! - [`probe`]: probes and bulk transfers, their samples and evidence.
 //! - [`carrier`]: OpenVPN over TCP on the hosts' stacks.
 //! - [`run`]: the public entry point [`run::run`], the timeline,
@@ -34,6 +37,7 @@ pub mod carrier;
 pub mod engine;
 pub mod host;
 pub mod load;
+pub mod monit;
 pub mod net;
 pub mod packet;
 pub mod pcap;

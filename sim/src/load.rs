@@ -106,6 +106,11 @@ pub struct HostFiles {
     pub openvpn: BTreeMap<String, String>,
     /// PeerVPN: `etc/peervpn/*.conf`, path → text.
     pub peervpn: BTreeMap<String, String>,
+    /// monit control files in the order monit reads them: the main file
+    /// (`etc/monit/monitrc`, or `etc/monitrc`), then the files Debian's
+    /// monitrc includes (`etc/monit/conf.d/*`, `etc/monit/conf-enabled/*`)
+    /// in name order. (path, text).
+    pub monit: Vec<(String, String)>,
     /// Every file of the host, for configs that name other files (`ca /etc/...`).
     pub all: BTreeMap<String, String>,
     /// TCP ports daemons listen on, from their files (vpn-daemon's `LISTEN`).
@@ -161,6 +166,20 @@ impl HostFiles {
                 out.tcp_listen.extend(env_listen(&f.contents));
             }
         }
+        // monit: the main file first, then the included directories.
+        let main = ["etc/monit/monitrc", "etc/monitrc"]
+            .into_iter()
+            .find(|p| out.all.contains_key(*p));
+        for (path, text) in &out.all {
+            let included = ["etc/monit/conf.d/", "etc/monit/conf-enabled/"]
+                .iter()
+                .any(|d| path.strip_prefix(d).is_some_and(|n| !n.contains('/')));
+            if Some(path.as_str()) == main || included {
+                out.monit.push((path.clone(), text.clone()));
+            }
+        }
+        out.monit
+            .sort_by_key(|(p, _)| (Some(p.as_str()) != main, p.clone()));
         out
     }
 }
@@ -228,6 +247,37 @@ fn bond_models(
 
 type OpenVpnModels = (Vec<(String, Vec<IpNet>, Engine, bool)>, Vec<String>);
 
+/// The device an OpenVPN config opens: `dev NAME`; a bare `tun` or `tap`
+/// is the first free one, `tun0` / `tap0` (the default is `tun`).
+pub fn openvpn_dev(cfg: &vpnsim_render::openvpn::Config) -> String {
+    let dev = cfg
+        .get("dev")
+        .and_then(|d| d.arg(0))
+        .unwrap_or("tun")
+        .to_string();
+    if dev == "tun" || dev == "tap" {
+        format!("{dev}0")
+    } else {
+        dev
+    }
+}
+
+/// A fresh OpenVPN process for the config at `path` of the host (what
+/// `systemctl start` runs): its device name and model, as
+/// [`apply_files`] builds them. `None` when the config is not one the
+/// simulator runs.
+pub fn openvpn_process(
+    w: &World,
+    node: usize,
+    files: &HostFiles,
+    path: &str,
+) -> Result<Option<(String, Engine)>, SimError> {
+    let mut one = files.clone();
+    one.openvpn.retain(|p, _| p == path);
+    let (mut models, _) = openvpn_models(w, node, &one)?;
+    Ok(models.pop().map(|(dev, _, engine, _)| (dev, engine)))
+}
+
 /// The OpenVPN processes of a host: servers (`server` pools) and client
 /// profiles (`client`). TAP point-to-point configs belong to bonds and are
 /// returned as skipped.
@@ -268,16 +318,7 @@ fn openvpn_models(w: &World, node: usize, files: &HostFiles) -> Result<OpenVpnMo
             let preferred = locals.remove(pos);
             locals.insert(0, preferred);
         }
-        let dev = cfg
-            .get("dev")
-            .and_then(|d| d.arg(0))
-            .unwrap_or("tun")
-            .to_string();
-        let dev = if dev == "tun" || dev == "tap" {
-            format!("{dev}0")
-        } else {
-            dev
-        };
+        let dev = openvpn_dev(&cfg);
         let tap =
             dev.starts_with("tap") || cfg.get("dev-type").and_then(|d| d.arg(0)) == Some("tap");
         if cfg.get("client").is_some() {
@@ -803,9 +844,11 @@ pub fn apply_files(w: &mut World, node: usize, files: &HostFiles) -> Result<(), 
         .map_err(|e| file_err(host, path, e))?;
         peervpn.push(member);
     }
+    let monit = crate::monit::Monit::from_files(files, node);
     let Some(n) = w.nodes.get_mut(node) else {
         return Ok(());
     };
+    n.monit = monit.map(Box::new);
     for (addr, port) in &files.tcp_listen {
         n.tcp_listen.insert(*port, *addr);
     }

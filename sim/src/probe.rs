@@ -263,6 +263,9 @@ pub fn on_app_event(world: &mut World, node: usize, ev: AppEvent) {
         AppEvent::StreamUp { .. } | AppEvent::StreamRecord { .. } | AppEvent::StreamDown { .. } => {
             crate::carrier::on_event(world, node, ev);
         }
+        AppEvent::DaemonEchoReply { ident, seq, from } => {
+            crate::monit::on_echo_reply(world, node, ident, seq, from);
+        }
         AppEvent::BulkDelivered { flow, total } => {
             if let Some(b) = world.bulks.get_mut(flow)
                 && b.to_node == node

@@ -1064,6 +1064,8 @@ fn apply_event(w: &mut World, t: &Topology, i: usize, options: &RunOptions) -> S
         EventAction::Stop => match host {
             Some((n, name)) => {
                 w.stop_daemons(n);
+                // monit is not one of them: it keeps its poll cycle.
+                crate::monit::resume(w, n);
                 format!("{name} stops its VPN daemons")
             }
             None => String::new(),

@@ -92,6 +92,9 @@ pub enum AppEvent {
         local: SocketAddr,
         peer: SocketAddr,
     },
+    /// A daemon's ping socket (monit) with identifier `ident` got an echo
+    /// reply `seq` from `from`.
+    DaemonEchoReply { ident: u16, seq: u16, from: IpAddr },
 }
 
 /// Records a stream holds back before it drops new ones (OpenVPN's
@@ -105,6 +108,10 @@ const STREAM_BUFFER: usize = 256 * 1024;
 enum Role {
     Ping {
         probe: usize,
+    },
+    /// A daemon's ICMP socket (monit's pinger), by identifier.
+    DaemonPing {
+        ident: u16,
     },
     Connect {
         probe: usize,
@@ -243,6 +250,8 @@ pub struct Stack {
     receivers: BTreeMap<u16, SocketHandle>,
     /// Ping sockets by probe.
     pingers: BTreeMap<usize, SocketHandle>,
+    /// Daemons' ping sockets by identifier.
+    daemon_pingers: BTreeMap<u16, SocketHandle>,
     next_port: u32,
     /// Echo request data (zeros), kept to avoid an allocation per ping.
     zeros: Vec<u8>,
@@ -302,6 +311,7 @@ impl Stack {
             ports: BTreeMap::new(),
             receivers: BTreeMap::new(),
             pingers: BTreeMap::new(),
+            daemon_pingers: BTreeMap::new(),
             next_port: (seed % u64::from(EPHEMERAL.1 - EPHEMERAL.0)) as u32,
             zeros: Vec::new(),
             closing: Vec::new(),
@@ -413,6 +423,73 @@ impl Stack {
                     .send(repr.buffer_len(), IpAddress::from(target))
                     .map_err(|e| format!("ping: {e}"))?;
                 // The checksum is ignored, so the source need not be known.
+                repr.emit(
+                    &Ipv6Addr::UNSPECIFIED,
+                    &dst,
+                    &mut Icmpv6Packet::new_unchecked(buf),
+                    &caps,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends echo request `seq` with identifier `ident` and `len` bytes of
+    /// data from a daemon's ICMP socket (monit's pinger, which uses its
+    /// process id as the identifier): a socket of its own, apart from the
+    /// probes' (identifiers 1 up), reporting [`AppEvent::DaemonEchoReply`].
+    pub fn daemon_ping(
+        &mut self,
+        ident: u16,
+        seq: u16,
+        target: IpAddr,
+        len: u32,
+    ) -> Result<(), String> {
+        let handle = match self.daemon_pingers.get(&ident) {
+            Some(h) => *h,
+            None => {
+                let size = 8 * (len as usize + 48).max(128);
+                let rx =
+                    icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 8], vec![0; size]);
+                let tx =
+                    icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 8], vec![0; size]);
+                let mut socket = icmp::Socket::new(rx, tx);
+                socket
+                    .bind(icmp::Endpoint::Ident(ident))
+                    .map_err(|e| format!("ping socket: {e}"))?;
+                let h = self.sockets.add(socket);
+                self.daemon_pingers.insert(ident, h);
+                self.roles.insert(h, Role::DaemonPing { ident });
+                h
+            }
+        };
+        if self.zeros.len() < len as usize {
+            self.zeros.resize(len as usize, 0);
+        }
+        let data = &self.zeros[..len as usize];
+        let caps = ChecksumCapabilities::ignored();
+        let socket = self.sockets.get_mut::<icmp::Socket>(handle);
+        match target {
+            IpAddr::V4(_) => {
+                let repr = Icmpv4Repr::EchoRequest {
+                    ident,
+                    seq_no: seq,
+                    data,
+                };
+                let buf = socket
+                    .send(repr.buffer_len(), IpAddress::from(target))
+                    .map_err(|e| format!("ping: {e}"))?;
+                repr.emit(&mut Icmpv4Packet::new_unchecked(buf), &caps);
+            }
+            IpAddr::V6(dst) => {
+                let repr = Icmpv6Repr::EchoRequest {
+                    ident,
+                    seq_no: seq,
+                    data,
+                };
+                let buf = socket
+                    .send(repr.buffer_len(), IpAddress::from(target))
+                    .map_err(|e| format!("ping: {e}"))?;
                 repr.emit(
                     &Ipv6Addr::UNSPECIFIED,
                     &dst,
@@ -752,6 +829,19 @@ impl Stack {
                         if data.len() >= 8 && (data[0] == 0 || data[0] == 129) {
                             let seq = u16::from_be_bytes([data[6], data[7]]);
                             events.push(AppEvent::EchoReply { probe: *probe, seq });
+                        }
+                    }
+                }
+                Role::DaemonPing { ident } => {
+                    let socket = self.sockets.get_mut::<icmp::Socket>(h);
+                    while let Ok((data, from)) = socket.recv() {
+                        if data.len() >= 8 && (data[0] == 0 || data[0] == 129) {
+                            let seq = u16::from_be_bytes([data[6], data[7]]);
+                            events.push(AppEvent::DaemonEchoReply {
+                                ident: *ident,
+                                seq,
+                                from: from.into(),
+                            });
                         }
                     }
                 }

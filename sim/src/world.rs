@@ -56,6 +56,9 @@ pub enum Ev {
         path: String,
         event: usize,
     },
+    /// The node's monit daemon wakes up (valid in the node's `epoch`, for
+    /// the daemon's wake-up number `wake`).
+    Monit { node: usize, epoch: u64, wake: u64 },
 }
 
 /// A model timer: the deadline it asked for last, and the wake-ups on the
@@ -201,6 +204,7 @@ impl World {
                 Ev::Script { node, path, event } => {
                     crate::load::run_script(self, node, &path, event)
                 }
+                Ev::Monit { node, epoch, wake } => crate::monit::on_timer(self, node, epoch, wake),
             }
         }
         self.q.run_until(until, |_, _, _| {});
@@ -226,6 +230,13 @@ impl World {
             };
             self.apply(node, t, actions);
         }
+        crate::monit::start(self, node);
+    }
+
+    /// Forgets the pending timers of model `t` of the node: its process
+    /// stopped, and a process started in its place begins afresh.
+    pub(crate) fn forget_timers(&mut self, node: usize, t: usize) {
+        self.timers.retain(|(n, x, _), _| !(*n == node && *x == t));
     }
 
     fn fire_timer(&mut self, node: usize, t: usize, token: u64, epoch: u64) {
@@ -372,6 +383,7 @@ impl World {
                         self.log(text);
                     }
                 }
+                Action::TransmitOn { device, packet } => self.send_on_device(node, &device, packet),
                 Action::Drop { packet, reason } => self.drop_packet(node, &packet, &reason),
                 Action::Log(text) => {
                     let text = format!("{}: {text}", self.nodes[node].name);
@@ -433,6 +445,34 @@ impl World {
             None => Vec::new(),
         };
         self.apply(node, t, actions);
+    }
+
+    /// A frame a model sends on one device of the node (a bond's ARP
+    /// probe on a slave): to the model behind that device.
+    fn send_on_device(&mut self, node: usize, device: &str, p: Packet) {
+        let n = &self.nodes[node];
+        let t = n
+            .tunnels
+            .iter()
+            .position(|x| n.ifaces.get(x.iface).is_some_and(|i| i.name == device));
+        match t {
+            Some(t) => self.tunnel_send(node, t, p),
+            None => self.drop_packet(node, &p, &format!("{device} has no model behind it")),
+        }
+    }
+
+    /// The carrier of device `dev` of the node changed (administratively
+    /// down or up): the bonds it is a slave of see it at their next MII
+    /// poll.
+    fn slave_carrier(&mut self, node: usize, dev: &str, up: bool) {
+        for b in self.bonds(node) {
+            let now = self.now();
+            let actions = match self.nodes[node].tunnels.get_mut(b).map(|x| &mut x.engine) {
+                Some(crate::host::Engine::Bond(bond)) => bond.carrier(now, dev, up),
+                _ => Vec::new(),
+            };
+            self.apply(node, b, actions);
+        }
     }
 
     /// Bonds of the node (tunnel indices).
@@ -1355,6 +1395,8 @@ impl World {
         {
             i.up = up;
         }
+        // A device set down loses its carrier (a bond slave's link goes down).
+        self.slave_carrier(node, iface, up);
     }
 
     /// `host` gets `address` on `iface` in place of its old one (roaming).

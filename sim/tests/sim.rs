@@ -5,6 +5,7 @@ use std::path::Path;
 
 use vpnsim_keys::KeySource;
 use vpnsim_render::hosts::{Options, generate};
+use vpnsim_render::tree::{FileSet, RenderedFile};
 use vpnsim_sim::probe::ProbeKind;
 use vpnsim_sim::run::{ExpectKind, ProbeSpec, RunResult, Status, TransferResult};
 use vpnsim_sim::time::{Instant, Span};
@@ -1190,6 +1191,285 @@ fn dual_path_bond_keeps_traffic_flowing_over_the_other_link() {
     assert_eq!(rec.status, Status::Pass, "{}", show(&r));
     let t = rec.evidence.recovery.unwrap_or_default();
     assert!(t > Span::secs(40) && t < Span::secs(62), "{t}");
+}
+
+// ---------------------------------------------------------------------
+// monit and bond link monitoring (dual-path-bond, reference 004)
+// ---------------------------------------------------------------------
+
+/// The files of a scenario, rendered with its seed.
+fn rendered(scenario: &Scenario) -> FileSet {
+    let plan = vpnsim_plan::plan(scenario).plan;
+    let keys = KeySource::demo(scenario.topology.seed);
+    generate(scenario, &plan, &keys, &Options::default()).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+/// `files` with each file passed through `edit` (`None` removes it).
+fn edited(files: &FileSet, edit: impl Fn(&RenderedFile) -> Option<String>) -> FileSet {
+    let mut out = FileSet::new();
+    for f in files.files() {
+        if let Some(contents) = edit(f) {
+            let mut f = f.clone();
+            f.contents = contents;
+            out.add(f).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    out
+}
+
+fn run_files(scenario: &Scenario, files: &FileSet, options: &RunOptions) -> RunResult {
+    run(scenario, &addressing(scenario), files, options).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Times (s) of the trace lines holding all of `needles`.
+fn trace_times(r: &RunResult, needles: &[&str]) -> Vec<f64> {
+    r.trace
+        .iter()
+        .filter(|l| needles.iter().all(|n| l.text.contains(n)))
+        .map(|l| l.at.0 as f64 / 1e9)
+        .collect()
+}
+
+fn recovery_s(r: &RunResult, index: usize) -> f64 {
+    r.expectations
+        .iter()
+        .find(|e| e.kind == ExpectKind::Recover && e.index == index)
+        .and_then(|e| e.evidence.recovery)
+        .map_or(f64::NAN, |s| s.as_secs_f64())
+}
+
+/// Regression: monit runs the rendered checks (poll 30 s, `count 5 with
+/// timeout 15 seconds`, pinging the peer's bond address). While one path
+/// is down its test still passes: OpenVPN's ping-restart (60 s) releases
+/// the dead slave before five unanswered requests (75 s) fail the test,
+/// and the echo then takes the other slave. With both paths down the
+/// `ovn0` test fails 75 s after it starts and monit restarts openvpn@ovn0
+/// (route-pre-down, SIGTERM, a fresh process); the `ovn1` test, next in
+/// the same cycle, fails 75 s later and restarts openvpn@ovn1.
+#[test]
+fn monit_restarts_both_links_only_when_both_paths_are_dead() {
+    let scenario = shipped("dual-path-bond");
+    let r = simulate(&scenario, &RunOptions::default());
+    let failed0 = trace_times(&r, &["machine-a: monit: 'ovn0' icmp test failed"]);
+    let failed1 = trace_times(&r, &["machine-a: monit: 'ovn1' icmp test failed"]);
+    assert_eq!(failed0.len(), 1, "{}", show(&r));
+    assert_eq!(failed1.len(), 1, "{}", show(&r));
+    // Both paths go at 540 s: the next cycle starts within one poll
+    // interval (30 s), and five requests 15 s apart go unanswered.
+    let t0 = failed0[0];
+    assert!((615.0..=645.5).contains(&t0), "{t0}");
+    assert!((failed1[0] - t0 - 75.0).abs() < 0.1, "{} {t0}", failed1[0]);
+    let sigterm = trace_times(&r, &["machine-a: SIGTERM"]);
+    assert_eq!(sigterm, [t0, failed1[0]]);
+    assert!(
+        trace_times(
+            &r,
+            &["machine-a: monit: 'ovn0' start: '/usr/bin/systemctl start openvpn@ovn0'"]
+        ) == [t0]
+    );
+    // The restarted client dials again at once.
+    assert!(
+        r.trace.iter().any(|l| l.at.0 as f64 / 1e9 == t0
+            && l.text
+                .contains("machine-a: Attempting to establish a connection")),
+        "{}",
+        show(&r)
+    );
+}
+
+/// The effect of monit on recovery, measured by running the same files
+/// with and without `etc/monit`. Only the return after the double outage
+/// changes: monit's restart (at about 616 s) starts a fresh attempt whose
+/// 60 s hand-window runs past ISP A's return at 660 s, its retransmissions
+/// backing off past it too; the link comes up only with the next attempt
+/// (hand-window + connect-retry 1 s after the restart) plus route-up's
+/// 10 s. Without monit, the attempt begun at the previous hand-window's
+/// end (653 s) retransmits at 667 s and connects then: 18 s instead of
+/// 27 s. The other events never reach monit's threshold (see above).
+#[test]
+fn monit_delays_the_return_after_a_double_outage_and_changes_nothing_else() {
+    let scenario = shipped("dual-path-bond");
+    let files = rendered(&scenario);
+    let without = edited(&files, |f| {
+        (!f.path.starts_with("etc/monit/")).then(|| f.contents.clone())
+    });
+    let options = RunOptions::default();
+    let with = run_files(&scenario, &files, &options);
+    let bare = run_files(&scenario, &without, &options);
+    assert!(
+        with.passed() && bare.passed(),
+        "{}\n{}",
+        show(&with),
+        show(&bare)
+    );
+    assert!(trace_times(&bare, &["monit"]).is_empty());
+    let restart = trace_times(&with, &["machine-a: monit: 'ovn0' trying to restart"]);
+    assert_eq!(restart.len(), 1);
+    let connected = trace_times(
+        &with,
+        &["machine-a: Initialization Sequence Completed (server"],
+    )
+    .into_iter()
+    .find(|t| *t > 660.0)
+    .unwrap_or(f64::NAN);
+    assert!(
+        (connected - (restart[0] + 61.0)).abs() < 0.2,
+        "{connected} {}",
+        restart[0]
+    );
+    let (w, b) = (recovery_s(&with, 2), recovery_s(&bare, 2));
+    assert!((26.5..27.5).contains(&w), "with monit {w}");
+    assert!((17.5..18.5).contains(&b), "without monit {b}");
+    for i in [0, 1, 3] {
+        let (w, b) = (recovery_s(&with, i), recovery_s(&bare, i));
+        assert!(
+            (w - b).abs() <= 1.1,
+            "recover[{i}]: {w} with monit, {b} without"
+        );
+    }
+}
+
+/// Unknown monit statements in a collected file are warnings in the
+/// trace; the daemon runs the rest.
+#[test]
+fn monit_statements_outside_the_subset_are_trace_warnings() {
+    let scenario = shipped("dual-path-bond");
+    let files = edited(&rendered(&scenario), |f| {
+        Some(
+            if f.host == "machine-a" && f.path == "etc/monit/conf.d/ovn0" {
+                format!(
+                    "{}\nset httpd port 2812 and use address localhost\n\
+                 check filesystem rootfs with path /\n    if space usage > 90% then alert\n",
+                    f.contents
+                )
+            } else {
+                f.contents.clone()
+            },
+        )
+    });
+    let options = RunOptions {
+        duration: Some(Span::secs(20)),
+        ..RunOptions::default()
+    };
+    let r = run_files(&scenario, &files, &options);
+    let warnings = trace_times(
+        &r,
+        &[
+            "machine-a: monit: warning: /etc/monit/conf.d/ovn0:",
+            "is not simulated",
+        ],
+    );
+    assert_eq!(warnings.len(), 2, "{}", show(&r));
+    assert!(!trace_times(&r, &["machine-a: monit: Starting Monit daemon: 4 services"]).is_empty());
+}
+
+/// monit is not one of the VPN daemons a timeline `stop` stops: it keeps
+/// its cycle, finds the OpenVPN processes gone, and says it cannot start
+/// them (the simulator brings one back only with the whole set).
+#[test]
+fn monit_keeps_polling_when_the_vpn_daemons_are_stopped() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/dual-path-bond.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let text = text.replacen(
+        "[[events]]\nname = \"isp-a-down\"",
+        "[[events]]\nname = \"stop-a\"\nat = \"20s\"\naction = \"stop\"\nhost = \"machine-a\"\n\n\
+         [[events]]\nname = \"isp-a-down\"",
+        1,
+    );
+    let options = RunOptions {
+        duration: Some(Span::secs(60)),
+        ..RunOptions::default()
+    };
+    let r = simulate(&load(&text), &options);
+    let gone = trace_times(
+        &r,
+        &["machine-a: monit: 'ovn0-pid' process failed: process is not running"],
+    );
+    assert_eq!(gone.len(), 1, "{}", show(&r));
+    // The cycle after the stop (20 s): the one of about 30 s.
+    assert!((20.0..=45.1).contains(&gone[0]), "{}", gone[0]);
+    assert!(
+        !trace_times(
+            &r,
+            &["machine-a: monit: warning: cannot start openvpn@ovn0"]
+        )
+        .is_empty()
+    );
+}
+
+/// A TAP slave set down administratively loses its carrier: the bond drops
+/// it at its next MII poll (100 ms), where a dead path with carrier stays.
+#[test]
+fn a_slave_set_down_leaves_the_bond_at_the_next_mii_poll() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/dual-path-bond.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Events are in time order: this one goes first.
+    let text = text.replacen(
+        "[[events]]\nname = \"isp-a-down\"",
+        "[[events]]\nname = \"ovn0-down\"\nat = \"30250ms\"\naction = \"link-down\"\n\
+         host = \"machine-a\"\ninterface = \"ovn0\"\n\n[[events]]\nname = \"isp-a-down\"",
+        1,
+    );
+    let scenario = load(&text);
+    let options = RunOptions {
+        duration: Some(Span::secs(40)),
+        ..RunOptions::default()
+    };
+    let r = simulate(&scenario, &options);
+    let down = trace_times(
+        &r,
+        &["machine-a: bond0: link status definitely down for interface ovn0"],
+    );
+    assert_eq!(down.len(), 1, "{}", show(&r));
+    assert!(down[0] > 30.25 && down[0] <= 30.35, "{}", down[0]);
+}
+
+/// ARP monitoring at scenario level: the same files with both bonds in
+/// active-backup and `bond-arp-interval 1000` towards the peer's bond
+/// address (balance-alb refuses ARP monitoring). A dead TAP path is noticed
+/// by the ARP monitor (no frame for more than 2.5 intervals) instead of by
+/// OpenVPN's ping-restart: every outage of the timeline recovers within
+/// about 3 s (12 s after the double outage: reconnect and route-up's
+/// 10 s) instead of 51-57 s, and every expectation holds.
+#[test]
+fn the_arp_monitor_drops_a_dead_tap_path_long_before_ping_restart() {
+    let scenario = shipped("dual-path-bond");
+    let files = edited(&rendered(&scenario), |f| {
+        let peer = if f.host == "machine-a" {
+            "10.0.0.2"
+        } else {
+            "10.0.0.1"
+        };
+        Some(if f.path == "etc/network/interfaces.d/bond0" {
+            f.contents
+                .replace("bond-mode balance-alb", "bond-mode active-backup")
+                .replace(
+                    "bond-miimon 100",
+                    &format!("bond-arp-interval 1000\n    bond-arp-ip-target {peer}"),
+                )
+        } else {
+            f.contents.clone()
+        })
+    });
+    let r = run_files(&scenario, &files, &RunOptions::default());
+    assert!(r.passed(), "{}", show(&r));
+    let down = trace_times(
+        &r,
+        &["machine-a: bond0: link status definitely down for interface ovn0 (ARP monitor)"],
+    );
+    assert!(!down.is_empty(), "{}", show(&r));
+    // ISP A goes at 60 s, just before the monitor's tick; the last frames
+    // came in before 59.5 s, so the tick at 62 s finds more than 2.5
+    // intervals of silence (a later tick at most 3.5).
+    assert!((61.9..=63.6).contains(&down[0]), "{}", down[0]);
+    for (i, limit) in [(0, 4.5), (1, 4.5), (2, 13.0), (3, 4.5)] {
+        let rec = recovery_s(&r, i);
+        assert!(rec < limit, "recover[{i}] {rec}\n{}", show(&r));
+    }
 }
 
 // ---------------------------------------------------------------------

@@ -710,6 +710,51 @@ pub struct Bond {
     /// `bond-slaves`: `Some(vec![])` is `none` (slaves are added later, by
     /// the OpenVPN scripts in reference 004).
     pub slaves: Option<Vec<IfName>>,
+    /// `bond-arp-interval`, milliseconds: the ARP link monitor's period
+    /// (the kernel's `arp_interval`; 0 disables it).
+    pub arp_interval: Option<u32>,
+    /// `bond-arp-ip-target`: the ARP monitor's peers, space-separated
+    /// (ifenslave writes each as `+ADDR` to `bonding/arp_ip_target`). At
+    /// most [`ARP_TARGETS_MAX`], no duplicates, none the kernel refuses
+    /// (0.0.0.0/8, multicast, 255.255.255.255). Empty: not written.
+    pub arp_ip_target: Vec<Ipv4Addr>,
+}
+
+/// The kernel's `BOND_MAX_ARP_TARGETS` (bonding.rst: "The maximum number
+/// of targets that can be specified is 16").
+pub const ARP_TARGETS_MAX: usize = 16;
+
+/// Why the kernel refuses `target` in `arp_ip_target`, if it does
+/// (`bond_option_arp_ip_target_add`: zeronet, broadcast, multicast).
+fn unusable_arp_target(target: Ipv4Addr) -> Option<&'static str> {
+    if target.octets()[0] == 0 {
+        Some("is in 0.0.0.0/8")
+    } else if target.is_broadcast() {
+        Some("is the broadcast address")
+    } else if target.is_multicast() {
+        Some("is multicast")
+    } else {
+        None
+    }
+}
+
+/// Checks a list of ARP targets as the kernel does when ifenslave adds them.
+fn check_arp_targets(targets: &[Ipv4Addr]) -> Result<(), String> {
+    if targets.len() > ARP_TARGETS_MAX {
+        return Err(format!(
+            "{} ARP targets; the kernel takes at most {ARP_TARGETS_MAX}",
+            targets.len()
+        ));
+    }
+    for (i, t) in targets.iter().enumerate() {
+        if let Some(why) = unusable_arp_target(*t) {
+            return Err(format!("ARP target {t} {why}"));
+        }
+        if targets[..i].contains(t) {
+            return Err(format!("ARP target {t} is given twice"));
+        }
+    }
+    Ok(())
 }
 
 /// A command run by ifup/ifdown.
@@ -745,6 +790,10 @@ const KNOWN: &[&str] = &[
     "bond_miimon",
     "bond-slaves",
     "bond_slaves",
+    "bond-arp-interval",
+    "bond_arp_interval",
+    "bond-arp-ip-target",
+    "bond_arp_ip_target",
     "hwaddress",
     "mtu",
     "pre-up",
@@ -812,6 +861,14 @@ impl Stanza {
             }
             if let Some(m) = b.miimon {
                 opt("bond-miimon", m.to_string())?;
+            }
+            if let Some(i) = b.arp_interval {
+                opt("bond-arp-interval", i.to_string())?;
+            }
+            check_arp_targets(&b.arp_ip_target).map_err(Invalid)?;
+            if !b.arp_ip_target.is_empty() {
+                let list: Vec<String> = b.arp_ip_target.iter().map(|a| a.to_string()).collect();
+                opt("bond-arp-ip-target", list.join(" "))?;
             }
             if b.slaves
                 .as_ref()
@@ -937,6 +994,22 @@ impl Stanza {
                     bond.get_or_insert_default().mode = Some(m);
                 }
                 "bond-miimon" => bond.get_or_insert_default().miimon = Some(num(o)?),
+                "bond-arp-interval" => {
+                    bond.get_or_insert_default().arp_interval = Some(num(o)?);
+                }
+                "bond-arp-ip-target" => {
+                    let list = v
+                        .split(ws)
+                        .filter(|w| !w.is_empty())
+                        .map(|w| {
+                            w.parse::<Ipv4Addr>().map_err(|_| {
+                                e(format!("bond-arp-ip-target: `{w}` is not an IPv4 address"))
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    check_arp_targets(&list).map_err(|m| e(format!("bond-arp-ip-target: {m}")))?;
+                    bond.get_or_insert_default().arp_ip_target = list;
+                }
                 "bond-slaves" => {
                     let list = if v == "none" {
                         Vec::new()
@@ -1063,8 +1136,7 @@ mod tests {
                 },
                 bond: Some(Bond {
                     mode: Some(BondMode::BalanceAlb),
-                    miimon: None,
-                    slaves: None,
+                    ..Bond::default()
                 }),
                 hwaddress: Some("16:b9:3f:58:cb:4c".parse().unwrap()),
                 mtu: Some(1500),
@@ -1099,6 +1171,7 @@ mod tests {
             mode: Some(BondMode::BalanceAlb),
             miimon: Some(100),
             slaves: Some(vec![]),
+            ..Bond::default()
         });
         stanzas[0].hooks = vec![Hook {
             stage: HookStage::PostDown,
@@ -1115,6 +1188,57 @@ mod tests {
             Interfaces::parse(&text).unwrap().stanza("bond0").unwrap(),
             stanzas[0]
         );
+    }
+
+    #[test]
+    fn reads_the_arp_monitor_options_and_refuses_what_the_kernel_refuses() {
+        let stanza = |opts: &str| {
+            let text = format!("iface bond0 inet manual\n    bond-mode active-backup\n{opts}");
+            Interfaces::parse(&text).and_then(|f| f.stanza("bond0"))
+        };
+        let s = stanza("    bond-arp-interval 200\n    bond_arp_ip_target 10.0.0.2  10.0.0.3\n")
+            .unwrap();
+        let b = s.bond.clone().unwrap();
+        assert_eq!(b.arp_interval, Some(200));
+        assert_eq!(
+            b.arp_ip_target,
+            [
+                "10.0.0.2".parse::<Ipv4Addr>().unwrap(),
+                "10.0.0.3".parse().unwrap()
+            ]
+        );
+        let many: Vec<String> = (1..=17).map(|i| format!("10.0.1.{i}")).collect();
+        for (opts, needle) in [
+            ("    bond-arp-ip-target 0.0.0.0\n".to_string(), "0.0.0.0/8"),
+            ("    bond-arp-ip-target 224.0.0.1\n".into(), "multicast"),
+            (
+                "    bond-arp-ip-target 255.255.255.255\n".into(),
+                "broadcast",
+            ),
+            ("    bond-arp-ip-target 10.0.0.2 10.0.0.2\n".into(), "twice"),
+            (
+                "    bond-arp-ip-target 10.0.0.2,10.0.0.3\n".into(),
+                "not an IPv4",
+            ),
+            (
+                format!("    bond-arp-ip-target {}\n", many.join(" ")),
+                "at most 16",
+            ),
+            ("    bond-arp-interval 1s\n".into(), "not a number"),
+            (
+                "    bond-arp-interval 100\n    bond-arp-interval 200\n".into(),
+                "twice",
+            ),
+        ] {
+            let err = stanza(&opts).unwrap_err();
+            assert!(err.message.contains(needle), "{opts:?}: {err}");
+        }
+        // What the parser refuses, the typed value cannot write either.
+        let mut bad = s.clone();
+        if let Some(b) = &mut bad.bond {
+            b.arp_ip_target.push("10.0.0.2".parse().unwrap());
+        }
+        assert!(bad.to_items().is_err());
     }
 
     #[test]
@@ -1263,11 +1387,18 @@ mod tests {
                     "(eth|ovn)[0-9]".prop_map(|s| n(&s)),
                     0..3,
                 )),
+                prop::option::of(any::<u32>()),
+                prop::collection::btree_set(any::<u32>().prop_map(Ipv4Addr::from), 0..4),
             )
-                .prop_map(|(mode, miimon, slaves)| Bond {
+                .prop_map(|(mode, miimon, slaves, arp_interval, targets)| Bond {
                     mode,
                     miimon,
                     slaves,
+                    arp_interval,
+                    arp_ip_target: targets
+                        .into_iter()
+                        .filter(|t| unusable_arp_target(*t).is_none())
+                        .collect(),
                 }),
         )
         .prop_map(|b| b.filter(|b| *b != Bond::default()));

@@ -34,6 +34,11 @@
 //!
 //! Comment lines before the first statement are the
 //! [`MonitConf::header`]; other comments are dropped on parse.
+//!
+//! [`MonitConf::parse_lenient`] reads files written for the real monit
+//! (collected from hosts): the same subset, with every statement outside
+//! it skipped and reported as a [`Skipped`] instead of failing the file, so
+//! that the simulator can say what it does not run.
 
 use std::fmt;
 use std::num::NonZeroU16;
@@ -308,6 +313,45 @@ impl MonitConf {
             .iter()
             .find(|s| s.name.0.eq_ignore_ascii_case(name))
     }
+
+    /// Reads a control file written for the real monit, which knows far
+    /// more than this subset: what [`Format::parse`] reads, with every
+    /// statement outside the subset skipped and reported instead of
+    /// failing the file (`set httpd ...`, `check filesystem ...`,
+    /// `if cpu > 90% then alert`, `group ...`, an ICMP test with options the
+    /// subset lacks, a host left without an ICMP test, a second service of
+    /// the same name). Statements resume at the next keyword that starts
+    /// one. Only text that cannot be split into tokens (an unterminated
+    /// quote, a control character) is an error. For the simulator, which
+    /// must say what it does not run rather than fail a collected tree.
+    pub fn parse_lenient(text: &str) -> Result<(MonitConf, Vec<Skipped>), ParseError> {
+        let (header, tokens) = tokenize(text)?;
+        let mut parser = Parser {
+            tokens,
+            at: 0,
+            end_line: text.lines().count().max(1),
+            lenient: true,
+            skipped: Vec::new(),
+        };
+        let mut conf = parser.file()?;
+        conf.header = header;
+        Ok((conf, parser.skipped))
+    }
+}
+
+/// A statement [`MonitConf::parse_lenient`] skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// 1-based line where the problem was found.
+    pub line: usize,
+    /// The skipped tokens, shortened.
+    pub text: String,
+    /// Why: what the strict parser would have said.
+    pub reason: String,
+    /// The real monit refuses the file for it too (a second service of the
+    /// same name, a host without a test): monit would not start. Otherwise
+    /// the statement is only outside the subset.
+    pub refused: bool,
 }
 
 fn write_program(out: &mut String, verb: &str, program: &Program) {
@@ -384,6 +428,8 @@ impl Format for MonitConf {
             tokens,
             at: 0,
             end_line: text.lines().count().max(1),
+            lenient: false,
+            skipped: Vec::new(),
         };
         let mut conf = parser.file()?;
         conf.header = header;
@@ -507,7 +553,20 @@ struct Parser {
     tokens: Vec<Token>,
     at: usize,
     end_line: usize,
+    /// Skip what is outside the subset instead of failing.
+    lenient: bool,
+    skipped: Vec<Skipped>,
 }
+
+/// Keywords that start a top-level statement (lenient parsing resumes there).
+const TOP_LEVEL: &[&str] = &["check", "set", "include"];
+/// Keywords that start a statement inside a `check` entry.
+const SERVICE_LEVEL: &[&str] = &[
+    "check", "set", "include", "if", "start", "stop", "restart", "group", "depends", "mode",
+    "every", "alert", "noalert", "onreboot",
+];
+/// How much of a skipped statement [`Skipped::text`] keeps.
+const SKIPPED_TEXT: usize = 80;
 
 impl Parser {
     fn line(&self) -> usize {
@@ -600,50 +659,110 @@ impl Parser {
     fn file(&mut self) -> Result<MonitConf, ParseError> {
         let mut conf = MonitConf::default();
         while self.at < self.tokens.len() {
-            if self.eat_kw("set") {
-                self.expect_kw("daemon", "after `set` (only `set daemon` is supported)")?;
-                let line = self.line();
-                let interval = NonZeroU16::new(self.number("poll interval")?).ok_or_else(|| {
-                    ParseError::new(line, "the poll interval must be more than 0 seconds")
-                })?;
-                let mark = self.at;
-                self.eat_kw("with");
-                let start_delay = if self.eat_kw("start") {
-                    self.expect_kw("delay", "after `start`")?;
-                    Some(self.number("start delay")?)
-                } else {
-                    self.at = mark;
-                    None
-                };
-                conf.daemon = Some(Daemon {
-                    interval,
-                    start_delay,
-                });
-            } else if self.peek_kw("check") {
-                let line = self.line();
-                let service = self.service()?;
-                if conf
-                    .services
-                    .iter()
-                    .any(|s| s.name.0.eq_ignore_ascii_case(&service.name.0))
-                {
-                    return Err(ParseError::new(
-                        line,
-                        format!("service name conflict: {} is already defined", service.name),
-                    ));
+            let start = self.at;
+            if let Err(e) = self.statement(&mut conf) {
+                if !self.lenient {
+                    return Err(e);
                 }
-                conf.services.push(service);
-            } else {
-                return Err(self.error(format!(
-                    "expected `check` or `set daemon`, found {}",
-                    self.describe()
-                )));
+                // Skip to the next top-level statement.
+                self.at = start + 1;
+                while self.at < self.tokens.len() && !self.peek_any(TOP_LEVEL) {
+                    self.at += 1;
+                }
+                self.skip(start, e);
             }
         }
         Ok(conf)
     }
 
-    fn service(&mut self) -> Result<Service, ParseError> {
+    /// Records that the tokens from `start` to here were skipped because of `e`.
+    fn skip(&mut self, start: usize, e: ParseError) {
+        let mut text = String::new();
+        for t in self.tokens.get(start..self.at).unwrap_or_default() {
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            match &t.tok {
+                Tok::Word(w) => text.push_str(w),
+                Tok::Quoted(q, true) => text.push_str(&format!("\"{q}\"")),
+                Tok::Quoted(q, false) => text.push_str(&format!("'{q}'")),
+                Tok::Equals => text.push('='),
+            }
+            if text.chars().count() > SKIPPED_TEXT {
+                text = text.chars().take(SKIPPED_TEXT).collect::<String>() + "...";
+                break;
+            }
+        }
+        self.skipped.push(Skipped {
+            line: e.line,
+            text,
+            reason: e.message,
+            refused: false,
+        });
+    }
+
+    fn peek_any(&self, keywords: &[&str]) -> bool {
+        keywords.iter().any(|k| self.peek_kw(k))
+    }
+
+    /// One top-level statement: `set daemon ...` or a `check` entry.
+    fn statement(&mut self, conf: &mut MonitConf) -> Result<(), ParseError> {
+        if self.eat_kw("set") {
+            self.expect_kw("daemon", "after `set` (only `set daemon` is supported)")?;
+            let line = self.line();
+            let interval = NonZeroU16::new(self.number("poll interval")?).ok_or_else(|| {
+                ParseError::new(line, "the poll interval must be more than 0 seconds")
+            })?;
+            let mark = self.at;
+            self.eat_kw("with");
+            let start_delay = if self.eat_kw("start") {
+                self.expect_kw("delay", "after `start`")?;
+                Some(self.number("start delay")?)
+            } else {
+                self.at = mark;
+                None
+            };
+            conf.daemon = Some(Daemon {
+                interval,
+                start_delay,
+            });
+        } else if self.peek_kw("check") {
+            let line = self.line();
+            let Some(service) = self.service()? else {
+                return Ok(());
+            };
+            if conf
+                .services
+                .iter()
+                .any(|s| s.name.0.eq_ignore_ascii_case(&service.name.0))
+            {
+                let e = ParseError::new(
+                    line,
+                    format!("service name conflict: {} is already defined", service.name),
+                );
+                if !self.lenient {
+                    return Err(e);
+                }
+                self.skipped.push(Skipped {
+                    line,
+                    text: format!("check ... {}", service.name),
+                    reason: e.message,
+                    refused: true,
+                });
+                return Ok(());
+            }
+            conf.services.push(service);
+        } else {
+            return Err(self.error(format!(
+                "expected `check` or `set daemon`, found {}",
+                self.describe()
+            )));
+        }
+        Ok(())
+    }
+
+    /// A `check` entry; `None` when lenient parsing dropped it.
+    fn service(&mut self) -> Result<Option<Service>, ParseError> {
         let check_line = self.line();
         self.expect_kw("check", "")?;
         let is_host = if self.eat_kw("process") {
@@ -659,7 +778,7 @@ impl Parser {
         let (name, line) = self.value("a service name")?;
         let name = ServiceName::new(name).map_err(|e| ParseError::new(line, e.to_string()))?;
         self.eat_kw("with");
-        let mut kind = if is_host {
+        let kind = if is_host {
             self.expect_kw("address", "after the host name")?;
             let (address, line) = self.value("an address")?;
             let address =
@@ -677,62 +796,127 @@ impl Parser {
         };
         let mut service = Service {
             name,
-            kind: kind.clone(),
+            kind,
             start: None,
             stop: None,
         };
         loop {
-            if self.peek_kw("start") || self.peek_kw("stop") {
-                let line = self.line();
-                let start = self.peek_kw("start");
-                self.at += 1;
-                let program = self.program()?;
-                let slot = if start {
-                    &mut service.start
-                } else {
-                    &mut service.stop
-                };
-                if slot.is_some() {
-                    return Err(ParseError::new(
-                        line,
-                        "a second start or stop program for this service",
-                    ));
-                }
-                *slot = Some(program);
-            } else if self.peek_kw("if") {
-                let line = self.line();
-                self.at += 1;
-                let check = self.icmp_check()?;
-                match &mut kind {
-                    ServiceKind::Host { checks, .. } => checks.push(check),
-                    ServiceKind::Process { .. } => {
-                        return Err(ParseError::new(
-                            line,
-                            "ICMP tests belong to `check host`, not `check process`",
-                        ));
+            let start = self.at;
+            match self.service_statement(&mut service) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) if self.lenient => {
+                    self.at = start;
+                    if self.eat_kw("if") {
+                        self.skip_if_statement();
+                    } else {
+                        self.at = start + 1;
+                        while self.at < self.tokens.len() && !self.peek_any(SERVICE_LEVEL) {
+                            self.at += 1;
+                        }
                     }
+                    self.skip(start, e);
                 }
-            } else if self.at >= self.tokens.len() || self.peek_kw("check") || self.peek_kw("set") {
-                break;
-            } else {
-                return Err(self.error(format!(
-                    "unsupported statement in service {}: {}",
-                    service.name,
-                    self.describe()
-                )));
+                Err(e) => return Err(e),
             }
         }
-        if matches!(&kind, ServiceKind::Host { checks, .. } if checks.is_empty()) {
-            return Err(ParseError::new(
+        if matches!(&service.kind, ServiceKind::Host { checks, .. } if checks.is_empty()) {
+            let e = ParseError::new(
                 check_line,
                 format!(
                     "check host {} has no ICMP test (monit rejects it)",
                     service.name
                 ),
-            ));
+            );
+            if !self.lenient {
+                return Err(e);
+            }
+            self.skipped.push(Skipped {
+                line: check_line,
+                text: format!("check host {}", service.name),
+                reason: e.message,
+                refused: true,
+            });
+            return Ok(None);
         }
-        service.kind = kind;
-        Ok(service)
+        Ok(Some(service))
+    }
+
+    /// One statement inside a `check` entry; `Ok(false)` at the entry's end.
+    fn service_statement(&mut self, service: &mut Service) -> Result<bool, ParseError> {
+        if self.peek_kw("start") || self.peek_kw("stop") {
+            let line = self.line();
+            let start = self.peek_kw("start");
+            self.at += 1;
+            let program = self.program()?;
+            let slot = if start {
+                &mut service.start
+            } else {
+                &mut service.stop
+            };
+            if slot.is_some() {
+                return Err(ParseError::new(
+                    line,
+                    "a second start or stop program for this service",
+                ));
+            }
+            *slot = Some(program);
+            Ok(true)
+        } else if self.peek_kw("if") {
+            let line = self.line();
+            self.at += 1;
+            let check = self.icmp_check()?;
+            match &mut service.kind {
+                ServiceKind::Host { checks, .. } => checks.push(check),
+                ServiceKind::Process { .. } => {
+                    return Err(ParseError::new(
+                        line,
+                        "ICMP tests belong to `check host`, not `check process`",
+                    ));
+                }
+            }
+            Ok(true)
+        } else if self.at >= self.tokens.len() || self.peek_kw("check") || self.peek_kw("set") {
+            Ok(false)
+        } else {
+            Err(self.error(format!(
+                "unsupported statement in service {}: {}",
+                service.name,
+                self.describe()
+            )))
+        }
+    }
+
+    /// Skips an `if ... then ACTION [else if ... then ACTION]` statement
+    /// whose `if` was just read (lenient parsing).
+    fn skip_if_statement(&mut self) {
+        loop {
+            while self.at < self.tokens.len() && !self.peek_kw("then") && !self.peek_any(TOP_LEVEL)
+            {
+                self.at += 1;
+            }
+            if !self.eat_kw("then") {
+                return;
+            }
+            let exec = self.peek_kw("exec");
+            if self.at < self.tokens.len() {
+                self.at += 1;
+            }
+            if exec
+                && matches!(
+                    self.tokens.get(self.at),
+                    Some(Token {
+                        tok: Tok::Quoted(..),
+                        ..
+                    })
+                )
+            {
+                self.at += 1;
+            }
+            if !self.eat_kw("else") {
+                return;
+            }
+        }
     }
 
     fn program(&mut self) -> Result<Program, ParseError> {
@@ -1112,6 +1296,79 @@ check process ovn1-pid with pidfile /run/openvpn/ovn1.pid start program = \"/usr
         }
     }
 
+    #[test]
+    fn lenient_parsing_skips_and_reports_what_the_subset_lacks() {
+        let text = "set daemon 120\n\
+            set log /var/log/monit.log\n\
+            set httpd port 2812 and\n    use address localhost\n    allow localhost\n\
+            include /etc/monit/conf.d/*\n\
+            check system $HOST\n    if loadavg (5min) > 2 then alert\n\
+            check host ovn0 with address 10.0.0.2\n\
+            \x20   start program = \"/usr/bin/systemctl start openvpn@ovn0\"\n\
+            \x20   if failed port 22 protocol ssh then restart\n\
+            \x20   if failed ping count 3 size 128 then alert else if succeeded then exec \"/bin/true\"\n\
+            \x20   if failed icmp type echo count 5 with timeout 15 seconds then restart\n\
+            \x20   group vpn\n\
+            \x20   depends on ovn0-pid\n\
+            check host empty with address 10.0.0.9\n\
+            \x20   if failed port 80 then alert\n\
+            check process ovn0-pid with pidfile /run/openvpn/ovn0.pid\n\
+            \x20   if 5 restarts within 5 cycles then unmonitor\n\
+            check process OVN0-PID with pidfile /run/x.pid\n";
+        // The strict parser refuses the file at its second statement.
+        assert_eq!(MonitConf::parse(text).unwrap_err().line, 2);
+        let (conf, skipped) = MonitConf::parse_lenient(text).unwrap();
+        assert_eq!(conf.daemon.map(|d| d.interval.get()), Some(120));
+        let names: Vec<&str> = conf.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["ovn0", "ovn0-pid"]);
+        let ServiceKind::Host { checks, .. } = &conf.services[0].kind else {
+            panic!("not a host")
+        };
+        assert_eq!(checks.len(), 1);
+        assert_eq!((checks[0].count, checks[0].timeout), (Some(5), Some(15)));
+        assert!(conf.services[0].start.is_some());
+        let starts: Vec<(usize, String)> = skipped
+            .iter()
+            .map(|s| {
+                (
+                    s.line,
+                    s.text.split(' ').take(2).collect::<Vec<_>>().join(" "),
+                )
+            })
+            .collect();
+        assert_eq!(
+            starts,
+            [
+                (2, "set log".to_string()),
+                (3, "set httpd".into()),
+                (6, "include /etc/monit/conf.d/*".into()),
+                (7, "check system".into()),
+                (11, "if failed".into()),
+                (12, "if failed".into()),
+                (14, "group vpn".into()),
+                (15, "depends on".into()),
+                (17, "if failed".into()),
+                (16, "check host".into()),
+                (19, "if 5".into()),
+                (20, "check ...".into()),
+            ],
+            "{skipped:#?}"
+        );
+        // The whole `if ... else if ... then exec "..."` went, not just its start.
+        assert!(
+            skipped[5].text.contains("else if succeeded"),
+            "{}",
+            skipped[5].text
+        );
+        assert!(skipped[9].reason.contains("no ICMP test"));
+        assert!(skipped[11].reason.contains("conflict"));
+        // Only those two would stop the real monit too.
+        let refused: Vec<usize> = (0..skipped.len()).filter(|i| skipped[*i].refused).collect();
+        assert_eq!(refused, [9, 11]);
+        // Tokens that cannot be read still fail.
+        assert!(MonitConf::parse_lenient("check host x \"unterminated\n").is_err());
+    }
+
     proptest! {
         #[test]
         fn roundtrip(conf in arb_monit()) {
@@ -1123,6 +1380,12 @@ check process ovn1-pid with pidfile /run/openvpn/ovn1.pid start program = \"/usr
         #[test]
         fn parse_never_panics(text in ".*") {
             let _ = MonitConf::parse(&text);
+            let _ = MonitConf::parse_lenient(&text);
+        }
+
+        #[test]
+        fn lenient_parsing_reads_the_subset_like_parse(conf in arb_monit()) {
+            prop_assert_eq!(MonitConf::parse_lenient(&conf.emit()), Ok((conf, Vec::new())));
         }
 
         #[test]
@@ -1133,6 +1396,7 @@ check process ovn1-pid with pidfile /run/openvpn/ovn1.pid start program = \"/usr
         #[test]
         fn parse_never_panics_on_mutations(conf in arb_monit(), index in any::<usize>(), c in any::<char>()) {
             let _ = MonitConf::parse(&mutate(&conf.emit(), index, c));
+            let _ = MonitConf::parse_lenient(&mutate(&conf.emit(), index, c));
         }
     }
 }

@@ -37,19 +37,63 @@
 //!   per-destination table, without the 10 s rebalancing); all slaves
 //!   receive. balance-rr: round robin. broadcast: the first usable slave
 //!   (the model carries one copy).
-//! - MII monitoring: carrier is sampled every `miimon` ms from the bond's
-//!   start (0 or unset: never, so a failed carrier is not noticed). No
+//!
+//! # Link monitoring (Documentation/networking/bonding.rst)
+//! The kernel runs one link monitor per bond:
+//! - MII (`bond-miimon` ms): carrier is sampled every `miimon` ms from the
+//!   bond's start. bonding.rst, `miimon`: "The default value is 100 if
+//!   arp_interval is not set" (the kernel sets it when the mode is chosen,
+//!   `bond_option_mode_set`), so an unset `bond-miimon` is 100 ms. A TAP
+//!   device has carrier while its OpenVPN process holds it open, whatever
+//!   the peer does: MII never sees a dead path (reference 004's point). No
 //!   `updelay`/`downdelay`.
+//! - ARP (`bond-arp-interval` ms, `bond-arp-ip-target`, `arp_validate
+//!   none`, `arp_missed_max` 2): bonding.rst, `arp_interval`: "The ARP
+//!   monitor works by periodically checking the slave devices to determine
+//!   whether they have sent or received traffic recently [...]. Regular
+//!   traffic is generated via ARP probes issued for the addresses specified
+//!   by the arp_ip_target option." Every `arp_interval` (first at the
+//!   bond's start) each slave is judged, then an ARP request goes to every
+//!   target on each slave with carrier (`bond_loadbalance_arp_mon`). A
+//!   time is "within N intervals" when it is at most N·δ + δ/2 old
+//!   (`bond_time_in_interval`). A down slave comes up when it sent and
+//!   received within 1 interval; an up slave goes down when it has not sent
+//!   or not received within `arp_missed_max` (2) intervals (bonding.rst,
+//!   `arp_missed_max`: "the number of arp_interval monitor checks that must
+//!   fail in order for an interface to be marked down"). With `arp_validate
+//!   none` any frame received counts. So a silent path goes down between
+//!   2.5 and 3.5 intervals after its last frame. A slave is up when it is
+//!   enslaved, and is given a receive time one interval and a tick old (the
+//!   kernel's `last_rx` at enslaving), so it must hear from the peer within
+//!   1.5 intervals.
+//!   active-backup (`bond_ab_arp_inspect`): a backup goes down after
+//!   `arp_missed_max` + 1 intervals without receiving ("backup interfaces
+//!   are permitted an extra monitor check"), a slave up or made active less
+//!   than 2 intervals ago is left alone, a down slave comes up on receiving
+//!   alone. Deviation: the kernel probes only through the active slave (and
+//!   rotates through the others when there is none); the model probes on
+//!   every slave, as in the load-balancing modes.
+//!   Refused combinations, as the kernel refuses them: `arp_interval` in
+//!   balance-tlb, balance-alb and 802.3ad (`bond_options.c` lists those
+//!   modes in `unsuppmodes`; ARP monitoring is off, MII runs); with both
+//!   `miimon` and `arp_interval` set only ARP monitoring runs (setting one
+//!   disables the other, `bond_option_arp_interval_set`). Each is a line in
+//!   the trace at the bond's start.
+//! - ARP frames cross the TAP links as 28-byte stand-in packets (the ARP
+//!   payload's length; the TAP model adds the Ethernet header) that only
+//!   bonds create and consume ([`arp_frame`], [`arp_op`]): a bond answers a
+//!   request for its own address through its normal transmit choice, and
+//!   never hands either kind to the host.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::Ipv4Net;
 use vpnsim_render::format::Format;
 use vpnsim_render::ifupdown::{Addressing, BondMode, Interfaces, Stanza};
 use vpnsim_render::script::{Script, Step};
 
-use crate::packet::Packet;
+use crate::packet::{Body, Packet, Payload};
 use crate::proto::Action;
 use crate::time::{Instant, Span};
 
@@ -121,9 +165,74 @@ struct Slave {
     /// The bond's view (MII), updated at polls.
     mii_up: bool,
     enslaved_at: Instant,
+    /// The ARP monitor's view of the link.
+    arp_up: bool,
+    /// When the slave last sent / received a frame (the kernel's
+    /// `dev_trans_start` and `slave->last_rx`).
+    last_tx: Option<Instant>,
+    last_rx: Option<Instant>,
+    /// When the slave last came up or became active (active-backup's grace).
+    last_link_up: Instant,
 }
 
 const T_MII: u64 = 0;
+/// The ARP monitor's tick.
+const T_ARP: u64 = u64::MAX;
+
+/// bonding.rst, `miimon`: "The default value is 100 if arp_interval is not set."
+pub const DEFAULT_MIIMON: Span = Span::millis(100);
+/// bonding.rst, `arp_missed_max`: "The default value is 2".
+pub const ARP_MISSED_MAX: u64 = 2;
+/// An ARP packet for IPv4 over Ethernet: 8 header + 2 × (6 + 4) addresses.
+pub const ARP_LEN: u32 = 28;
+const ARP_REQUEST_TAG: u64 = 0x4152_5000_0000_0001;
+const ARP_REPLY_TAG: u64 = 0x4152_5000_0000_0002;
+
+/// ARP request or reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArpOp {
+    Request,
+    Reply,
+}
+
+/// An ARP frame from `sender` about `target`, as the stand-in packet that
+/// crosses a TAP link: 28 bytes, the length of the ARP payload (an empty
+/// UDP datagram has exactly that size), told apart by its tag.
+pub fn arp_frame(op: ArpOp, sender: Ipv4Addr, target: Ipv4Addr) -> Packet {
+    Packet {
+        src: IpAddr::V4(sender),
+        dst: IpAddr::V4(target),
+        ttl: 0,
+        dont_fragment: false,
+        payload: Payload::Udp {
+            src_port: 0,
+            dst_port: 0,
+            body: Body::Data {
+                len: 0,
+                tag: match op {
+                    ArpOp::Request => ARP_REQUEST_TAG,
+                    ArpOp::Reply => ARP_REPLY_TAG,
+                },
+            },
+        },
+    }
+}
+
+/// Whether `p` is an ARP frame of [`arp_frame`], and which.
+pub fn arp_op(p: &Packet) -> Option<ArpOp> {
+    match &p.payload {
+        Payload::Udp {
+            src_port: 0,
+            dst_port: 0,
+            body: Body::Data { len: 0, tag },
+        } if p.ttl == 0 => match *tag {
+            ARP_REQUEST_TAG => Some(ArpOp::Request),
+            ARP_REPLY_TAG => Some(ArpOp::Reply),
+            _ => None,
+        },
+        _ => None,
+    }
+}
 
 /// A Linux bond device.
 #[derive(Debug, Clone)]
@@ -131,6 +240,12 @@ pub struct Bond {
     name: String,
     mode: BondMode,
     miimon: Span,
+    /// `arp_interval` (zero: no ARP monitoring).
+    arp_interval: Span,
+    arp_targets: Vec<Ipv4Addr>,
+    /// What the kernel refused or changed in the stanza's monitoring
+    /// options, said at start.
+    notes: Vec<String>,
     address: Option<Ipv4Net>,
     up_script: Option<Script>,
     down_script: Option<Script>,
@@ -185,11 +300,46 @@ impl Bond {
             Addressing::Static { address, .. } => Some(*address),
             _ => None,
         };
+        // The driver's default mode is balance-rr.
+        let mode = b.mode.unwrap_or(BondMode::BalanceRr);
+        let mut notes = Vec::new();
+        let mut arp = Span::millis(u64::from(b.arp_interval.unwrap_or(0)));
+        let uses_arp = !matches!(
+            mode,
+            BondMode::BalanceTlb | BondMode::BalanceAlb | BondMode::Ieee8023ad
+        );
+        if arp > Span::ZERO && !uses_arp {
+            notes.push(format!(
+                "option arp_interval: mode dependency failed, not supported in mode {mode}; \
+                 no ARP monitoring"
+            ));
+            arp = Span::ZERO;
+        }
+        let miimon = match b.miimon {
+            Some(m) if arp > Span::ZERO && m > 0 => {
+                notes.push(
+                    "ARP monitoring cannot be used with MII monitoring: bond-miimon is \
+                     disabled, bond-arp-interval runs"
+                        .into(),
+                );
+                Span::ZERO
+            }
+            Some(m) => Span::millis(u64::from(m)),
+            None if arp > Span::ZERO => Span::ZERO,
+            None => DEFAULT_MIIMON,
+        };
+        if arp > Span::ZERO && b.arp_ip_target.is_empty() {
+            notes.push(
+                "ARP monitoring has been set up, but no ARP targets have been specified".into(),
+            );
+        }
         Ok(Bond {
             name: stanza.name.as_str().to_owned(),
-            // The driver's default mode is balance-rr.
-            mode: b.mode.unwrap_or(BondMode::BalanceRr),
-            miimon: Span::millis(u64::from(b.miimon.unwrap_or(0))),
+            mode,
+            miimon,
+            arp_interval: arp,
+            arp_targets: b.arp_ip_target.clone(),
+            notes,
             address,
             up_script: up,
             down_script: down,
@@ -216,6 +366,24 @@ impl Bond {
         self.miimon
     }
 
+    /// `arp_interval` as the kernel runs it (zero: no ARP monitoring).
+    pub fn arp_interval(&self) -> Span {
+        self.arp_interval
+    }
+
+    pub fn arp_targets(&self) -> &[Ipv4Addr] {
+        &self.arp_targets
+    }
+
+    /// The slave's link as the running monitor sees it.
+    fn link_ok(&self, s: &Slave) -> bool {
+        if self.arp_interval > Span::ZERO {
+            s.arp_up
+        } else {
+            s.mii_up
+        }
+    }
+
     /// The bond's address (`address`/`netmask`).
     pub fn address(&self) -> Option<Ipv4Net> {
         self.address
@@ -236,7 +404,7 @@ impl Bond {
             .filter(|n| {
                 self.slaves
                     .get(*n)
-                    .is_some_and(|s| s.state == SlaveState::Enslaved && s.mii_up)
+                    .is_some_and(|s| s.state == SlaveState::Enslaved && self.link_ok(s))
             })
             .map(String::as_str)
             .collect()
@@ -253,12 +421,35 @@ impl Bond {
         self.active = None;
         self.started = now;
         self.was_up = false;
-        vec![Action::Log(format!(
-            "{}: bonding mode {}, miimon {} ms, no slaves",
-            self.name,
-            self.mode,
-            self.miimon.0 / 1_000_000
-        ))]
+        let monitor = if self.arp_interval > Span::ZERO {
+            let targets: Vec<String> = self.arp_targets.iter().map(|t| t.to_string()).collect();
+            format!(
+                "arp_interval {} ms, arp_ip_target {}",
+                self.arp_interval.0 / 1_000_000,
+                if targets.is_empty() {
+                    "none".to_string()
+                } else {
+                    targets.join(",")
+                }
+            )
+        } else {
+            format!("miimon {} ms", self.miimon.0 / 1_000_000)
+        };
+        let mut out = vec![Action::Log(format!(
+            "{}: bonding mode {}, {monitor}, no slaves",
+            self.name, self.mode
+        ))];
+        for n in &self.notes {
+            out.push(Action::Log(format!("{}: warning: {n}", self.name)));
+        }
+        if self.arp_interval > Span::ZERO {
+            // The kernel queues the ARP monitor at once when the bond opens.
+            out.push(Action::Timer {
+                at: now,
+                token: T_ARP,
+            });
+        }
+        out
     }
 
     fn token_of(&mut self, dev: &str) -> u64 {
@@ -286,6 +477,10 @@ impl Bond {
                 carrier: true,
                 mii_up: false,
                 enslaved_at: now,
+                arp_up: false,
+                last_tx: None,
+                last_rx: None,
+                last_link_up: now,
             },
         );
         vec![
@@ -351,6 +546,9 @@ impl Bond {
     }
 
     pub fn on_timer(&mut self, now: Instant, token: u64) -> Vec<Action> {
+        if token == T_ARP {
+            return self.arp_monitor(now);
+        }
         if token == T_MII {
             let mut out = Vec::new();
             let names: Vec<String> = self.slaves.keys().cloned().collect();
@@ -389,6 +587,14 @@ impl Bond {
         s.state = SlaveState::Enslaved;
         s.mii_up = s.carrier;
         s.enslaved_at = now;
+        // bond_enslave with arp_interval: the link is up if the device has
+        // carrier; `last_rx` is set one interval and a tick back, so the
+        // first reply must come within 1.5 intervals; the script has just
+        // brought the device up, which is its last transmit.
+        s.arp_up = s.carrier;
+        s.last_rx = Some(Instant(now.0.saturating_sub(self.arp_interval.0 + 1)));
+        s.last_tx = Some(now);
+        s.last_link_up = now;
         self.order.push(dev.clone());
         let mut out = vec![Action::Log(format!(
             "{}: enslaving {dev} as {} interface with an up link",
@@ -437,15 +643,28 @@ impl Bond {
     /// The slave for an outgoing packet, or a drop (an [`Action::Drop`]).
     pub fn transmit(
         &mut self,
-        _now: Instant,
+        now: Instant,
         packet: Packet,
     ) -> Result<(String, Packet), Box<Action>> {
+        match self.pick(&packet) {
+            Ok(slave) => {
+                if let Some(s) = self.slaves.get_mut(&slave) {
+                    s.last_tx = Some(now);
+                }
+                Ok((slave, packet))
+            }
+            Err(reason) => Err(Box::new(Action::Drop {
+                reason,
+                packet: Box::new(packet),
+            })),
+        }
+    }
+
+    /// The transmit policy's slave for `packet`, or why there is none.
+    fn pick(&mut self, packet: &Packet) -> Result<String, String> {
         let usable: Vec<String> = self.usable().iter().map(|s| (*s).to_owned()).collect();
         if usable.is_empty() {
-            return Err(Box::new(Action::Drop {
-                reason: format!("{}: no slave with an up link", self.name),
-                packet: Box::new(packet),
-            }));
+            return Err(format!("{}: no slave with an up link", self.name));
         }
         let pick = match self.mode {
             BondMode::ActiveBackup | BondMode::Broadcast => {
@@ -462,34 +681,132 @@ impl Bond {
                 usable.get(h as usize % usable.len()).cloned()
             }
         };
-        match pick {
-            Some(s) => Ok((s, packet)),
-            None => Err(Box::new(Action::Drop {
-                reason: format!("{}: no active slave", self.name),
-                packet: Box::new(packet),
-            })),
-        }
+        pick.ok_or_else(|| format!("{}: no active slave", self.name))
     }
 
-    /// A packet that arrived on slave `dev`.
-    pub fn receive(&mut self, _now: Instant, dev: &str, packet: Packet) -> Vec<Action> {
-        let enslaved = self
-            .slaves
-            .get(dev)
-            .is_some_and(|s| s.state == SlaveState::Enslaved);
+    /// A packet that arrived on slave `dev`. Any frame counts as received
+    /// for the ARP monitor (`arp_validate none`), even on a backup slave
+    /// that then drops it. ARP frames stay in the bond: a request for the
+    /// bond's address is answered (an [`Action::TransmitOn`]) unless it
+    /// came in on an active-backup bond's backup slave.
+    pub fn receive(&mut self, now: Instant, dev: &str, packet: Packet) -> Vec<Action> {
+        let enslaved = match self.slaves.get_mut(dev) {
+            Some(s) if s.state == SlaveState::Enslaved => {
+                s.last_rx = Some(now);
+                true
+            }
+            _ => false,
+        };
         if !enslaved {
             return vec![Action::Drop {
                 reason: format!("{dev} is not a slave of {}", self.name),
                 packet: Box::new(packet),
             }];
         }
-        if self.mode == BondMode::ActiveBackup && self.active.as_deref() != Some(dev) {
+        let backup = self.mode == BondMode::ActiveBackup && self.active.as_deref() != Some(dev);
+        if let Some(op) = arp_op(&packet) {
+            let mine = self.address.map(|a| IpAddr::V4(a.addr()));
+            if op != ArpOp::Request || backup || mine != Some(packet.dst) {
+                return Vec::new();
+            }
+            let (IpAddr::V4(me), IpAddr::V4(asker)) = (packet.dst, packet.src) else {
+                return Vec::new();
+            };
+            let reply = arp_frame(ArpOp::Reply, me, asker);
+            return match self.transmit(now, reply) {
+                Ok((device, packet)) => vec![Action::TransmitOn { device, packet }],
+                Err(_) => Vec::new(),
+            };
+        }
+        if backup {
             return vec![Action::Drop {
                 reason: format!("{}: frame on backup slave {dev} dropped", self.name),
                 packet: Box::new(packet),
             }];
         }
         vec![Action::Deliver(packet)]
+    }
+
+    /// Whether `last` is within `k` ARP intervals of `now`
+    /// (`bond_time_in_interval`: `now` in [last − δ, last + k·δ + δ/2]).
+    fn within(&self, now: Instant, last: Option<Instant>, k: u64) -> bool {
+        let d = self.arp_interval.0;
+        last.is_some_and(|t| {
+            now.0.saturating_add(d) >= t.0
+                && now.0
+                    <= t.0
+                        .saturating_add(k.saturating_mul(d))
+                        .saturating_add(d / 2)
+        })
+    }
+
+    /// One tick of the ARP monitor: judge every slave, then probe every
+    /// target on each slave with carrier; the next tick one interval on.
+    fn arp_monitor(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        let sender = self.address.map_or(Ipv4Addr::UNSPECIFIED, |a| a.addr());
+        let names = self.order.clone();
+        for n in &names {
+            let Some(s) = self.slaves.get(n).cloned() else {
+                continue;
+            };
+            let active = self.active.as_deref() == Some(n.as_str());
+            let ab = self.mode == BondMode::ActiveBackup;
+            let change = if !s.arp_up {
+                let rx = self.within(now, s.last_rx, 1);
+                let up = if ab {
+                    rx
+                } else {
+                    rx && self.within(now, s.last_tx, 1)
+                };
+                up.then_some(true)
+            } else if ab && self.within(now, Some(s.last_link_up), 2) {
+                None
+            } else if ab && !active {
+                (!self.within(now, s.last_rx, ARP_MISSED_MAX + 1)).then_some(false)
+            } else {
+                let silent = !self.within(now, s.last_tx, ARP_MISSED_MAX)
+                    || !self.within(now, s.last_rx, ARP_MISSED_MAX);
+                silent.then_some(false)
+            };
+            if let Some(up) = change
+                && let Some(slave) = self.slaves.get_mut(n)
+            {
+                slave.arp_up = up;
+                if up {
+                    slave.last_link_up = now;
+                }
+                out.push(Action::Log(format!(
+                    "{}: link status definitely {} for interface {n} (ARP monitor)",
+                    self.name,
+                    if up { "up" } else { "down" }
+                )));
+            }
+            if s.carrier && !self.arp_targets.is_empty() {
+                for t in &self.arp_targets {
+                    out.push(Action::TransmitOn {
+                        device: n.clone(),
+                        packet: arp_frame(ArpOp::Request, sender, *t),
+                    });
+                }
+                if let Some(slave) = self.slaves.get_mut(n) {
+                    slave.last_tx = Some(now);
+                }
+            }
+        }
+        let before = self.active.clone();
+        out.extend(self.reselect(now));
+        if self.active != before
+            && let Some(a) = self.active.clone()
+            && let Some(s) = self.slaves.get_mut(&a)
+        {
+            s.last_link_up = now;
+        }
+        out.push(Action::Timer {
+            at: now + self.arp_interval,
+            token: T_ARP,
+        });
+        out
     }
 }
 
@@ -532,6 +849,151 @@ mod tests {
         let up = file(&files, "machine-a", "etc/openvpn/scripts/enslave-bond0.sh");
         let down = file(&files, "machine-a", "etc/openvpn/scripts/release-bond0.sh");
         Bond::from_texts(&ifs, "bond0", Some(&up), Some(&down)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `host`'s bond0 from the generated files, its stanza edited.
+    fn bond_of(host: &str, edit: &dyn Fn(String) -> String) -> Bond {
+        let files = generated("dual-path-bond");
+        let ifs = edit(file(&files, host, "etc/network/interfaces.d/bond0"));
+        let up = file(&files, host, "etc/openvpn/scripts/enslave-bond0.sh");
+        let down = file(&files, host, "etc/openvpn/scripts/release-bond0.sh");
+        Bond::from_texts(&ifs, "bond0", Some(&up), Some(&down)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Mode `mode`, ARP monitoring every `ms` towards `target`, no miimon.
+    fn arp_edit(mode: &'static str, ms: u32, target: &'static str) -> impl Fn(String) -> String {
+        move |text: String| {
+            text.replace("bond-mode balance-alb", &format!("bond-mode {mode}"))
+                .replace(
+                    "bond-miimon 100",
+                    &format!("bond-arp-interval {ms}\n    bond-arp-ip-target {target}"),
+                )
+        }
+    }
+
+    /// Two bonds (machine-a, machine-b) joined by the TAP paths ovn0 and
+    /// ovn1, each with a one-way latency and a switch: frames a bond sends
+    /// on a slave ([`Action::TransmitOn`] or its transmit choice) reach the
+    /// other bond's slave of the same name while the path is alive.
+    struct Pair {
+        bonds: [Bond; 2],
+        latency: Span,
+        dead: BTreeMap<String, bool>,
+        queue: BTreeMap<(Instant, u64), PairEv>,
+        timers: BTreeMap<(usize, u64), Instant>,
+        seq: u64,
+        now: Instant,
+        logs: Vec<(Instant, usize, String)>,
+        delivered: Vec<(Instant, usize, String)>,
+    }
+
+    enum PairEv {
+        Timer(usize, u64),
+        Frame(usize, String, Box<Packet>),
+    }
+
+    impl Pair {
+        fn new(edit: &dyn Fn(String) -> String) -> Pair {
+            let mut p = Pair {
+                bonds: [bond_of("machine-a", edit), bond_of("machine-b", edit)],
+                latency: Span::millis(10),
+                dead: BTreeMap::new(),
+                queue: BTreeMap::new(),
+                timers: BTreeMap::new(),
+                seq: 0,
+                now: Instant::START,
+                logs: Vec::new(),
+                delivered: Vec::new(),
+            };
+            for side in 0..2 {
+                let a = p.bonds[side].start(Instant::START);
+                p.take(side, a);
+            }
+            p
+        }
+        fn push(&mut self, at: Instant, ev: PairEv) {
+            self.seq += 1;
+            self.queue.insert((at, self.seq), ev);
+        }
+        fn send(&mut self, from: usize, dev: &str, packet: Packet) {
+            if !self.dead.get(dev).copied().unwrap_or(false) {
+                let at = self.now + self.latency;
+                self.push(
+                    at,
+                    PairEv::Frame(1 - from, dev.to_string(), Box::new(packet)),
+                );
+            }
+        }
+        fn take(&mut self, side: usize, actions: Vec<Action>) {
+            for a in actions {
+                match a {
+                    Action::Timer { at, token } if self.timers.get(&(side, token)) != Some(&at) => {
+                        self.timers.insert((side, token), at);
+                        self.push(at, PairEv::Timer(side, token));
+                    }
+                    Action::TransmitOn { device, packet } => self.send(side, &device, packet),
+                    Action::Deliver(p) => self.delivered.push((self.now, side, p.dst.to_string())),
+                    Action::Log(l) => self.logs.push((self.now, side, l)),
+                    _ => {}
+                }
+            }
+        }
+        fn until(&mut self, t: Instant) {
+            while let Some(((at, seq), _)) = self.queue.first_key_value() {
+                let key = (*at, *seq);
+                if key.0 > t {
+                    break;
+                }
+                let Some(ev) = self.queue.remove(&key) else {
+                    break;
+                };
+                self.now = key.0;
+                match ev {
+                    PairEv::Timer(side, token) => {
+                        if self.timers.get(&(side, token)) == Some(&key.0) {
+                            self.timers.remove(&(side, token));
+                            let a = self.bonds[side].on_timer(key.0, token);
+                            self.take(side, a);
+                        }
+                    }
+                    PairEv::Frame(side, dev, packet) => {
+                        let a = self.bonds[side].receive(key.0, &dev, *packet);
+                        self.take(side, a);
+                    }
+                }
+            }
+            self.now = t;
+        }
+        /// Both links come up on both sides at `t` (route-up, then the sleep).
+        fn up(&mut self, t: Instant) {
+            self.until(t);
+            for side in 0..2 {
+                for dev in ["ovn0", "ovn1"] {
+                    let a = self.bonds[side].slave_link_up(t, dev);
+                    self.take(side, a);
+                }
+            }
+        }
+        /// One IP packet from `side` to the other side's bond address
+        /// through the transmit policy.
+        fn ping(&mut self, t: Instant, side: usize) {
+            self.until(t);
+            let dst = if side == 0 { "10.0.0.2" } else { "10.0.0.1" };
+            if let Ok((dev, p)) = self.bonds[side].transmit(t, ping(dst)) {
+                self.send(side, &dev, p);
+            }
+        }
+        /// When `side` logged that `dev` went down (or up), after `after`.
+        fn link_log(&self, side: usize, dev: &str, up: bool, after: Instant) -> Option<Instant> {
+            let needle = format!(
+                "link status definitely {} for interface {dev}",
+                if up { "up" } else { "down" }
+            );
+            self.logs
+                .iter()
+                .find(|(t, s, l)| *t > after && *s == side && l.contains(&needle))
+                .map(|(t, _, _)| *t)
+        }
     }
 
     /// Drives a bond: its timers in time order.
@@ -744,5 +1206,202 @@ mod tests {
                 .iter()
                 .any(|(t, a)| *t == at(32_000) && *a == Action::LinkState { up: false })
         );
+    }
+
+    #[test]
+    fn an_unset_miimon_is_the_kernels_100_ms() {
+        let b = bond_of("machine-a", &|t| t.replace("    bond-miimon 100\n", ""));
+        assert_eq!(b.miimon(), DEFAULT_MIIMON);
+        assert_eq!(b.miimon(), Span::millis(100));
+        assert_eq!(b.arp_interval(), Span::ZERO);
+    }
+
+    #[test]
+    fn arp_monitoring_is_refused_in_balance_alb_as_the_kernel_refuses_it() {
+        let edit = |t: String| {
+            t.replace(
+                "bond-miimon 100",
+                "bond-arp-interval 1000\n    bond-arp-ip-target 10.0.0.2",
+            )
+        };
+        let mut b = bond_of("machine-a", &edit);
+        assert_eq!(b.mode(), BondMode::BalanceAlb);
+        assert_eq!(b.arp_interval(), Span::ZERO);
+        assert_eq!(b.miimon(), DEFAULT_MIIMON);
+        let logs = b.start(Instant::START);
+        assert!(
+            logs.iter().any(|a| matches!(a, Action::Log(l)
+                if l.contains("not supported in mode balance-alb"))),
+            "{logs:?}"
+        );
+        assert!(!logs.iter().any(|a| matches!(a, Action::Timer { .. })));
+    }
+
+    #[test]
+    fn arp_monitoring_disables_miimon_when_both_are_set() {
+        let edit = |t: String| {
+            t.replace("bond-mode balance-alb", "bond-mode balance-rr")
+                .replace(
+                    "bond-miimon 100",
+                    "bond-miimon 100\n    bond-arp-interval 500\n    bond-arp-ip-target 10.0.0.2",
+                )
+        };
+        let mut b = bond_of("machine-a", &edit);
+        assert_eq!(
+            (b.miimon(), b.arp_interval()),
+            (Span::ZERO, Span::millis(500))
+        );
+        let logs = b.start(Instant::START);
+        assert!(logs.iter().any(|a| matches!(a, Action::Log(l)
+            if l.contains("cannot be used with MII monitoring"))));
+        // The monitor's first tick is at once, the next one interval on.
+        assert!(logs.contains(&Action::Timer {
+            at: Instant::START,
+            token: T_ARP
+        }));
+    }
+
+    #[test]
+    fn a_dead_tap_path_is_invisible_to_miimon_but_the_arp_monitor_drops_it_within_3_5_intervals() {
+        // MII: the TAP device keeps its carrier, so the dead slave stays.
+        let mut mii = Pair::new(&|t| t.replace("bond-mode balance-alb", "bond-mode balance-rr"));
+        mii.up(at(0));
+        mii.until(at(20_000));
+        mii.dead.insert("ovn0".into(), true);
+        mii.until(at(60_000));
+        assert_eq!(mii.bonds[0].usable(), ["ovn0", "ovn1"]);
+
+        // ARP every second towards the peer's bond address.
+        let mut arp = Pair::new(&arp_edit("balance-rr", 1000, "10.0.0.2"));
+        let b_side = arp_edit("balance-rr", 1000, "10.0.0.1");
+        arp.bonds[1] = bond_of("machine-b", &b_side);
+        let a = arp.bonds[1].start(Instant::START);
+        arp.take(1, a);
+        arp.up(at(0));
+        arp.until(at(20_000));
+        assert_eq!(arp.bonds[0].usable(), ["ovn0", "ovn1"]);
+        assert_eq!(arp.bonds[1].usable(), ["ovn0", "ovn1"]);
+        arp.dead.insert("ovn0".into(), true);
+        arp.until(at(30_000));
+        let down = arp
+            .link_log(0, "ovn0", false, at(20_000))
+            .unwrap_or_else(|| panic!("no down: {:?}", arp.logs));
+        // The probes of the tick at 20 s were already on their way: the
+        // last frames on ovn0 arrived at 20.010 s (the peer's probe) and
+        // 20.020 s (its reply). The monitor gives up after more than 2.5
+        // and at most 3.5 intervals of silence: at the tick of 23 s.
+        for last in [at(20_010), at(20_020)] {
+            let silence = down.since(last);
+            assert!(
+                silence > Span::millis(2_500) && silence <= Span::millis(3_500),
+                "{silence}"
+            );
+        }
+        assert_eq!(down, at(23_000));
+        assert_eq!(arp.bonds[0].usable(), ["ovn1"]);
+        assert!(arp.link_log(1, "ovn0", false, at(20_000)).is_some());
+        // Traffic keeps flowing on the other slave.
+        arp.ping(at(25_000), 0);
+        arp.until(at(25_100));
+        assert!(
+            arp.delivered
+                .iter()
+                .any(|(t, side, dst)| *t > at(25_000) && *side == 1 && dst == "10.0.0.2")
+        );
+        // The path returns: up again once it sent and received within one
+        // interval, at the first tick after frames flow again.
+        arp.dead.insert("ovn0".into(), false);
+        arp.until(at(40_000));
+        let up = arp
+            .link_log(0, "ovn0", true, at(30_000))
+            .unwrap_or_else(|| panic!("no up: {:?}", arp.logs));
+        assert!(up > at(30_000) && up <= at(32_000), "{up}");
+        assert_eq!(arp.bonds[0].usable(), ["ovn0", "ovn1"]);
+    }
+
+    #[test]
+    fn a_slave_whose_peer_never_answers_goes_down_after_one_and_a_half_intervals() {
+        // Only machine-a's bond: nobody answers its probes.
+        let mut r = Run::new(bond_of(
+            "machine-a",
+            &arp_edit("balance-rr", 1000, "10.0.0.2"),
+        ));
+        r.up(at(0), "ovn0");
+        r.until(at(10_000));
+        assert_eq!(r.bond.usable(), ["ovn0"]);
+        r.until(at(11_999));
+        assert_eq!(
+            r.bond.usable(),
+            ["ovn0"],
+            "up at 11 s: its last_rx is 1.0 + a tick old"
+        );
+        r.until(at(12_000));
+        assert!(r.bond.usable().is_empty());
+        // Each tick probed the target on the slave.
+        let probes = r
+            .events
+            .iter()
+            .filter(|(_, a)| {
+                matches!(a, Action::TransmitOn { device, packet }
+                if device == "ovn0" && arp_op(packet) == Some(ArpOp::Request))
+            })
+            .count();
+        assert!(probes >= 2, "{probes}");
+    }
+
+    #[test]
+    fn active_backup_fails_over_when_the_arp_monitor_loses_the_active_path() {
+        let mut p = Pair::new(&arp_edit("active-backup", 1000, "10.0.0.2"));
+        p.bonds[1] = bond_of("machine-b", &arp_edit("active-backup", 1000, "10.0.0.1"));
+        let a = p.bonds[1].start(Instant::START);
+        p.take(1, a);
+        p.up(at(0));
+        p.until(at(20_000));
+        assert_eq!(p.bonds[0].active(), Some("ovn0"));
+        assert_eq!(p.bonds[0].usable(), ["ovn0", "ovn1"]);
+        p.dead.insert("ovn0".into(), true);
+        p.until(at(30_000));
+        let down = p
+            .link_log(0, "ovn0", false, at(20_000))
+            .unwrap_or_else(|| panic!("no down: {:?}", p.logs));
+        assert!(down <= at(23_000), "{down}");
+        assert_eq!(p.bonds[0].active(), Some("ovn1"));
+        p.ping(at(25_000), 0);
+        p.until(at(25_100));
+        assert!(
+            p.delivered
+                .iter()
+                .any(|(t, side, _)| *t > at(25_000) && *side == 1)
+        );
+    }
+
+    #[test]
+    fn arp_frames_are_answered_by_the_bond_and_never_reach_the_host() {
+        let mut b = bond_of("machine-b", &arp_edit("balance-rr", 1000, "10.0.0.1"));
+        let mut r = Run::new(b.clone());
+        r.up(at(0), "ovn0");
+        r.until(at(10_500));
+        b = r.bond;
+        let req = arp_frame(
+            ArpOp::Request,
+            "10.0.0.1".parse().unwrap_or_else(|e| panic!("{e}")),
+            "10.0.0.2".parse().unwrap_or_else(|e| panic!("{e}")),
+        );
+        assert_eq!(req.wire_len(), ARP_LEN);
+        let out = b.receive(at(10_600), "ovn0", req.clone());
+        assert!(
+            matches!(&out[..], [Action::TransmitOn { device, packet }]
+                if device == "ovn0" && arp_op(packet) == Some(ArpOp::Reply)
+                    && packet.dst.to_string() == "10.0.0.1"),
+            "{out:?}"
+        );
+        // Not for us, or a reply: consumed silently.
+        let other = arp_frame(
+            ArpOp::Request,
+            "10.0.0.1".parse().unwrap_or_else(|e| panic!("{e}")),
+            "10.0.0.9".parse().unwrap_or_else(|e| panic!("{e}")),
+        );
+        assert!(b.receive(at(10_700), "ovn0", other).is_empty());
+        assert_eq!(arp_op(&ping("10.0.0.2")), None);
     }
 }

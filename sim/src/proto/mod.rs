@@ -23,8 +23,9 @@
 //!   across `remote`s, TUN and TAP over UDP or TCP.
 //! - [`peervpn`]: PeerVPN mesh members: initpeers, PSK/network-name
 //!   authentication, peer exchange, keepalive 10 s, peer timeout 100 s.
-//! - [`bond`]: Linux bonding (active-backup, balance-alb), miimon, slaves
-//!   joining through the rendered scripts' delays.
+//! - [`bond`]: Linux bonding (active-backup, balance-alb, ...), MII
+//!   monitoring of the slaves' carrier and ARP monitoring (`arp_interval`,
+//!   `arp_ip_target`), slaves joining through the rendered scripts' delays.
 
 use std::net::SocketAddr;
 
@@ -46,6 +47,11 @@ pub enum Action {
     /// Hand this decapsulated packet to the host as received on the
     /// model's tunnel interface.
     Deliver(Packet),
+    /// Send this frame on the host's device `device` itself, past routing
+    /// and the model's own transmit choice: a bond's ARP monitor probes
+    /// and ARP replies on one slave (the engine gives it to the model
+    /// behind that device).
+    TransmitOn { device: String, packet: Packet },
     /// Call the model's `on_timer` with `token` at `at` (a later timer with
     /// the same token replaces an earlier one).
     Timer { at: Instant, token: u64 },

@@ -777,7 +777,7 @@ mod tests {
                     Action::Timer { at, .. } => {
                         self.ticks.insert(i, at);
                     }
-                    Action::LinkState { .. } | Action::Log(_) => {}
+                    Action::LinkState { .. } | Action::Log(_) | Action::TransmitOn { .. } => {}
                 }
             }
         }

@@ -2082,7 +2082,7 @@ mod tests {
                     }
                     Action::Drop { reason, .. } => self.nodes[i].drops.push((self.now, reason)),
                     Action::Log(text) => self.nodes[i].logs.push((self.now, text)),
-                    Action::LinkState { .. } => {}
+                    Action::LinkState { .. } | Action::TransmitOn { .. } => {}
                 }
             }
         }

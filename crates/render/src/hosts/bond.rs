@@ -397,6 +397,7 @@ fn interfaces_files(ctx: &Ctx, out: &mut Out, bond: &BondM, host: HostId) {
             mode: Some(mode),
             miimon: Some(miimon),
             slaves: Some(Vec::new()),
+            ..Bond::default()
         }),
         hwaddress: Some(mac_for(
             ctx,

@@ -921,6 +921,7 @@ fn ifupdown_stanzas_pass_ifup_no_act() {
             mode: Some(BondMode::BalanceAlb),
             miimon: Some(100),
             slaves: Some(vec![]),
+            ..Bond::default()
         }),
         hwaddress: Some("16:b9:3f:58:cb:4c".parse().expect("mac")),
         mtu: Some(1500),
