@@ -726,6 +726,10 @@ pub fn run(
 fn outages(events: &[EventRecord], probes: &[Probe], end: Instant, timeout: Span) -> Vec<Outage> {
     let mut out = Vec::new();
     for (e, event) in events.iter().enumerate() {
+        // Events at the same instant act together: their effects are the first's.
+        if events[..e].iter().any(|x| x.at == event.at) {
+            continue;
+        }
         let next = events
             .iter()
             .map(|x| x.at)
