@@ -380,21 +380,60 @@ impl Stack {
         let handle = match self.pingers.get(&probe) {
             Some(h) => *h,
             None => {
-                let size = 8 * (len as usize + 48).max(128);
-                let rx =
-                    icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 8], vec![0; size]);
-                let tx =
-                    icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 8], vec![0; size]);
-                let mut socket = icmp::Socket::new(rx, tx);
-                socket
-                    .bind(icmp::Endpoint::Ident(ident))
-                    .map_err(|e| format!("ping socket: {e}"))?;
-                let h = self.sockets.add(socket);
+                let h = self.icmp_socket(ident, len, Role::Ping { probe })?;
                 self.pingers.insert(probe, h);
-                self.roles.insert(h, Role::Ping { probe });
                 h
             }
         };
+        self.send_echo(handle, ident, seq, target, len)
+    }
+
+    /// Sends echo request `seq` with identifier `ident` and `len` bytes of
+    /// data from a daemon's ICMP socket (monit's pinger, which uses its
+    /// process id as the identifier): a socket of its own, apart from the
+    /// probes' (identifiers 1 up), reporting [`AppEvent::DaemonEchoReply`].
+    pub fn daemon_ping(
+        &mut self,
+        ident: u16,
+        seq: u16,
+        target: IpAddr,
+        len: u32,
+    ) -> Result<(), String> {
+        let handle = match self.daemon_pingers.get(&ident) {
+            Some(h) => *h,
+            None => {
+                let h = self.icmp_socket(ident, len, Role::DaemonPing { ident })?;
+                self.daemon_pingers.insert(ident, h);
+                h
+            }
+        };
+        self.send_echo(handle, ident, seq, target, len)
+    }
+
+    /// An ICMP socket bound to echo identifier `ident`, room for 8 echoes
+    /// of `len` bytes each way.
+    fn icmp_socket(&mut self, ident: u16, len: u32, role: Role) -> Result<SocketHandle, String> {
+        let size = 8 * (len as usize + 48).max(128);
+        let rx = icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 8], vec![0; size]);
+        let tx = icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 8], vec![0; size]);
+        let mut socket = icmp::Socket::new(rx, tx);
+        socket
+            .bind(icmp::Endpoint::Ident(ident))
+            .map_err(|e| format!("ping socket: {e}"))?;
+        let h = self.sockets.add(socket);
+        self.roles.insert(h, role);
+        Ok(h)
+    }
+
+    /// Queues an echo request of `len` zero bytes on an ICMP socket.
+    fn send_echo(
+        &mut self,
+        handle: SocketHandle,
+        ident: u16,
+        seq: u16,
+        target: IpAddr,
+        len: u32,
+    ) -> Result<(), String> {
         if self.zeros.len() < len as usize {
             self.zeros.resize(len as usize, 0);
         }
@@ -434,73 +473,6 @@ impl Stack {
         Ok(())
     }
 
-    /// Sends echo request `seq` with identifier `ident` and `len` bytes of
-    /// data from a daemon's ICMP socket (monit's pinger, which uses its
-    /// process id as the identifier): a socket of its own, apart from the
-    /// probes' (identifiers 1 up), reporting [`AppEvent::DaemonEchoReply`].
-    pub fn daemon_ping(
-        &mut self,
-        ident: u16,
-        seq: u16,
-        target: IpAddr,
-        len: u32,
-    ) -> Result<(), String> {
-        let handle = match self.daemon_pingers.get(&ident) {
-            Some(h) => *h,
-            None => {
-                let size = 8 * (len as usize + 48).max(128);
-                let rx =
-                    icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 8], vec![0; size]);
-                let tx =
-                    icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 8], vec![0; size]);
-                let mut socket = icmp::Socket::new(rx, tx);
-                socket
-                    .bind(icmp::Endpoint::Ident(ident))
-                    .map_err(|e| format!("ping socket: {e}"))?;
-                let h = self.sockets.add(socket);
-                self.daemon_pingers.insert(ident, h);
-                self.roles.insert(h, Role::DaemonPing { ident });
-                h
-            }
-        };
-        if self.zeros.len() < len as usize {
-            self.zeros.resize(len as usize, 0);
-        }
-        let data = &self.zeros[..len as usize];
-        let caps = ChecksumCapabilities::ignored();
-        let socket = self.sockets.get_mut::<icmp::Socket>(handle);
-        match target {
-            IpAddr::V4(_) => {
-                let repr = Icmpv4Repr::EchoRequest {
-                    ident,
-                    seq_no: seq,
-                    data,
-                };
-                let buf = socket
-                    .send(repr.buffer_len(), IpAddress::from(target))
-                    .map_err(|e| format!("ping: {e}"))?;
-                repr.emit(&mut Icmpv4Packet::new_unchecked(buf), &caps);
-            }
-            IpAddr::V6(dst) => {
-                let repr = Icmpv6Repr::EchoRequest {
-                    ident,
-                    seq_no: seq,
-                    data,
-                };
-                let buf = socket
-                    .send(repr.buffer_len(), IpAddress::from(target))
-                    .map_err(|e| format!("ping: {e}"))?;
-                repr.emit(
-                    &Ipv6Addr::UNSPECIFIED,
-                    &dst,
-                    &mut Icmpv6Packet::new_unchecked(buf),
-                    &caps,
-                );
-            }
-        }
-        Ok(())
-    }
-
     /// Opens a connection from `local` to `target` for attempt `seq` of
     /// connect test `probe`; `timeout` aborts it when unanswered.
     pub fn connect(
@@ -512,9 +484,6 @@ impl Stack {
         timeout: crate::time::Span,
         reserved: &dyn Fn(u16) -> bool,
     ) -> Result<u16, String> {
-        let port = self
-            .ephemeral(6, reserved)
-            .ok_or("no free ephemeral port")?;
         let mut socket = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; SMALL_BUFFER]),
             tcp::SocketBuffer::new(vec![0; SMALL_BUFFER]),
@@ -522,29 +491,17 @@ impl Stack {
         socket.set_timeout(Some(smoltcp::time::Duration::from_micros(
             timeout.0 / 1_000,
         )));
-        socket
-            .connect(
-                self.iface.context(),
-                endpoint(target),
-                IpListenEndpoint {
-                    addr: Some(IpAddress::from(local)),
+        self.open(socket, local, target, reserved, |port| {
+            (
+                Role::Connect {
+                    probe,
+                    seq,
                     port,
+                    done: false,
                 },
+                PortOwner::Connect { probe, seq },
             )
-            .map_err(|e| format!("connect: {e}"))?;
-        let h = self.sockets.add(socket);
-        self.roles.insert(
-            h,
-            Role::Connect {
-                probe,
-                seq,
-                port,
-                done: false,
-            },
-        );
-        self.ports
-            .insert((6, port), (h, PortOwner::Connect { probe, seq }));
-        Ok(port)
+        })
     }
 
     /// Sends a datagram of `len` bytes tagged `tag` from UDP probe `probe`'s socket.
@@ -777,14 +734,38 @@ impl Stack {
         stop: Instant,
         reserved: &dyn Fn(u16) -> bool,
     ) -> Result<u16, String> {
-        let port = self
-            .ephemeral(6, reserved)
-            .ok_or("no free ephemeral port")?;
         let mut socket = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; BULK_BUFFER]),
             tcp::SocketBuffer::new(vec![0; BULK_BUFFER]),
         );
         socket.set_congestion_control(tcp::CongestionControl::Cubic);
+        self.open(socket, local, target, reserved, |port| {
+            (
+                Role::BulkSend {
+                    flow,
+                    port,
+                    stop,
+                    cookie_sent: 0,
+                    established: false,
+                },
+                PortOwner::Bulk { flow },
+            )
+        })
+    }
+
+    /// Connects `socket` from `local` and an ephemeral port to `target`
+    /// for the application `what` describes (given the port).
+    fn open(
+        &mut self,
+        mut socket: tcp::Socket<'static>,
+        local: IpAddr,
+        target: SocketAddr,
+        reserved: &dyn Fn(u16) -> bool,
+        what: impl FnOnce(u16) -> (Role, PortOwner),
+    ) -> Result<u16, String> {
+        let port = self
+            .ephemeral(6, reserved)
+            .ok_or("no free ephemeral port")?;
         socket
             .connect(
                 self.iface.context(),
@@ -796,17 +777,9 @@ impl Stack {
             )
             .map_err(|e| format!("connect: {e}"))?;
         let h = self.sockets.add(socket);
-        self.roles.insert(
-            h,
-            Role::BulkSend {
-                flow,
-                port,
-                stop,
-                cookie_sent: 0,
-                established: false,
-            },
-        );
-        self.ports.insert((6, port), (h, PortOwner::Bulk { flow }));
+        let (role, owner) = what(port);
+        self.roles.insert(h, role);
+        self.ports.insert((6, port), (h, owner));
         Ok(port)
     }
 
