@@ -34,6 +34,9 @@ pub fn run_star(workers: usize, seconds: u64) -> turmoil::Result<Counts> {
         .tick_duration(Duration::from_millis(1))
         .min_message_latency(Duration::from_millis(30))
         .max_message_latency(Duration::from_millis(30))
+        // turmoil's default UDP socket capacity (64 datagrams) drops the
+        // hub's burst of pings; the simulator's hosts have no such limit.
+        .udp_capacity(workers.max(64) * 2)
         .rng_seed(1)
         .build();
     sim.host("hub", || async {
