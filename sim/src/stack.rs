@@ -19,17 +19,20 @@
 //!   ports in NAT without fixing them up); pcap files get real ones.
 //! - The virtual clock in microseconds; the random seed (initial
 //!   sequence numbers, ephemeral ports) from the run's RNG.
-//! - TCP: CUBIC congestion control (Linux's default), a 4 MiB receive
-//!   buffer on served connections and bulk senders (window scaling; about
-//!   what Linux's receive-buffer autotuning reaches), smoltcp's own
-//!   retransmission, delayed ACK (10 ms) and Nagle.
+//! - TCP: CUBIC congestion control (Linux's default), a 1 MiB receive
+//!   buffer on served connections and bulk senders (window scaling: a
+//!   long fat path is window-bound as with an untuned receiver, while one
+//!   flow cannot overfill a link's 1000-frame queue, which smoltcp's loss
+//!   recovery, without SACK, would handle far worse than Linux), smoltcp's
+//!   own retransmission, delayed ACK (10 ms) and Nagle.
 //!
 //! The applications on top are the measurement tools: ping (an ICMP socket
 //! per probe, identifier = probe number + 1), a TCP connect test (connect,
 //! then close, like `nc -z`), UDP datagrams to a receiver, a bulk sender
 //! (like `iperf3 -c`: an 8-byte flow cookie, then zeros) and the services'
 //! listeners, which accept, read everything (counting bulk flows by their
-//! cookie) and close when the peer does. They report [`AppEvent`]s.
+//! cookie) and close when the peer does; monit's pinger; and the tunnel
+//! models' TCP connections ([`crate::carrier`]). They report [`AppEvent`]s.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
