@@ -1053,6 +1053,18 @@ impl World {
         if !iface.up {
             return self.drop_packet(node, &p, &format!("{} is down", iface.name));
         }
+        // An IPsec policy (XFRM) takes matching packets before they leave,
+        // whatever device the route names: the kernel looks the policy up
+        // on the route's result (`xfrm_lookup_route`), so a route into
+        // another tunnel (wg0, tun0) does not bypass it.
+        if !from_model
+            && let Some(t) = self.nodes[node]
+                .tunnels
+                .iter()
+                .position(|t| t.ipsec_policy(&p))
+        {
+            return self.tunnel_send(node, t, p);
+        }
         let IfaceKind::Underlay(seg) = iface.kind else {
             if p.wire_len() > iface.mtu && p.dont_fragment {
                 self.drop_packet(
@@ -1073,15 +1085,6 @@ impl World {
             };
             return self.tunnel_send(node, t, p);
         };
-        // An IPsec policy (XFRM) takes matching packets before they leave.
-        if !from_model
-            && let Some(t) = self.nodes[node]
-                .tunnels
-                .iter()
-                .position(|t| t.ipsec_policy(&p))
-        {
-            return self.tunnel_send(node, t, p);
-        }
         // MTU before NAT, so that the error goes to the real source.
         let mtu = iface
             .mtu

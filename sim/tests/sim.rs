@@ -751,6 +751,68 @@ fn cleartext_matching_an_ipsec_inbound_policy_is_dropped() {
     );
 }
 
+#[test]
+fn an_ipsec_policy_takes_packets_routed_into_another_tunnel() {
+    // vpn-a's WireGuard star routes site B's range into wg0 (a worker's
+    // AllowedIPs), but its IPsec conn's policy covers A <-> B: the kernel
+    // looks the policy up on the route's result, so the reply to site B
+    // goes in ESP, not into wg0 (where it would die: the worker has no
+    // endpoint).
+    let text = r#"
+[scenario]
+name = "xfrm"
+seed = 0
+[links.internet]
+kind = "wan"
+latency = "1ms"
+[sites.a]
+kind = "cloud-vpc"
+cidrs = ["10.1.0.0/16"]
+uplink = "internet"
+[subnets.a-n]
+site = "a"
+cidr = "10.1.0.0/24"
+[sites.b]
+kind = "cloud-vpc"
+cidrs = ["10.2.0.0/16"]
+uplink = "internet"
+[subnets.b-n]
+site = "b"
+cidr = "10.2.0.0/24"
+[hosts.vpn-a]
+site = "a"
+public_address = "198.18.0.2"
+interfaces = [{ name = "eth0", subnet = "a-n", address = "10.1.0.11" }]
+[hosts.vpn-b]
+site = "b"
+public_address = "198.18.0.1"
+interfaces = [{ name = "eth0", subnet = "b-n", address = "10.2.0.10" }]
+[hosts.worker]
+site = "a"
+interfaces = [{ name = "eth0", subnet = "a-n", address = "10.1.0.12" }]
+[ipsec.s2s]
+daemon = "libreswan"
+auth = "psk"
+layout = "full-mesh"
+gateways = ["vpn-a", "vpn-b"]
+[wireguard.wg0]
+cidr = "10.200.0.0/24"
+hub = "vpn-a"
+workers = ["worker"]
+endpoints = { vpn-a = "198.18.0.2:51820" }
+allowed_ips = { worker = ["10.2.0.0/16"] }
+"#;
+    let r = with_probes(text, vec![spec("vpn-b", "10.1.0.11", PING)]);
+    let probe = r.probes.last().unwrap_or_else(|| panic!("no probe"));
+    assert!(probe.sent >= 35, "{}", show(&r));
+    assert_eq!(probe.answered, probe.sent, "{}", show(&r));
+    assert!(
+        !r.drops.keys().any(|d| d.contains("has no endpoint")),
+        "{:?}",
+        r.drops
+    );
+}
+
 fn shipped_text(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../scenarios")
