@@ -298,6 +298,16 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// The private address an elastic IP of `h` is translated to by its
+    /// site router (1:1 NAT, IPv4): the host's first IPv4 interface
+    /// address. `None` when `addr` is not one of its elastic IPs.
+    fn elastic_private(&self, h: HostId, addr: IpAddr) -> Option<IpAddr> {
+        if !addr.is_ipv4() || !public_aliases(self.t, h).contains(&addr) {
+            return None;
+        }
+        self.primary_addresses(h).into_iter().find(IpAddr::is_ipv4)
+    }
+
     /// Underlay addresses of a host in interface order.
     fn primary_addresses(&self, h: HostId) -> Vec<IpAddr> {
         self.plan
@@ -459,10 +469,14 @@ impl<'a> Engine<'a> {
                     // Addressed to this host as it arrives, before conntrack
                     // translates a reply back.
                     let addressed_here = self.own[h.index()].contains(&packet.dst);
+                    // A reply to the host's elastic IP arrives through the
+                    // site router's 1:1 NAT at the private address it maps
+                    // to, where the host's own conntrack entry waits.
+                    let arrived_at = self.elastic_private(h, packet.dst).unwrap_or(packet.dst);
                     if mode.reply
                         && let Some(r) = nat
                             .iter()
-                            .find(|r| r.at == NatPoint::Host(h) && r.translated == packet.dst)
+                            .find(|r| r.at == NatPoint::Host(h) && r.translated == arrived_at)
                     {
                         packet.dst = r.original;
                     }
@@ -2460,6 +2474,27 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         let t = trace(&openvpn("192.0.2.99", false), "a", "c", Some("vpn"));
         assert!(!t.delivered, "{t:?}");
         assert!(trace(&openvpn("203.0.113.3", false), "a", "c", Some("vpn")).delivered);
+    }
+
+    #[test]
+    fn a_reply_to_the_elastic_ip_of_a_nat_node_reaches_its_client() {
+        // Node c sits in a VPC behind its elastic IP and masquerades its
+        // client a (def1) to its private address; b's answer comes back to
+        // the elastic IP, the site router puts back the private address
+        // and c's conntrack the client's.
+        let text = openvpn("198.18.0.3", true)
+            .replace(
+                "[hosts.c]\nsite = \"road\"\ninterfaces = [{ name = \"eth0\", link = \"internet\", address = \"203.0.113.3\" }, { name = \"eth1\", link = \"lan\", address = \"192.168.250.3\" }]",
+                "[hosts.c]\nsite = \"vpc\"\nforwarding = true\npublic_address = \"198.18.0.3\"\ninterfaces = [{ name = \"eth0\", subnet = \"vpc-a\", address = \"10.2.0.3\" }]",
+            )
+            .replace(
+                "[sites.road]",
+                "[sites.vpc]\nkind = \"cloud-vpc\"\ncidrs = [\"10.2.0.0/16\"]\nuplink = \"internet\"\n[subnets.vpc-a]\nsite = \"vpc\"\ncidr = \"10.2.0.0/24\"\n[sites.road]",
+            );
+        assert!(text.contains("10.2.0.3"), "{text}");
+        let t = trace(&text, "a", "b", None);
+        assert!(t.delivered, "{t:?}");
+        assert_eq!(t.hops, ["a", "c", "router of vpc", "internet", "b"]);
     }
 
     #[test]
