@@ -131,6 +131,9 @@ struct RouteEntry {
     origin: Option<FieldPath>,
     /// Overlay routes are ignored when tracing the underlay.
     overlay: bool,
+    /// Installed by an OpenVPN client of this deployment once connected
+    /// (the host route to its server), gone while it is not.
+    while_connected: Option<OpenVpnId>,
 }
 
 /// NAT done on the way, so the reply can be translated back.
@@ -411,8 +414,9 @@ impl<'a> Engine<'a> {
     /// existing prefix fails (EEXIST), and the prefix route of an address
     /// added later is appended behind the existing one.
     ///
-    /// An OpenVPN client adds its routes (the client range, `def1`) only
-    /// once connected: while its tunnel is down they are not there.
+    /// An OpenVPN client adds its routes (the client range, `def1` and
+    /// the host route to its server) only once connected: while its
+    /// tunnel is down, and while it connects, they are not there.
     fn lookup(&self, h: HostId, dst: IpAddr, mode: Mode) -> Option<&RouteEntry> {
         self.tables
             .get(h.index())?
@@ -423,7 +427,9 @@ impl<'a> Engine<'a> {
                     let node = self.t.openvpn[d.index()].profiles[p as usize].node;
                     node == h || self.tunnel_up(TunnelKey::Client(d, h)).is_ok()
                 }
-                _ => true,
+                _ => r
+                    .while_connected
+                    .is_none_or(|d| self.tunnel_up(TunnelKey::Client(d, h)).is_ok()),
             })
             .rev()
             .max_by_key(|r| r.prefix.prefix_len())
@@ -1671,6 +1677,7 @@ fn route_table(t: &Topology, plan: &Plan, h: HostId) -> Vec<RouteEntry> {
                 dev: dev.to_string(),
                 origin: None,
                 overlay,
+                while_connected: None,
             });
         };
     let mut defaults: Vec<RouteEntry> = Vec::new();
@@ -1698,6 +1705,7 @@ fn route_table(t: &Topology, plan: &Plan, h: HostId) -> Vec<RouteEntry> {
                             dev: iface.name.clone(),
                             origin: None,
                             overlay: false,
+                            while_connected: None,
                         });
                     }
                 }
@@ -1734,6 +1742,7 @@ fn route_table(t: &Topology, plan: &Plan, h: HostId) -> Vec<RouteEntry> {
                                 dev: iface.name.clone(),
                                 origin: None,
                                 overlay: false,
+                                while_connected: None,
                             });
                         }
                     }
@@ -1774,6 +1783,7 @@ fn route_table(t: &Topology, plan: &Plan, h: HostId) -> Vec<RouteEntry> {
             dev,
             origin,
             overlay,
+            while_connected: None,
         });
     }
     wan_neighbour_routes(t, plan, h, &mut table);
@@ -1785,8 +1795,9 @@ fn route_table(t: &Topology, plan: &Plan, h: HostId) -> Vec<RouteEntry> {
 /// A host on several wan links reaches every address on each of them
 /// through that link (the wan is one routed network per link, and the
 /// default route leaves by the first one only): a host route per
-/// neighbour address and per elastic IP behind a site uplinked there, as
-/// the simulator's physical layer sets them up. A host on one wan link
+/// neighbour address, per elastic IP behind a site uplinked there and per
+/// site router's public (masquerade) address there, as the simulator's
+/// physical layer sets them up. A host on one wan link
 /// needs none.
 fn wan_neighbour_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<RouteEntry>) {
     let wans: Vec<(LinkId, String)> = t
@@ -1874,6 +1885,7 @@ fn overlay_entry(prefix: IpNet, att: Attachment, dev: &str) -> RouteEntry {
         dev: dev.to_string(),
         origin: None,
         overlay: true,
+        while_connected: None,
     }
 }
 
@@ -1954,7 +1966,9 @@ fn overlay_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<RouteEnt
                     .rev()
                     .find(|r| !r.overlay && r.prefix.prefix_len() == 0 && r.prefix.addr().is_ipv4())
                     .map(|r| (r.action.clone(), r.dev.clone()));
-                // The host route goes to the address the client connected to.
+                // The host route goes to the address the client connected
+                // to, added with the others once connected: the connection
+                // itself is made without it.
                 let node_addr = node_address(t, profile).filter(IpAddr::is_ipv4);
                 let default = host_default(t, plan, h);
                 if let (Some(addr), Some((action, dev))) = (node_addr, underlay_default.or(default))
@@ -1965,6 +1979,7 @@ fn overlay_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<RouteEnt
                         dev,
                         origin: None,
                         overlay: false,
+                        while_connected: Some(d),
                     });
                 }
             }
@@ -2495,6 +2510,23 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         let t = trace(&text, "a", "b", None);
         assert!(t.delivered, "{t:?}");
         assert_eq!(t.hops, ["a", "c", "router of vpc", "internet", "b"]);
+    }
+
+    #[test]
+    fn an_openvpn_client_connects_without_the_host_route_to_its_server() {
+        // a sends the internet's /24 via b, which does not forward: its
+        // connection attempt to the node dies there. The host route to the
+        // node (def1) would go around b, but OpenVPN adds it only once
+        // connected.
+        let text = openvpn("203.0.113.3", true).replacen(
+            "address = \"203.0.113.1\" }]",
+            "address = \"203.0.113.1\" }]\nroutes = [{ to = \"203.0.113.0/24\", via = \"203.0.113.2\" }]",
+            1,
+        );
+        let t = trace(&text, "a", "c", Some("vpn"));
+        assert!(!t.delivered, "{t:?}");
+        // Not connected: no route into the tunnel for the node's address.
+        assert_eq!(t.hops, ["a", "internet"], "{t:?}");
     }
 
     #[test]
