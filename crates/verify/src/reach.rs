@@ -615,7 +615,8 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// OpenVPN nodes NAT client traffic leaving by the external interface.
+    /// OpenVPN nodes NAT client traffic leaving by the profile's external
+    /// interface (`ext_if`), and only that.
     fn snat_if_needed(
         &self,
         h: HostId,
@@ -646,6 +647,11 @@ impl<'a> Engine<'a> {
                     )
                 });
                 if in_range && family_nat {
+                    // The rule is `-s RANGE -o ext_if -j SNAT`: traffic
+                    // leaving by another interface keeps its source.
+                    if route.dev != profile.spec.ext_if {
+                        return;
+                    }
                     let translated = self
                         .plan
                         .host_addresses(h)
@@ -2527,6 +2533,32 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         assert!(!t.delivered, "{t:?}");
         // Not connected: no route into the tunnel for the node's address.
         assert_eq!(t.hops, ["a", "internet"], "{t:?}");
+    }
+
+    #[test]
+    fn an_openvpn_node_masquerades_clients_only_out_of_its_ext_if() {
+        // Node c NATs its clients out of eth0 (ext_if); to d on the leased
+        // line they leave by eth1 with their own address, and d has no
+        // route back to the client range.
+        let text = format!(
+            "{}[hosts.d]\nsite = \"road\"\ninterfaces = [{{ name = \"eth0\", link = \"lan\", address = \"192.168.250.4\" }}]\n",
+            openvpn("203.0.113.3", true).replacen(
+                "[hosts.c]\nsite = \"road\"",
+                "[hosts.c]\nsite = \"road\"\nforwarding = true",
+                1
+            )
+        );
+        let t = trace(&text, "a", "d", None);
+        assert!(!t.delivered, "{t:?}");
+        assert!(
+            t.reason
+                .clone()
+                .unwrap_or_default()
+                .contains("`d` has no route to 10.8.0.2"),
+            "{t:?}"
+        );
+        // Out of eth0 the same client is masqueraded and b answers.
+        assert!(trace(&text, "a", "b", None).delivered);
     }
 
     #[test]
