@@ -1830,13 +1830,21 @@ fn wan_neighbour_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<Ro
             .host_ids()
             .filter(|o| *o != h && t.site(t.host(*o).site).uplink == Some(l))
             .flat_map(|o| public_aliases(t, o));
-        for address in attached.chain(elastic) {
+        // Site routers on the link: their address there is the site's
+        // nat_address (a site without subnets has no router).
+        let routers = t
+            .sites
+            .iter()
+            .filter(|s| s.uplink == Some(l) && !s.subnets.is_empty())
+            .filter_map(|s| s.nat_address.map(IpAddr::V4));
+        for address in attached.chain(elastic).chain(routers) {
             table.push(RouteEntry {
                 prefix: IpNet::from(address),
                 action: Action::Wan(l),
                 dev: dev.clone(),
                 origin: None,
                 overlay: false,
+                while_connected: None,
             });
         }
     }
@@ -2750,6 +2758,31 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         assert!(t.delivered, "{t:?}");
         assert_eq!(t.hops, ["a", "isp-b", "e"]);
         assert!(trace(&text, "a", "b", None).delivered);
+    }
+
+    #[test]
+    fn a_host_on_two_wan_links_answers_a_site_router_by_its_link() {
+        // y's home masquerades it behind 198.51.100.1 on isp-b; a, on the
+        // internet and isp-b, answers it by isp-b, not by its default
+        // route on the internet (where nobody has that address).
+        let text = format!(
+            "{}[links.isp-b]\nkind = \"wan\"\n[sites.home]\nkind = \"home\"\ncidrs = [\"10.1.0.0/16\"]\nuplink = \"isp-b\"\nnat_address = \"198.51.100.1\"\n[subnets.lan-a]\nsite = \"home\"\ncidr = \"10.1.0.0/24\"\n[hosts.y]\nsite = \"home\"\ninterfaces = [{{ name = \"eth0\", subnet = \"lan-a\", address = \"10.1.0.11\" }}]\n",
+            WAN.replacen(
+                "address = \"203.0.113.1\" }]",
+                "address = \"203.0.113.1\" }, { name = \"eth1\", link = \"isp-b\", address = \"192.0.2.1\" }]",
+                1,
+            )
+        );
+        let s = load("t.toml", &text);
+        let planned = vpnsim_plan::plan(&s);
+        let engine = Engine::new(&s.topology, &planned.plan);
+        let y = s.topology.host_id("y").unwrap_or_else(|| panic!("y"));
+        let t = engine.flow(
+            y,
+            "192.0.2.1".parse().unwrap_or_else(|e| panic!("{e}")),
+            Probe::PING,
+        );
+        assert!(t.delivered, "{t:?}");
     }
 
     #[test]
