@@ -163,6 +163,9 @@ struct Packet {
 /// Tracing options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Mode {
+    /// The sender's own tunnels (routes into them, IPsec policies) apply.
+    /// Off for a tunnel's own datagrams (the underlay); hosts on the way
+    /// forward those with all of theirs.
     overlays: bool,
     /// Stateful firewalls let replies through (conntrack ESTABLISHED).
     reply: bool,
@@ -504,7 +507,19 @@ impl<'a> Engine<'a> {
                         from_tunnel,
                         addressed_here,
                     };
-                    self.host_step(h, arrival, &mut packet, mode, nat, &mut trace)
+                    // A tunnel daemon sends its datagrams around its host's
+                    // tunnels, but every host they cross routes them with
+                    // its whole table, IPsec policies and VPN routes
+                    // included.
+                    let hop_mode = if step == 0 {
+                        mode
+                    } else {
+                        Mode {
+                            overlays: true,
+                            ..mode
+                        }
+                    };
+                    self.host_step(h, arrival, &mut packet, hop_mode, nat, &mut trace)
                 }
                 Hop::Router(site) => self
                     .router_step(site, &mut packet, mode, nat, from_wan)
@@ -2567,6 +2582,28 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         );
         // Out of eth0 the same client is masqueraded and b answers.
         assert!(trace(&text, "a", "b", None).delivered);
+    }
+
+    #[test]
+    fn a_tunnel_crossing_a_host_takes_that_hosts_vpn_routes() {
+        // d, on the leased line only, reaches the internet through b; b is
+        // an OpenVPN client of c with def1, so what it forwards for d goes
+        // into its tunnel, where c drops it (not b's address): d's
+        // WireGuard handshakes to hub a never arrive.
+        let text = format!(
+            "{}[hosts.d]\nsite = \"road\"\ninterfaces = [{{ name = \"eth0\", link = \"lan\", address = \"192.168.250.4\" }}]\nroutes = [{{ to = \"203.0.113.0/24\", via = \"192.168.250.2\" }}]\n[wireguard.wg]\ncidr = \"10.5.0.0/24\"\nhub = \"a\"\nworkers = [\"d\"]\npersistent_keepalive = \"25s\"\nendpoints = {{ a = \"203.0.113.1:51820\" }}\n",
+            openvpn("203.0.113.3", true)
+                .replace("host = \"a\"\nprofile", "host = \"b\"\nprofile")
+                .replacen(
+                    "[hosts.b]\nsite = \"road\"",
+                    "[hosts.b]\nsite = \"road\"\nforwarding = true",
+                    1
+                )
+        );
+        let t = trace(&text, "d", "a", Some("wg"));
+        assert!(!t.delivered, "{t:?}");
+        let reason = t.reason.unwrap_or_default();
+        assert!(reason.contains("MULTI: bad source address"), "{reason}");
     }
 
     #[test]
