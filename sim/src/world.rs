@@ -467,8 +467,21 @@ impl World {
         if let Some(old) = old_bypass {
             n.routes.retain(|r| *r != old);
         }
+        // OpenVPN routes the server through the default gateway it found
+        // (`rl->rgi.gateway`, route.c), whatever route reached the server
+        // before: a server on another connected subnet is then reached
+        // through the router too.
         let bypass = pushed.bypass.and_then(|server| {
-            let r = n.lookup(server, true)?;
+            let r = n
+                .routes
+                .iter()
+                .filter(|r| r.dest.prefix_len() == 0 && r.dest.addr().is_ipv4() == server.is_ipv4())
+                .filter(|r| {
+                    n.ifaces
+                        .get(r.iface)
+                        .is_some_and(|i| i.up && matches!(i.kind, IfaceKind::Underlay(_)))
+                })
+                .min_by_key(|r| r.metric)?;
             Some(Route {
                 dest: ipnet::IpNet::from(server),
                 iface: r.iface,

@@ -813,6 +813,85 @@ allowed_ips = { worker = ["10.2.0.0/16"] }
     );
 }
 
+/// A datacenter with two subnets; `node` (OpenVPN, udp and tcp) on both,
+/// `laptop` on n1 (eth0, its default route) and n0 (eth1), its client with
+/// `default_gateway = DEFGW`, dialling ADDR.
+const TWO_SUBNETS: &str = r#"
+[scenario]
+name = "two-subnets"
+seed = 3
+[links.internet]
+kind = "wan"
+latency = "1ms"
+[sites.dc]
+kind = "datacenter"
+cidrs = ["10.1.0.0/16"]
+[subnets.n0]
+site = "dc"
+cidr = "10.1.0.0/24"
+[subnets.n1]
+site = "dc"
+cidr = "10.1.1.0/24"
+[hosts.node]
+site = "dc"
+forwarding = true
+interfaces = [{ name = "eth0", subnet = "n0", address = "10.1.0.11" }, { name = "eth1", subnet = "n1", address = "10.1.1.11" }]
+[hosts.laptop]
+site = "dc"
+interfaces = [{ name = "eth0", subnet = "n1", address = "10.1.1.10" }, { name = "eth1", subnet = "n0", address = "10.1.0.10" }]
+[openvpn.vpn]
+controller = "node"
+[openvpn.vpn.profiles.p]
+profile_number = 1
+display_name = "P"
+node = "node"
+host_name = "vpn.example.net"
+range = "10.8.0.0/24"
+listeners = ["udp/1194", "tcp/1194"]
+default_gateway = DEFGW
+[[openvpn.vpn.clients]]
+host = "laptop"
+profile = "p"
+[dns."vpn.example.net"]
+a = ["ADDR"]
+"#;
+
+#[test]
+fn an_openvpn_client_routes_its_server_through_its_default_gateway() {
+    // redirect-gateway def1 adds a host route to the server via the
+    // default gateway the client had (route.c: rgi.gateway), although the
+    // server is on the client's other subnet: pings to it leave by eth1
+    // (n0) to the router, from 10.1.0.10.
+    let text = TWO_SUBNETS
+        .replace("DEFGW", "true")
+        .replace("ADDR", "10.1.1.11")
+        .replace(
+            "{ name = \"eth0\", subnet = \"n1\", address = \"10.1.1.10\" }, { name = \"eth1\", subnet = \"n0\", address = \"10.1.0.10\" }",
+            "{ name = \"eth0\", subnet = \"n0\", address = \"10.1.0.10\" }, { name = \"eth1\", subnet = \"n1\", address = \"10.1.1.10\" }",
+        );
+    let r = simulate(
+        &load(&text),
+        &RunOptions {
+            probes: vec![spec("laptop", "10.1.1.11", PING)],
+            duration: Some(Span::secs(20)),
+            capture: true,
+            ..RunOptions::default()
+        },
+    );
+    let n0 = r.captures.get("n0").map(Vec::as_slice).unwrap_or_default();
+    let via_router = n0.iter().any(|(_, p)| {
+        p.src.to_string() == "10.1.0.10"
+            && p.dst.to_string() == "10.1.1.11"
+            && matches!(
+                p.payload,
+                vpnsim_sim::packet::Payload::Icmp(vpnsim_sim::packet::Icmp::EchoRequest { .. })
+            )
+    });
+    assert!(via_router, "{}", show(&r));
+    let probe = r.probes.last().unwrap_or_else(|| panic!("no probe"));
+    assert!(probe.answered >= 15, "{}", show(&r));
+}
+
 fn shipped_text(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../scenarios")
