@@ -1416,12 +1416,10 @@ impl<'a> Engine<'a> {
             }
             TunnelKey::MeshPair(m, a, b) => {
                 self.both_alive(a, b)?;
-                if self.mesh_component(m).get(&a) == self.mesh_component(m).get(&b)
-                    && self.mesh_component(m).contains_key(&a)
-                {
+                if self.mesh_links(m).contains_key(&(a, b)) {
                     Ok(())
                 } else {
-                    Err("neither dials the other directly or through init peers".into())
+                    Err("neither reaches the other at an address it dials (its init peers, or what a common peer tells it); PeerVPN does not relay".into())
                 }
             }
             TunnelKey::Bond(b) => {
@@ -1480,63 +1478,94 @@ impl<'a> Engine<'a> {
     /// by a daemon on an unbound UDP socket (PeerVPN): the answer leaves
     /// from the address routing picks, and the dialer takes it only from
     /// the address it dialled (or from `to`'s elastic IP, which the site
-    /// router puts back).
-    fn unbound_udp_answers(&self, from: HostId, to: HostId, target: IpAddr, probe: Probe) -> bool {
+    /// router puts back). When answered: the address `to` sees `from` at
+    /// (after NAT on the way).
+    fn unbound_udp_dial(
+        &self,
+        from: HostId,
+        to: HostId,
+        target: IpAddr,
+        probe: Probe,
+    ) -> Option<IpAddr> {
         let underlay = Mode {
             overlays: false,
             reply: false,
         };
         let trace = self.flow_mode(from, target, probe, underlay);
-        if !trace.delivered {
-            return false;
+        if !trace.delivered || trace.hosts.last() != Some(&to) {
+            return None;
         }
         let seen = trace.seen_source.unwrap_or(target);
-        public_aliases(self.t, to).contains(&target)
-            || self.source_for(to, seen, underlay) == Some(target)
+        (public_aliases(self.t, to).contains(&target)
+            || self.source_for(to, seen, underlay) == Some(target))
+        .then_some(seen)
     }
 
-    /// Members of a mesh grouped into components of who can dial whom.
-    fn mesh_component(&self, m: MeshId) -> BTreeMap<HostId, usize> {
+    /// The member pairs of a mesh that hold a PeerVPN connection, each
+    /// member's address for the other as it learnt it. PeerVPN does not
+    /// relay: two members exchange frames only over a connection of their
+    /// own. A member dials its init peers (their public address, else
+    /// their first address); once connected, it lists its peers with the
+    /// address it knows each at (the source their datagrams come from) in
+    /// its PEERINFO to every peer, and those dial that address. A
+    /// connection needs the dialled address to answer.
+    fn mesh_links(&self, m: MeshId) -> BTreeMap<(HostId, HostId), IpAddr> {
         let mesh = &self.t.meshes[m.index()];
-        let port = mesh.port;
-        let mut component: BTreeMap<HostId, usize> = mesh
+        let probe = Probe::transport(Proto::Udp, mesh.port);
+        let alive: Vec<HostId> = mesh
             .members
             .iter()
-            .enumerate()
-            .filter(|(_, mm)| self.alive(mm.host))
-            .map(|(i, mm)| (mm.host, i))
+            .map(|mm| mm.host)
+            .filter(|h| self.alive(*h))
             .collect();
+        // (a, b) → the address a knows b at.
+        let mut knows: BTreeMap<(HostId, HostId), IpAddr> = BTreeMap::new();
+        let dial = |knows: &mut BTreeMap<(HostId, HostId), IpAddr>,
+                    a: HostId,
+                    b: HostId,
+                    target: IpAddr| {
+            if a == b || knows.contains_key(&(a, b)) {
+                return false;
+            }
+            match self.unbound_udp_dial(a, b, target, probe) {
+                Some(seen) => {
+                    knows.insert((a, b), target);
+                    knows.entry((b, a)).or_insert(seen);
+                    true
+                }
+                None => false,
+            }
+        };
         for member in &mesh.members {
-            for peer in &member.init_peers {
-                let Some(target) = self
+            if !alive.contains(&member.host) {
+                continue;
+            }
+            for peer in member.init_peers.iter().filter(|p| alive.contains(p)) {
+                let target = self
                     .public_address(*peer)
-                    .or_else(|| self.primary_addresses(*peer).first().copied())
-                else {
-                    continue;
-                };
-                if self.alive(member.host)
-                    && self.alive(*peer)
-                    && self.unbound_udp_answers(
-                        member.host,
-                        *peer,
-                        target,
-                        Probe::transport(Proto::Udp, port),
-                    )
-                {
-                    let (Some(&a), Some(&b)) = (component.get(&member.host), component.get(peer))
-                    else {
-                        continue;
-                    };
-                    let (keep, drop) = (a.min(b), a.max(b));
-                    for c in component.values_mut() {
-                        if *c == drop {
-                            *c = keep;
-                        }
-                    }
+                    .or_else(|| self.primary_addresses(*peer).first().copied());
+                if let Some(target) = target {
+                    dial(&mut knows, member.host, *peer, target);
                 }
             }
         }
-        component
+        // Peer exchange until nothing new connects.
+        loop {
+            let mut grew = false;
+            let known: Vec<((HostId, HostId), IpAddr)> =
+                knows.iter().map(|(k, v)| (*k, *v)).collect();
+            for ((c, b), addr) in &known {
+                for a in &alive {
+                    if knows.contains_key(&(*a, *c)) && !knows.contains_key(&(*a, *b)) {
+                        grew |= dial(&mut knows, *a, *b, *addr);
+                    }
+                }
+            }
+            if !grew {
+                break;
+            }
+        }
+        knows
     }
 
     /// The hub's endpoint as workers dial it.
@@ -2940,6 +2969,33 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         )
         .unwrap_or_else(|| panic!("no trace"));
         assert!(t.delivered, "{t:?}");
+    }
+
+    #[test]
+    fn peervpn_members_exchange_frames_only_over_their_own_connection() {
+        // b dials a (internet) and d (leased line). From b's peer lists a
+        // learns d at 192.168.250.4 and d learns a at 203.0.113.1; neither
+        // reaches that address, and PeerVPN does not relay through b: a
+        // and d stay apart although the mesh is connected.
+        let text = format!(
+            "{WAN}[hosts.d]\nsite = \"road\"\ninterfaces = [{{ name = \"eth0\", link = \"lan\", address = \"192.168.250.4\" }}]\n[mesh.m]\nnetwork_name = \"mgmt\"\ncidr = \"10.201.0.0/24\"\nmembers = [{{ host = \"a\" }}, {{ host = \"b\", init_peers = [\"a\", \"d\"] }}, {{ host = \"d\" }}]\n"
+        );
+        let s = load("t.toml", &text);
+        let planned = vpnsim_plan::plan(&s);
+        let via = Some(OverlayId::Mesh(MeshId(0)));
+        let between = |from: &str, to: &str| {
+            trace_between(&s.topology, &planned.plan, from, to, via)
+                .unwrap_or_else(|| panic!("no trace"))
+        };
+        assert!(between("a", "b").delivered);
+        assert!(between("d", "b").delivered);
+        let t = between("a", "d");
+        assert!(!t.delivered, "{t:?}");
+        assert!(
+            t.reason.unwrap_or_default().contains("does not relay"),
+            "{:?}",
+            between("a", "d")
+        );
     }
 
     #[test]
