@@ -10,7 +10,10 @@
 //! and 1:1 NAT for elastic IPs; wan links deliver to public addresses.
 //! Tunnels only carry traffic when their underlay works: a WireGuard worker
 //! must reach the hub's endpoint, an IPsec gateway its peer, an OpenVPN
-//! client its node, a bond at least one of its TAP links. WireGuard applies
+//! client its node (and has its VPN address only then), two PeerVPN members
+//! each other at an address one of them dials (an init peer's, or one a
+//! common peer lists: PeerVPN does not relay), a bond at least one of its
+//! TAP links. WireGuard applies
 //! cryptokey routing both ways (AllowedIPs pick the peer on send and filter
 //! the source on receive). A flow "reaches" when the request is delivered
 //! and the reply finds its way back (through NAT state where NAT was done).
@@ -304,6 +307,25 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Whether `h` has `addr` now: an OpenVPN client has its VPN address
+    /// only while connected (OpenVPN configures tun0 with what the server
+    /// pushes).
+    fn owns(&self, h: HostId, addr: IpAddr) -> bool {
+        if !self.own[h.index()].contains(&addr) {
+            return false;
+        }
+        self.plan
+            .host_addresses(h)
+            .filter(|a| a.address == addr)
+            .all(|a| match a.attachment {
+                Attachment::Profile(d, p) => {
+                    self.t.openvpn[d.index()].profiles[p as usize].node == h
+                        || self.tunnel_up(TunnelKey::Client(d, h)).is_ok()
+                }
+                _ => true,
+            })
+    }
+
     /// The private address an elastic IP of `h` is translated to by its
     /// site router (1:1 NAT, IPv4): the host's first IPv4 interface
     /// address. `None` when `addr` is not one of its elastic IPs.
@@ -477,7 +499,7 @@ impl<'a> Engine<'a> {
                     }
                     // Addressed to this host as it arrives, before conntrack
                     // translates a reply back.
-                    let addressed_here = self.own[h.index()].contains(&packet.dst);
+                    let addressed_here = self.owns(h, packet.dst);
                     // A reply to the host's elastic IP arrives through the
                     // site router's 1:1 NAT at the private address it maps
                     // to, where the host's own conntrack entry waits.
@@ -489,7 +511,7 @@ impl<'a> Engine<'a> {
                     {
                         packet.dst = r.original;
                     }
-                    if self.own[h.index()].contains(&packet.dst) {
+                    if self.owns(h, packet.dst) {
                         trace.seen_source = Some(packet.src);
                         if mode.reply {
                             trace.delivered = true;
@@ -1995,19 +2017,13 @@ fn overlay_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<RouteEnt
         let d = OpenVpnId(d as u32);
         for (p, profile) in dep.profiles.iter().enumerate() {
             let att = Attachment::Profile(d, p as u32);
-            let Some(range) = plan.client_range(d, p) else {
-                continue;
-            };
             let is_client = dep.clients.iter().any(|(c, cp)| *c == h && *cp == p);
-            let device = if profile.node == h {
-                vpnsim_plan::profile_device(profile.spec.profile_number)
-            } else {
-                vpnsim_plan::CLIENT_DEVICE.to_string()
-            };
+            // The prefix routes of the tun addresses: on the node one per
+            // server process (its part of the ranges), on a client the
+            // part of the process it connects to (pushed `ifconfig`).
             if profile.node == h || is_client {
-                table.push(overlay_entry(IpNet::V4(range.range), att, &device));
-                if let Some(r6) = range.range6 {
-                    table.push(overlay_entry(IpNet::V6(r6), att, &device));
+                for a in plan.host_addresses(h).filter(|a| a.attachment == att) {
+                    table.push(overlay_entry(a.with_prefix(), att, &a.interface));
                 }
             }
             if is_client && profile.spec.default_gateway {
@@ -2633,6 +2649,30 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         assert!(!t.delivered, "{t:?}");
         let reason = t.reason.unwrap_or_default();
         assert!(reason.contains("MULTI: bad source address"), "{reason}");
+    }
+
+    #[test]
+    fn an_openvpn_client_has_its_vpn_address_only_while_connected() {
+        // The node's firewall drops a's connection, so a's tun0 never gets
+        // 10.8.0.2: b's route to the client range through a ends at a,
+        // which does not forward.
+        let text = format!(
+            "{}[firewall.c]\ninput_policy = \"drop\"\n",
+            openvpn("203.0.113.3", false).replacen(
+                "address = \"192.168.250.2\" }]",
+                "address = \"192.168.250.2\" }]\nroutes = [{ to = \"10.8.0.0/24\", via = \"203.0.113.1\" }]",
+                1,
+            )
+        );
+        let t = trace(&text, "b", "a", Some("vpn"));
+        assert!(!t.delivered, "{t:?}");
+        assert!(
+            t.reason
+                .clone()
+                .unwrap_or_default()
+                .contains("forwarding = false"),
+            "{t:?}"
+        );
     }
 
     #[test]

@@ -18,7 +18,13 @@
 //!   profile's ranges are split into as many equal parts as the next power of
 //!   two (a `range6` shorter than /64 is narrowed to its first /64 first,
 //!   because `server-ipv6` takes /64 to /124), so with one listener a process
-//!   has the whole planned range. Management: `127.0.0.1` when vpn-daemon
+//!   has the whole planned range (`vpnsim_plan::process_networks`: the plan
+//!   names each process's address). The profile's clients keep fixed pool
+//!   entries: `ifconfig-pool-persist etc/openvpn/server/ipp-tun-N-i.txt 0`
+//!   lists client `k` (file order, certificate CN = host name) at entry `k`
+//!   of every process (`.2 + k`, `::1000 + k`), read only, so no other
+//!   client gets it and the plan's client address is where the client is.
+//!   Management: `127.0.0.1` when vpn-daemon
 //!   fronts it, else the profile's `managementIp`, port
 //!   `11940 + 16 * (profileNumber - 1) + i`. Certificates, keys and the
 //!   tls-crypt key in `etc/openvpn/server/tls/<profile>/`.
@@ -59,7 +65,7 @@ use vpnsim_keys::{
     CaSpec, CertRequest, CertUsage as KeyUsage, CertificateAuthority, IssuedCertificate, Label,
     TlsCryptKey, Validity, ns, purpose,
 };
-use vpnsim_plan::{Attachment, CLIENT_DEVICE, profile_device};
+use vpnsim_plan::{Attachment, CLIENT_DEVICE};
 use vpnsim_topology::format::NatFamily;
 use vpnsim_topology::model::{HostId, MeshId, OpenVpnId, OpenVpnM, ProfileM, Topology};
 use vpnsim_topology::units::{Listener, Proto as ListenProto};
@@ -76,8 +82,8 @@ use crate::eduvpn::sysconfig::{DaemonListen, VpnDaemonSysconfig};
 use crate::eduvpn::{CommentLine, Map};
 use crate::format::Format;
 use crate::openvpn::{
-    CertUsage, Client, Daemon, Dev, Dh, Directive, Liveness, Material, Proto, Push, Remote, Server,
-    Tls, Topology as OvpnTopology,
+    CertUsage, Client, Daemon, Dev, Dh, Directive, Liveness, Material, PoolEntry, PoolFile,
+    PoolPersist, Proto, Push, Remote, Server, Tls, Topology as OvpnTopology,
 };
 use crate::tree::{MODE_CONFIG, MODE_SECRET};
 
@@ -93,13 +99,9 @@ const APACHE_CONF: &str = "etc/httpd/conf.d/vpn-server-api.conf";
 const APACHE_DIRECTORY: &str = "/usr/share/vpn-server-api/web";
 
 /// The tun device of process `process` of profile `profile_number`:
-/// `tun-N-i`, [`profile_device`] for process 0.
+/// `tun-N-i`, [`vpnsim_plan::profile_device`] for process 0.
 pub(crate) fn process_device(profile_number: u32, process: usize) -> String {
-    if process == 0 {
-        profile_device(profile_number)
-    } else {
-        format!("tun-{profile_number}-{process}")
-    }
+    vpnsim_plan::process_device(profile_number, process)
 }
 
 /// One OpenVPN server process of a profile.
@@ -112,53 +114,18 @@ pub(crate) struct Process {
     pub management_port: u16,
 }
 
-/// The processes of a profile: one per listener, ranges split evenly.
+/// The processes of a profile: one per listener, ranges split evenly
+/// ([`vpnsim_plan::process_networks`], so the plan's addresses are the
+/// processes' own).
 pub(crate) fn processes(
     profile_number: u32,
     listeners: &[Listener],
     range: Ipv4Net,
     range6: Option<Ipv6Net>,
 ) -> Result<Vec<Process>, String> {
-    let n = listeners.len();
-    if n == 0 {
-        return Err("the profile has no listener".into());
-    }
-    let bits = usize::BITS - (n - 1).leading_zeros();
-    let bits = u8::try_from(bits).map_err(|_| "too many listeners".to_string())?;
-    let v4_len = range.prefix_len().saturating_add(bits);
-    if v4_len > 29 {
-        return Err(format!(
-            "range {range} split over {n} listener processes gives /{v4_len} pools; OpenVPN's `server` needs /29 or larger"
-        ));
-    }
-    let v4: Vec<Ipv4Net> = range
-        .subnets(v4_len)
-        .map_err(|e| format!("range {range}: {e}"))?
-        .take(n)
-        .collect();
-    let v6: Vec<Option<Ipv6Net>> = match range6 {
-        None => vec![None; n],
-        Some(r6) => {
-            let base = if r6.prefix_len() < 64 {
-                Ipv6Net::new(r6.network(), 64).map_err(|e| format!("range6 {r6}: {e}"))?
-            } else {
-                r6
-            };
-            let len = base.prefix_len().saturating_add(bits);
-            if len > 124 {
-                return Err(format!(
-                    "range6 {r6} split over {n} listener processes gives /{len} pools; OpenVPN's `server-ipv6` needs /124 or larger"
-                ));
-            }
-            base.subnets(len)
-                .map_err(|e| format!("range6 {r6}: {e}"))?
-                .take(n)
-                .map(Some)
-                .collect()
-        }
-    };
+    let nets = vpnsim_plan::process_networks(listeners.len(), range, range6)?;
     let mut out = Vec::new();
-    for (i, ((listener, network), network6)) in listeners.iter().zip(v4).zip(v6).enumerate() {
+    for (i, (listener, net)) in listeners.iter().zip(nets).enumerate() {
         let port = u64::from(MANAGEMENT_BASE)
             + 16 * u64::from(profile_number.saturating_sub(1))
             + i as u64;
@@ -168,8 +135,8 @@ pub(crate) fn processes(
         out.push(Process {
             device: process_device(profile_number, i),
             listener: *listener,
-            network,
-            network6,
+            network: net.network,
+            network6: net.network6,
             management_port,
         });
     }
@@ -536,6 +503,15 @@ impl<'a> Deployment<'a> {
             push.push(Push::RedirectGateway(flags));
         }
         push.extend(spec.dns.iter().copied().map(Push::Dns));
+        // The profile's clients, in file order: client `k` has pool entry
+        // `k` of every process (certificate CN = host name).
+        let clients: Vec<&str> = self
+            .dep
+            .clients
+            .iter()
+            .filter(|(_, cp)| *cp == p)
+            .map(|(c, _)| self.host_name(*c))
+            .collect();
         for proc in &procs {
             let (proto, udp) = match proc.listener.proto {
                 ListenProto::Udp => (Proto::Udp, true),
@@ -555,6 +531,45 @@ impl<'a> Deployment<'a> {
                 .into_iter()
                 .map(|(name, args)| Directive::new(name, args))
                 .collect();
+            let pool_persist = if clients.is_empty() {
+                None
+            } else {
+                let path = format!("etc/openvpn/server/ipp-{}.txt", proc.device);
+                let net = vpnsim_plan::ProcessNet {
+                    network: proc.network,
+                    network6: proc.network6,
+                };
+                let entries = clients
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, cn)| {
+                        let (v4, v6) = net.slot(u32::try_from(k).ok()?)?;
+                        Some(PoolEntry {
+                            common_name: (*cn).to_string(),
+                            v4: Some(v4),
+                            v6,
+                        })
+                    })
+                    .collect();
+                let file = PoolFile {
+                    header: vec![
+                        format!(
+                            "Pool entries of {} ({}): read only (ifconfig-pool-persist ... 0), each address is its client's.",
+                            proc.device, proc.listener
+                        ),
+                        self.header(),
+                    ],
+                    entries,
+                };
+                match file.render() {
+                    Ok(text) => out.file(node, &path, MODE_CONFIG, PRODUCER, text),
+                    Err(e) => out.error(missing(self.what(&format!("{node}: {path}")), e.0)),
+                }
+                Some(PoolPersist {
+                    path: format!("/{path}"),
+                    seconds: Some(0),
+                })
+            };
             let server = extra.map(|extra| Server {
                 header: vec![
                     format!(
@@ -571,6 +586,7 @@ impl<'a> Deployment<'a> {
                 network: Some(proc.network),
                 network6: proc.network6,
                 push: push.clone(),
+                pool_persist,
                 liveness: Liveness {
                     keepalive: Some((secs(spec.ping), secs(spec.ping_restart))),
                     ..Liveness::default()
@@ -1084,6 +1100,7 @@ fn with_marker(ctx: &Ctx, pem: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use vpnsim_plan::profile_device;
     use vpnsim_topology::units::Proto as P;
 
     fn l(proto: P, port: u16) -> Listener {
