@@ -857,6 +857,41 @@ a = ["ADDR"]
 "#;
 
 #[test]
+fn a_multihomed_openvpn_node_answers_udp_from_the_address_dialled() {
+    // The laptop, on n1 only, dials the node's eth0 address through the
+    // router; the node's answer to 10.1.1.10 leaves by eth1. With `multihome` it still comes from
+    // 10.1.0.11, so the client connects over UDP (the first process) and
+    // has its planned address, 10.8.0.2.
+    let text = TWO_SUBNETS
+        .replace("DEFGW", "false")
+        .replace("ADDR", "10.1.0.11")
+        .replace(
+            ", { name = \"eth1\", subnet = \"n0\", address = \"10.1.0.10\" }",
+            "",
+        );
+    assert!(!text.contains("10.1.0.10"));
+    let r = with_probes(&text, vec![spec("node", "10.8.0.2", PING)]);
+    assert!(
+        r.trace
+            .iter()
+            .any(|l| l.text.contains("client connected, ifconfig 10.8.0.2 ")),
+        "{}",
+        show(&r)
+    );
+    assert!(
+        !r.trace.iter().any(|l| l.text.contains("via TCP")),
+        "{}",
+        show(&r)
+    );
+    let probe = r.probes.last().unwrap_or_else(|| panic!("no probe"));
+    assert!(
+        probe.answered + 2 >= probe.sent && probe.sent >= 35,
+        "{}",
+        show(&r)
+    );
+}
+
+#[test]
 fn an_openvpn_client_routes_its_server_through_its_default_gateway() {
     // redirect-gateway def1 adds a host route to the server via the
     // default gateway the client had (route.c: rgi.gateway), although the

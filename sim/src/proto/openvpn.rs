@@ -73,7 +73,9 @@
 //! - Source address: a listener without `local` sends from the unspecified
 //!   address (a wildcard-bound socket; the engine picks the source by
 //!   route, as the kernel does), so after an address change it answers
-//!   from the new address and a peer without `float` rejects that.
+//!   from the new address and a peer without `float` rejects that. With
+//!   `multihome` a UDP listener answers from the address the datagram came
+//!   to.
 //! - Certificates: the server accepts a client whose certificate names the
 //!   server's CA as issuer (issuer DN = CA subject DN and, when both exist,
 //!   authority key id = CA subject key id), read from the PEM files; the
@@ -1505,6 +1507,8 @@ pub struct Server {
     /// whether they are fixed (the file is read only: SECONDS 0).
     pool_entries: BTreeMap<u64, (Option<Ipv4Addr>, Option<Ipv6Addr>)>,
     pool_fixed: bool,
+    /// `--multihome`: UDP answers leave from the address they answer.
+    multihome: bool,
     push: Vec<Push>,
     push_ping: Option<u32>,
     push_restart: Option<u32>,
@@ -1577,6 +1581,7 @@ impl Server {
             pool6: s.network6,
             pool_entries,
             pool_fixed: s.pool_persist.as_ref().is_some_and(|pp| pp.fixed()),
+            multihome: s.extra.iter().any(|d| d.name() == "multihome"),
             push,
             push_ping,
             push_restart,
@@ -1611,6 +1616,7 @@ impl Server {
             pool6: None,
             pool_entries: BTreeMap::new(),
             pool_fixed: false,
+            multihome: t.extra.iter().any(|d| d.name() == "multihome"),
             push: Vec::new(),
             push_ping: None,
             push_restart: None,
@@ -1727,12 +1733,14 @@ impl Server {
     /// OpenVPN (without `--multihome`) sends with plain `sendto`, so the
     /// kernel picks the source by route at each send: the unspecified
     /// address here, filled in by the engine. After the host's address
-    /// changes, replies leave from the new address, as on a real host. A
-    /// TCP connection keeps the address the client connected to.
+    /// changes, replies leave from the new address, as on a real host.
+    /// With `--multihome` OpenVPN answers from the address the datagram
+    /// came to (IP_PKTINFO). A TCP connection keeps the address the client
+    /// connected to.
     fn local_for(&self, dst: IpAddr) -> SocketAddr {
         let ip = match self.local {
             Some(l) => l,
-            None if self.tcp => dst,
+            None if self.tcp || self.multihome => dst,
             None if dst.is_ipv4() => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             None => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };

@@ -24,7 +24,8 @@
 //!   lists client `k` (file order, certificate CN = host name) at entry `k`
 //!   of every process (`.2 + k`, `::1000 + k`), read only, so no other
 //!   client gets it and the plan's client address is where the client is.
-//!   Management: `127.0.0.1` when vpn-daemon
+//!   UDP processes have `multihome`: they answer from the address a client
+//!   wrote to, not the one routing picks. Management: `127.0.0.1` when vpn-daemon
 //!   fronts it, else the profile's `managementIp`, port
 //!   `11940 + 16 * (profileNumber - 1) + i`. Certificates, keys and the
 //!   tls-crypt key in `etc/openvpn/server/tls/<profile>/`.
@@ -525,6 +526,10 @@ impl<'a> Deployment<'a> {
             ];
             if udp {
                 extra.push(("explicit-exit-notify", vec!["1".to_string()]));
+                // Answer from the address the client wrote to: without it a
+                // node with several addresses answers from the one routing
+                // picks, which a client that dialled another drops.
+                extra.push(("multihome", vec![]));
             }
             extra.push(("verb", vec!["3".to_string()]));
             let extra: Result<Vec<Directive>, _> = extra
