@@ -50,6 +50,8 @@
 //!   listeners, then (when the hostName is shared by several profiles, the
 //!   round-robin merge of 001, and they share the tls-crypt key) every node
 //!   serving one of those profiles by its own name, with `remote-random`.
+//!   A client of one node tries its listeners in order (no `remote-random`):
+//!   UDP first, TCP when UDP does not answer.
 //!
 //! eduVPN 2.x or 1.x: a deployment with `use_vpn_daemon` is 2.x (PHP
 //! files), one without is 1.x (YAML files), as in the two references.
@@ -1024,6 +1026,30 @@ impl<'a> Deployment<'a> {
         remotes
     }
 
+    /// Whether profile `p`'s clients may land on several nodes (profiles
+    /// merged behind one hostName sharing the tls-crypt key): then they
+    /// pick a remote at random (`remote-random`), spreading the load. A
+    /// client of one node tries its listeners in order instead, UDP first:
+    /// TCP is the fall-back for networks that block UDP, not a coin toss,
+    /// and the process it lands on decides its address.
+    fn round_robin(&self, p: usize) -> bool {
+        let Some(profile) = self.dep.profiles.get(p) else {
+            return false;
+        };
+        let nodes: BTreeSet<HostId> = self
+            .dep
+            .profiles
+            .iter()
+            .enumerate()
+            .filter(|(q, other)| {
+                *q == p
+                    || (self.dep.shared_tls_crypt && other.spec.host_name == profile.spec.host_name)
+            })
+            .map(|(_, q)| q.node)
+            .collect();
+        nodes.len() > 1
+    }
+
     fn clients(&self, out: &mut Out, keys: &Keys) {
         for &(client, p) in &self.dep.clients {
             let name = self.host_name(client);
@@ -1062,7 +1088,7 @@ impl<'a> Deployment<'a> {
                 dev: Dev::new(CLIENT_DEVICE, None),
                 proto: None,
                 remotes: self.remotes(p),
-                remote_random: true,
+                remote_random: self.round_robin(p),
                 resolv_retry_infinite: true,
                 nobind: true,
                 liveness: Liveness::default(),
@@ -1174,5 +1200,43 @@ mod tests {
         );
         assert!(processes(1, &[], "10.0.0.0/24".parse().unwrap(), None).is_err());
         assert!(processes(5000, &[l(P::Udp, 1)], "10.0.0.0/24".parse().unwrap(), None).is_err());
+    }
+
+    fn client_conf(scenario: &str, host: &str, path: &str) -> String {
+        use crate::hosts::{Options, generate};
+        use vpnsim_keys::KeySource;
+        let text = match scenario {
+            "eduvpn-locations" => include_str!("../../../../scenarios/eduvpn-locations.toml"),
+            _ => include_str!("../../../../scenarios/eduvpn-multinode.toml"),
+        };
+        let s = vpnsim_topology::load_str("s.toml", text).unwrap();
+        let planned = vpnsim_plan::plan(&s);
+        let keys = KeySource::demo(s.topology.seed);
+        let set = generate(&s, &planned.plan, &keys, &Options::default()).unwrap();
+        set.get(host, path).unwrap().contents.clone()
+    }
+
+    #[test]
+    fn a_client_of_one_node_tries_its_listeners_in_order() {
+        // One node behind the hostName: UDP first, TCP only when UDP does
+        // not answer (the process it lands on decides its address).
+        let one = client_conf(
+            "eduvpn-locations",
+            "laptop-europe",
+            "etc/openvpn/client/eduvpn-europe.conf",
+        );
+        assert!(
+            one.contains("remote europe.vpn.example 1194 udp\nremote europe.vpn.example 443 tcp\n"),
+            "{one}"
+        );
+        assert!(!one.lines().any(|l| l == "remote-random"), "{one}");
+        // Profiles merged behind one hostName (round robin): the client
+        // picks a node at random.
+        let merged = client_conf(
+            "eduvpn-multinode",
+            "client-1",
+            "etc/openvpn/client/frkovpn-node-a.conf",
+        );
+        assert!(merged.lines().any(|l| l == "remote-random"), "{merged}");
     }
 }
