@@ -521,8 +521,21 @@ impl World {
         if let Some(old) = old_bypass {
             n.routes.retain(|r| *r != old);
         }
+        // OpenVPN routes the server through the default gateway it found
+        // (`rl->rgi.gateway`, route.c), whatever route reached the server
+        // before: a server on another connected subnet is then reached
+        // through the router too.
         let bypass = pushed.bypass.and_then(|server| {
-            let r = n.lookup(server, true)?;
+            let r = n
+                .routes
+                .iter()
+                .filter(|r| r.dest.prefix_len() == 0 && r.dest.addr().is_ipv4() == server.is_ipv4())
+                .filter(|r| {
+                    n.ifaces
+                        .get(r.iface)
+                        .is_some_and(|i| i.up && matches!(i.kind, IfaceKind::Underlay(_)))
+                })
+                .min_by_key(|r| r.metric)?;
             Some(Route {
                 dest: ipnet::IpNet::from(server),
                 iface: r.iface,
@@ -1113,6 +1126,18 @@ impl World {
         if !iface.up {
             return self.drop_packet(node, &p, &format!("{} is down", iface.name));
         }
+        // An IPsec policy (XFRM) takes matching packets before they leave,
+        // whatever device the route names: the kernel looks the policy up
+        // on the route's result (`xfrm_lookup_route`), so a route into
+        // another tunnel (wg0, tun0) does not bypass it.
+        if !from_model
+            && let Some(t) = self.nodes[node]
+                .tunnels
+                .iter()
+                .position(|t| t.ipsec_policy(&p))
+        {
+            return self.tunnel_send(node, t, p);
+        }
         let IfaceKind::Underlay(seg) = iface.kind else {
             if p.wire_len() > iface.mtu && p.dont_fragment {
                 self.drop_packet(
@@ -1133,15 +1158,6 @@ impl World {
             };
             return self.tunnel_send(node, t, p);
         };
-        // An IPsec policy (XFRM) takes matching packets before they leave.
-        if !from_model
-            && let Some(t) = self.nodes[node]
-                .tunnels
-                .iter()
-                .position(|t| t.ipsec_policy(&p))
-        {
-            return self.tunnel_send(node, t, p);
-        }
         // MTU before NAT, so that the error goes to the real source.
         let mtu = iface
             .mtu

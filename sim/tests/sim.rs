@@ -752,6 +752,182 @@ fn cleartext_matching_an_ipsec_inbound_policy_is_dropped() {
     );
 }
 
+#[test]
+fn an_ipsec_policy_takes_packets_routed_into_another_tunnel() {
+    // vpn-a's WireGuard star routes site B's range into wg0 (a worker's
+    // AllowedIPs), but its IPsec conn's policy covers A <-> B: the kernel
+    // looks the policy up on the route's result, so the reply to site B
+    // goes in ESP, not into wg0 (where it would die: the worker has no
+    // endpoint).
+    let text = r#"
+[scenario]
+name = "xfrm"
+seed = 0
+[links.internet]
+kind = "wan"
+latency = "1ms"
+[sites.a]
+kind = "cloud-vpc"
+cidrs = ["10.1.0.0/16"]
+uplink = "internet"
+[subnets.a-n]
+site = "a"
+cidr = "10.1.0.0/24"
+[sites.b]
+kind = "cloud-vpc"
+cidrs = ["10.2.0.0/16"]
+uplink = "internet"
+[subnets.b-n]
+site = "b"
+cidr = "10.2.0.0/24"
+[hosts.vpn-a]
+site = "a"
+public_address = "198.18.0.2"
+interfaces = [{ name = "eth0", subnet = "a-n", address = "10.1.0.11" }]
+[hosts.vpn-b]
+site = "b"
+public_address = "198.18.0.1"
+interfaces = [{ name = "eth0", subnet = "b-n", address = "10.2.0.10" }]
+[hosts.worker]
+site = "a"
+interfaces = [{ name = "eth0", subnet = "a-n", address = "10.1.0.12" }]
+[ipsec.s2s]
+daemon = "libreswan"
+auth = "psk"
+layout = "full-mesh"
+gateways = ["vpn-a", "vpn-b"]
+[wireguard.wg0]
+cidr = "10.200.0.0/24"
+hub = "vpn-a"
+workers = ["worker"]
+endpoints = { vpn-a = "198.18.0.2:51820" }
+allowed_ips = { worker = ["10.2.0.0/16"] }
+"#;
+    let r = with_probes(text, vec![spec("vpn-b", "10.1.0.11", PING)]);
+    let probe = r.probes.last().unwrap_or_else(|| panic!("no probe"));
+    assert!(probe.sent >= 35, "{}", show(&r));
+    assert_eq!(probe.answered, probe.sent, "{}", show(&r));
+    assert!(
+        !r.drops.keys().any(|d| d.contains("has no endpoint")),
+        "{:?}",
+        r.drops
+    );
+}
+
+/// A datacenter with two subnets; `node` (OpenVPN, udp and tcp) on both,
+/// `laptop` on n1 (eth0, its default route) and n0 (eth1), its client with
+/// `default_gateway = DEFGW`, dialling ADDR.
+const TWO_SUBNETS: &str = r#"
+[scenario]
+name = "two-subnets"
+seed = 3
+[links.internet]
+kind = "wan"
+latency = "1ms"
+[sites.dc]
+kind = "datacenter"
+cidrs = ["10.1.0.0/16"]
+[subnets.n0]
+site = "dc"
+cidr = "10.1.0.0/24"
+[subnets.n1]
+site = "dc"
+cidr = "10.1.1.0/24"
+[hosts.node]
+site = "dc"
+forwarding = true
+interfaces = [{ name = "eth0", subnet = "n0", address = "10.1.0.11" }, { name = "eth1", subnet = "n1", address = "10.1.1.11" }]
+[hosts.laptop]
+site = "dc"
+interfaces = [{ name = "eth0", subnet = "n1", address = "10.1.1.10" }, { name = "eth1", subnet = "n0", address = "10.1.0.10" }]
+[openvpn.vpn]
+controller = "node"
+[openvpn.vpn.profiles.p]
+profile_number = 1
+display_name = "P"
+node = "node"
+host_name = "vpn.example.net"
+range = "10.8.0.0/24"
+listeners = ["udp/1194", "tcp/1194"]
+default_gateway = DEFGW
+[[openvpn.vpn.clients]]
+host = "laptop"
+profile = "p"
+[dns."vpn.example.net"]
+a = ["ADDR"]
+"#;
+
+#[test]
+fn a_multihomed_openvpn_node_answers_udp_from_the_address_dialled() {
+    // The laptop, on n1 only, dials the node's eth0 address through the
+    // router; the node's answer to 10.1.1.10 leaves by eth1. With `multihome` it still comes from
+    // 10.1.0.11, so the client connects over UDP (the first process) and
+    // has its planned address, 10.8.0.2.
+    let text = TWO_SUBNETS
+        .replace("DEFGW", "false")
+        .replace("ADDR", "10.1.0.11")
+        .replace(
+            ", { name = \"eth1\", subnet = \"n0\", address = \"10.1.0.10\" }",
+            "",
+        );
+    assert!(!text.contains("10.1.0.10"));
+    let r = with_probes(&text, vec![spec("node", "10.8.0.2", PING)]);
+    assert!(
+        r.trace
+            .iter()
+            .any(|l| l.text.contains("client connected, ifconfig 10.8.0.2 ")),
+        "{}",
+        show(&r)
+    );
+    assert!(
+        !r.trace.iter().any(|l| l.text.contains("via TCP")),
+        "{}",
+        show(&r)
+    );
+    let probe = r.probes.last().unwrap_or_else(|| panic!("no probe"));
+    assert!(
+        probe.answered + 2 >= probe.sent && probe.sent >= 35,
+        "{}",
+        show(&r)
+    );
+}
+
+#[test]
+fn an_openvpn_client_routes_its_server_through_its_default_gateway() {
+    // redirect-gateway def1 adds a host route to the server via the
+    // default gateway the client had (route.c: rgi.gateway), although the
+    // server is on the client's other subnet: pings to it leave by eth1
+    // (n0) to the router, from 10.1.0.10.
+    let text = TWO_SUBNETS
+        .replace("DEFGW", "true")
+        .replace("ADDR", "10.1.1.11")
+        .replace(
+            "{ name = \"eth0\", subnet = \"n1\", address = \"10.1.1.10\" }, { name = \"eth1\", subnet = \"n0\", address = \"10.1.0.10\" }",
+            "{ name = \"eth0\", subnet = \"n0\", address = \"10.1.0.10\" }, { name = \"eth1\", subnet = \"n1\", address = \"10.1.1.10\" }",
+        );
+    let r = simulate(
+        &load(&text),
+        &RunOptions {
+            probes: vec![spec("laptop", "10.1.1.11", PING)],
+            duration: Some(Span::secs(20)),
+            capture: true,
+            ..RunOptions::default()
+        },
+    );
+    let n0 = r.captures.get("n0").map(Vec::as_slice).unwrap_or_default();
+    let via_router = n0.iter().any(|(_, p)| {
+        p.src.to_string() == "10.1.0.10"
+            && p.dst.to_string() == "10.1.1.11"
+            && matches!(
+                p.payload,
+                vpnsim_sim::packet::Payload::Icmp(vpnsim_sim::packet::Icmp::EchoRequest { .. })
+            )
+    });
+    assert!(via_router, "{}", show(&r));
+    let probe = r.probes.last().unwrap_or_else(|| panic!("no probe"));
+    assert!(probe.answered >= 15, "{}", show(&r));
+}
+
 fn shipped_text(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../scenarios")

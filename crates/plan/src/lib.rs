@@ -15,7 +15,7 @@
 pub mod ipam;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::Serialize;
@@ -518,49 +518,78 @@ impl<'a> Planner<'a> {
                     origin,
                     origin6,
                 });
-                // The node's server address: the first of each range, on the
-                // profile's own tun device.
-                let device = profile_device(profile.spec.profile_number);
+                // One process per listener, each with its part of the
+                // ranges on its own tun device, its server address the first
+                // of its part. (A split the renderer refuses leaves the
+                // whole range to one process here; rendering reports it.)
                 let attachment = Attachment::Profile(deployment, p as u32);
-                let server_v4 = ipam::next_free(IpNet::V4(range), Reserve::Ends, &Taken::new());
-                let server_v6 = range6
-                    .and_then(|r6| ipam::next_free(IpNet::V6(r6), Reserve::Ends, &Taken::new()));
-                for (server, len) in [
-                    (server_v4, range.prefix_len()),
-                    (server_v6, range6.map_or(128, |r| r.prefix_len())),
-                ] {
-                    if let Some(server) = server {
+                let processes =
+                    process_networks(profile.spec.listeners.len().max(1), range, range6)
+                        .unwrap_or_else(|_| {
+                            vec![ProcessNet {
+                                network: range,
+                                network6: range6,
+                            }]
+                        });
+                for (i, proc) in processes.iter().enumerate() {
+                    let device = process_device(profile.spec.profile_number, i);
+                    let (v4, v6) = proc.server();
+                    self.push(
+                        profile.node,
+                        &device,
+                        attachment,
+                        IpAddr::V4(v4),
+                        proc.network.prefix_len(),
+                        Origin::Allocated,
+                    );
+                    if let (Some(v6), Some(n6)) = (v6, proc.network6) {
                         self.push(
                             profile.node,
                             &device,
                             attachment,
-                            server,
-                            len,
+                            IpAddr::V6(v6),
+                            n6.prefix_len(),
                             Origin::Allocated,
                         );
                     }
                 }
-                // Clients get addresses after the server's (.1), in file order.
-                let attachment = Attachment::Profile(deployment, p as u32);
-                let mut taken: Taken = server_v4.into_iter().collect();
-                for (client, _) in dep.clients.iter().filter(|(_, cp)| *cp == p) {
-                    match ipam::next_free(IpNet::V4(range), Reserve::Ends, &taken) {
-                        Some(a) => {
-                            taken.insert(a);
+                // Clients get the pool addresses of the profile's first
+                // process (the listener they dial first), in file order; the
+                // renderer pins them there (`ifconfig-pool-persist`).
+                let Some(first) = processes.first() else {
+                    continue;
+                };
+                let clients = dep.clients.iter().filter(|(_, cp)| *cp == p);
+                for (k, (client, _)) in clients.enumerate() {
+                    match u32::try_from(k).ok().and_then(|k| first.slot(k)) {
+                        Some((v4, v6)) => {
                             self.push(
                                 *client,
                                 CLIENT_DEVICE,
                                 attachment,
-                                a,
-                                range.prefix_len(),
+                                IpAddr::V4(v4),
+                                first.network.prefix_len(),
                                 Origin::Allocated,
                             );
+                            if let (Some(v6), Some(n6)) = (v6, first.network6) {
+                                self.push(
+                                    *client,
+                                    CLIENT_DEVICE,
+                                    attachment,
+                                    IpAddr::V6(v6),
+                                    n6.prefix_len(),
+                                    Origin::Allocated,
+                                );
+                            }
                         }
                         None => {
                             let name = t.host(*client).name.clone();
                             self.exhausted(
                                 &profile.path,
-                                format!("client range {range} has no free address for `{name}`"),
+                                format!(
+                                    "client range {range} has no free address for `{name}` in the pool of its first process ({})",
+                                    first.network
+                                ),
                             );
                         }
                     }
@@ -704,10 +733,117 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// The tun device of a profile on its node, named as eduVPN names them
-/// (`tun-<profileNumber>-<process>`; one process is planned per profile).
+/// The tun device of a profile's first process on its node, named as
+/// eduVPN names them (`tun-<profileNumber>-<process>`).
 pub fn profile_device(profile_number: u32) -> String {
-    format!("tun-{profile_number}-0")
+    process_device(profile_number, 0)
+}
+
+/// The tun device of process `process` of profile `profile_number`:
+/// `tun-N-i`.
+pub fn process_device(profile_number: u32, process: usize) -> String {
+    format!("tun-{profile_number}-{process}")
+}
+
+/// First IPv6 pool address of OpenVPN's `server-ipv6` helper (`::1000`).
+pub const POOL6_BASE: u128 = 0x1000;
+
+/// The networks of one OpenVPN server process of a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ProcessNet {
+    /// `server NET MASK`.
+    pub network: Ipv4Net,
+    /// `server-ipv6 NET/LEN`.
+    pub network6: Option<Ipv6Net>,
+}
+
+impl ProcessNet {
+    /// The server's own addresses: `.1` and `::1`.
+    pub fn server(&self) -> (Ipv4Addr, Option<Ipv6Addr>) {
+        let v4 = Ipv4Addr::from(u32::from(self.network.network()).saturating_add(1));
+        let v6 = self
+            .network6
+            .map(|n| Ipv6Addr::from(u128::from(n.network()).saturating_add(1)));
+        (v4, v6)
+    }
+
+    /// Entry `k` of the process's address pool, as OpenVPN's `server`
+    /// helper lays it out (topology subnet): IPv4 from `.2` to the address
+    /// before broadcast, IPv6 from `::1000`, one entry holding both.
+    /// `None` past the end of the pool.
+    pub fn slot(&self, k: u32) -> Option<(Ipv4Addr, Option<Ipv6Addr>)> {
+        let first = u32::from(self.network.network()).checked_add(2)?;
+        let last = u32::from(self.network.broadcast()).checked_sub(1)?;
+        let v4 = first.checked_add(k).filter(|a| *a <= last)?;
+        let v6 = match self.network6 {
+            None => None,
+            Some(n) => {
+                let a = Ipv6Addr::from(
+                    u128::from(n.network()).checked_add(POOL6_BASE + u128::from(k))?,
+                );
+                Some(a).filter(|a| n.contains(a))
+            }
+        };
+        if self.network6.is_some() && v6.is_none() {
+            return None;
+        }
+        Some((Ipv4Addr::from(v4), v6))
+    }
+}
+
+/// The networks of a profile's server processes, as eduVPN runs them: one
+/// process per listener, the ranges split into as many equal parts as the
+/// next power of two (a `range6` shorter than /64 narrowed to its first
+/// /64 first, because `server-ipv6` takes /64 to /124), process `i` taking
+/// part `i`; with one listener the process has the whole range.
+pub fn process_networks(
+    processes: usize,
+    range: Ipv4Net,
+    range6: Option<Ipv6Net>,
+) -> Result<Vec<ProcessNet>, String> {
+    let n = processes;
+    if n == 0 {
+        return Err("the profile has no listener".into());
+    }
+    let bits = usize::BITS - (n - 1).leading_zeros();
+    let bits = u8::try_from(bits).map_err(|_| "too many listeners".to_string())?;
+    let v4_len = range.prefix_len().saturating_add(bits);
+    if v4_len > 29 {
+        return Err(format!(
+            "range {range} split over {n} listener processes gives /{v4_len} pools; OpenVPN's `server` needs /29 or larger"
+        ));
+    }
+    let v4: Vec<Ipv4Net> = range
+        .subnets(v4_len)
+        .map_err(|e| format!("range {range}: {e}"))?
+        .take(n)
+        .collect();
+    let v6: Vec<Option<Ipv6Net>> = match range6 {
+        None => vec![None; n],
+        Some(r6) => {
+            let base = if r6.prefix_len() < 64 {
+                Ipv6Net::new(r6.network(), 64).map_err(|e| format!("range6 {r6}: {e}"))?
+            } else {
+                r6
+            };
+            let len = base.prefix_len().saturating_add(bits);
+            if len > 124 {
+                return Err(format!(
+                    "range6 {r6} split over {n} listener processes gives /{len} pools; OpenVPN's `server-ipv6` needs /124 or larger"
+                ));
+            }
+            base.subnets(len)
+                .map_err(|e| format!("range6 {r6}: {e}"))?
+                .take(n)
+                .map(Some)
+                .collect()
+        }
+    };
+    Ok(v4
+        .into_iter()
+        .zip(v6)
+        .map(|(network, network6)| ProcessNet { network, network6 })
+        .collect())
 }
 
 /// The tun device of a VPN client.
@@ -771,6 +907,37 @@ interfaces = [{ name = "eth0", subnet = "a" }]
 site = "office"
 interfaces = [{ name = "eth0", subnet = "lan" }]
 "#;
+
+    #[test]
+    fn openvpn_clients_get_the_pool_entries_of_the_first_process() {
+        // Two listeners: two processes, each with half the ranges. The
+        // node has the first address of each half; the clients, in file
+        // order, the pool entries of the first (.2 up, ::1000 up).
+        let text = format!(
+            "{BASE}[hosts.c1]\nsite = \"office\"\ninterfaces = [{{ name = \"eth0\", subnet = \"lan\" }}]\n[hosts.c2]\nsite = \"office\"\ninterfaces = [{{ name = \"eth0\", subnet = \"lan\" }}]\n[openvpn.vpn]\ncontroller = \"gw\"\n[openvpn.vpn.profiles.p]\nprofile_number = 1\ndisplay_name = \"P\"\nnode = \"gw\"\nhost_name = \"vpn.example.net\"\nrange = \"10.8.0.0/24\"\nrange6 = \"fd00:8::/64\"\nlisteners = [\"udp/1194\", \"tcp/1194\"]\n[[openvpn.vpn.clients]]\nhost = \"c2\"\nprofile = \"p\"\n[[openvpn.vpn.clients]]\nhost = \"c1\"\nprofile = \"p\"\n"
+        );
+        let s = scenario(&text);
+        let plan = plan(&s).plan;
+        let t = &s.topology;
+        let tun = |host: &str| -> Vec<String> {
+            let id = t.host_id(host).unwrap_or_else(|| panic!("no host {host}"));
+            plan.host_addresses(id)
+                .filter(|a| a.interface.starts_with("tun"))
+                .map(|a| format!("{} {}/{}", a.interface, a.address, a.prefix_len))
+                .collect()
+        };
+        assert_eq!(
+            tun("gw"),
+            [
+                "tun-1-0 10.8.0.1/25",
+                "tun-1-0 fd00:8::1/65",
+                "tun-1-1 10.8.0.129/25",
+                "tun-1-1 fd00:8::8000:0:0:1/65"
+            ]
+        );
+        assert_eq!(tun("c2"), ["tun0 10.8.0.2/25", "tun0 fd00:8::1000/65"]);
+        assert_eq!(tun("c1"), ["tun0 10.8.0.3/25", "tun0 fd00:8::1001/65"]);
+    }
 
     fn address_of(plan: &Plan, t: &Topology, host: &str) -> Vec<String> {
         let id = t.host_id(host).unwrap_or_else(|| panic!("no host {host}"));

@@ -113,11 +113,27 @@ fn attachment_prefixes(t: &Topology, plan: &Plan, attachment: Attachment) -> Vec
         Attachment::Star(s) => vec![t.stars[s.index()].cidr],
         Attachment::Mesh(m) => vec![t.meshes[m.index()].cidr],
         Attachment::Bond(_) => Vec::new(),
+        // Each server process has its part of the ranges.
         Attachment::Profile(d, p) => plan
             .client_range(d, p as usize)
             .map(|r| {
-                std::iter::once(IpNet::V4(r.range))
-                    .chain(r.range6.map(IpNet::V6))
+                let listeners = t.openvpn[d.index()].profiles[p as usize]
+                    .spec
+                    .listeners
+                    .len()
+                    .max(1);
+                let parts = vpnsim_plan::process_networks(listeners, r.range, r.range6)
+                    .unwrap_or_else(|_| {
+                        vec![vpnsim_plan::ProcessNet {
+                            network: r.range,
+                            network6: r.range6,
+                        }]
+                    });
+                parts
+                    .iter()
+                    .flat_map(|n| {
+                        std::iter::once(IpNet::V4(n.network)).chain(n.network6.map(IpNet::V6))
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -238,7 +254,8 @@ fn check_addresses(t: &Topology, plan: &Plan) -> Result<(), TestCaseError> {
             }
         }
         if let Attachment::Profile(d, p) = a.attachment {
-            // The first address of a client range is the node's own (the server).
+            // The first address of a process's part of the client range is
+            // the node's own (the server of that process).
             let node = t.openvpn[d.index()].profiles[p as usize].node;
             if bits >= 2 {
                 prop_assert_eq!(

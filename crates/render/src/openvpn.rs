@@ -24,7 +24,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -1443,6 +1443,9 @@ pub struct Server {
     /// `server-ipv6 NET/LEN`.
     pub network6: Option<Ipv6Net>,
     pub push: Vec<Push>,
+    /// `ifconfig-pool-persist FILE [SECONDS]`: pool entries by common name
+    /// ([`PoolFile`]).
+    pub pool_persist: Option<PoolPersist>,
     pub liveness: Liveness,
     pub tls: Tls,
     pub daemon: Daemon,
@@ -1450,7 +1453,34 @@ pub struct Server {
     pub extra: Vec<Directive>,
 }
 
-const SERVER: &[&str] = &["port", "local", "topology", "server", "server-ipv6", "push"];
+/// `ifconfig-pool-persist FILE [SECONDS]`: OpenVPN reads the pool's
+/// entries (common name → address) from FILE at start. With SECONDS 0 the
+/// file is read only and its entries are fixed: each belongs to its common
+/// name and is never handed to another client; otherwise OpenVPN rewrites
+/// it every SECONDS (600 when left out) and a returning client merely
+/// prefers its old address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolPersist {
+    pub path: String,
+    pub seconds: Option<u32>,
+}
+
+impl PoolPersist {
+    /// Whether the file's entries are reserved for their common names.
+    pub fn fixed(&self) -> bool {
+        self.seconds == Some(0)
+    }
+}
+
+const SERVER: &[&str] = &[
+    "port",
+    "local",
+    "topology",
+    "server",
+    "server-ipv6",
+    "push",
+    "ifconfig-pool-persist",
+];
 
 impl Server {
     pub fn to_config(&self) -> Result<Config, Invalid> {
@@ -1488,6 +1518,16 @@ impl Server {
             }
             w.d("push", [text])?;
         }
+        if let Some(pp) = &self.pool_persist {
+            check_text("ifconfig-pool-persist", &pp.path).map_err(Invalid)?;
+            if pp.path.is_empty() {
+                return invalid("ifconfig-pool-persist needs a file");
+            }
+            match pp.seconds {
+                Some(n) => w.d("ifconfig-pool-persist", [pp.path.clone(), n.to_string()])?,
+                None => w.d("ifconfig-pool-persist", [pp.path.as_str()])?,
+            }
+        }
         w.liveness(&self.liveness)?;
         if self.tls.dh.is_none() {
             return invalid("a TLS server needs `dh` (Dh::None for ECDH only)");
@@ -1502,6 +1542,7 @@ impl Server {
         let known = [COMMON, SERVER].concat();
         let (mut port_, mut local, mut topology, mut network, mut network6, mut push) =
             (None, None, None, None, None, Vec::new());
+        let mut pool_persist = None;
         let mut c = Common::read(cfg, &known, |_, line, d| {
             let name = d.name();
             match name {
@@ -1542,6 +1583,25 @@ impl Server {
                     network6 = Some(n);
                 }
                 "push" => push.push(Push::parse(&exact(line, d, 1)?[0]).map_err(|m| err(line, m))?),
+                "ifconfig-pool-persist" => {
+                    if pool_persist.is_some() {
+                        return Err(err(line, "ifconfig-pool-persist given twice"));
+                    }
+                    let (path, seconds) = match d.args() {
+                        [path] => (path, None),
+                        [path, n] => (path, Some(num(line, name, n)?)),
+                        _ => {
+                            return Err(err(
+                                line,
+                                "ifconfig-pool-persist takes a file and optionally seconds",
+                            ));
+                        }
+                    };
+                    pool_persist = Some(PoolPersist {
+                        path: path.clone(),
+                        seconds,
+                    });
+                }
                 _ => return Ok(false),
             }
             Ok(true)
@@ -1555,6 +1615,7 @@ impl Server {
             network,
             network6,
             push,
+            pool_persist,
             liveness: std::mem::take(&mut c.liveness),
             tls: c.tls()?,
             daemon: c.daemon()?,
@@ -1869,6 +1930,131 @@ impl TapPeer {
     }
 }
 
+/// The file `ifconfig-pool-persist` names: one pool entry per line,
+/// `CN,IPv4[,IPv6]` (either address may be empty, not both); `#` and `;`
+/// lines are comments (OpenVPN's `ifconfig_pool_read`). The header comes
+/// first, as `# ` comment lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolFile {
+    pub header: Vec<String>,
+    pub entries: Vec<PoolEntry>,
+}
+
+/// One pool entry: the address(es) a common name gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolEntry {
+    pub common_name: String,
+    pub v4: Option<Ipv4Addr>,
+    pub v6: Option<Ipv6Addr>,
+}
+
+/// OpenVPN reads each field of a pool entry into a 128-byte buffer.
+const POOL_FIELD_MAX: usize = 127;
+
+impl PoolEntry {
+    fn check(&self) -> Result<(), String> {
+        let cn = &self.common_name;
+        if cn.is_empty()
+            || cn.len() > POOL_FIELD_MAX
+            || cn.starts_with(['#', ';'])
+            || cn.contains(',')
+            || cn.chars().any(char::is_control)
+        {
+            return Err(format!(
+                "`{cn}` cannot be a pool entry's common name (1 to {POOL_FIELD_MAX} bytes, no comma or control character, not starting with # or ;)"
+            ));
+        }
+        if self.v4.is_none() && self.v6.is_none() {
+            return Err(format!("pool entry `{cn}` has no address"));
+        }
+        Ok(())
+    }
+}
+
+impl PoolFile {
+    /// The text, after checking the header and every entry.
+    pub fn render(&self) -> Result<String, Invalid> {
+        for line in &self.header {
+            check_text("header", line).map_err(Invalid)?;
+        }
+        for e in &self.entries {
+            e.check().map_err(Invalid)?;
+        }
+        Ok(self.emit())
+    }
+}
+
+impl Format for PoolFile {
+    fn emit(&self) -> String {
+        let mut out = String::new();
+        for line in &self.header {
+            out.push_str(format!("# {line}").trim_end());
+            out.push('\n');
+        }
+        for e in &self.entries {
+            out.push_str(&e.common_name);
+            out.push(',');
+            if let Some(a) = e.v4 {
+                out.push_str(&a.to_string());
+            }
+            if let Some(a) = e.v6 {
+                out.push(',');
+                out.push_str(&a.to_string());
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    fn parse(text: &str) -> Result<PoolFile, ParseError> {
+        let mut header = Vec::new();
+        let mut entries = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let n = i + 1;
+            if line.is_empty() {
+                continue;
+            }
+            if line.starts_with(['#', ';']) {
+                if entries.is_empty() {
+                    let body = line.get(1..).unwrap_or_default();
+                    header.push(body.strip_prefix(' ').unwrap_or(body).to_string());
+                }
+                continue;
+            }
+            let mut fields = line.split(',');
+            let (Some(cn), Some(v4)) = (fields.next(), fields.next()) else {
+                return Err(err(n, "a pool entry is `CN,IPv4[,IPv6]`"));
+            };
+            let v6 = fields.next();
+            if fields.next().is_some() {
+                return Err(err(n, "a pool entry has at most three fields"));
+            }
+            let v4 = match v4 {
+                "" => None,
+                a => Some(
+                    a.parse()
+                        .map_err(|_| err(n, format!("`{a}` is not an IPv4 address")))?,
+                ),
+            };
+            let v6 = match v6 {
+                None | Some("") => None,
+                Some(a) => Some(
+                    a.parse()
+                        .map_err(|_| err(n, format!("`{a}` is not an IPv6 address")))?,
+                ),
+            };
+            let entry = PoolEntry {
+                common_name: cn.to_string(),
+                v4,
+                v6,
+            };
+            entry.check().map_err(|m| err(n, m))?;
+            entries.push(entry);
+        }
+        Ok(PoolFile { header, entries })
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -1918,6 +2104,10 @@ mod tests {
                 Push::Dns("2620:fe::fe".parse().unwrap()),
                 Push::Other("block-outside-dns".into()),
             ],
+            pool_persist: Some(PoolPersist {
+                path: "/etc/openvpn/server/ipp-tun-1-0.txt".into(),
+                seconds: Some(0),
+            }),
             liveness: Liveness {
                 keepalive: Some((10, 60)),
                 ..Liveness::default()
@@ -2335,13 +2525,17 @@ mod tests {
                         .prop_map(|(a, l)| Ipv6Net::new(a, l).unwrap().trunc()),
                 ),
                 prop::collection::vec(push(), 0..5),
+                prop::option::of(
+                    ("/[a-z0-9/._-]{1,20}", prop::option::of(any::<u32>()))
+                        .prop_map(|(path, seconds)| PoolPersist { path, seconds }),
+                ),
             ),
             (liveness(), tls(true), daemon(), extra()),
         )
             .prop_map(
                 |(
                     (header, dev, proto, port, local),
-                    (topology, network, network6, push),
+                    (topology, network, network6, push, pool_persist),
                     (liveness, tls, daemon, extra),
                 )| {
                     Server {
@@ -2354,6 +2548,7 @@ mod tests {
                         network,
                         network6,
                         push,
+                        pool_persist,
                         liveness,
                         tls,
                         daemon,
@@ -2361,6 +2556,57 @@ mod tests {
                     }
                 },
             )
+    }
+
+    fn pool_file() -> impl Strategy<Value = PoolFile> {
+        (
+            prop::collection::vec("[ -~]{0,30}", 0..3),
+            prop::collection::vec(
+                (
+                    "[a-zA-Z0-9_.@-][a-zA-Z0-9_.@ -]{0,40}",
+                    prop::option::of(any::<Ipv4Addr>()),
+                    prop::option::of(any::<Ipv6Addr>()),
+                )
+                    .prop_filter("an entry has an address", |(_, a, b)| {
+                        a.is_some() || b.is_some()
+                    })
+                    .prop_map(|(common_name, v4, v6)| PoolEntry {
+                        common_name,
+                        v4,
+                        v6,
+                    }),
+                0..5,
+            ),
+        )
+            .prop_map(|(header, entries)| PoolFile {
+                header: header.iter().map(|h| h.trim().to_string()).collect(),
+                entries,
+            })
+    }
+
+    #[test]
+    fn a_pool_file_is_what_openvpn_writes() {
+        let f = PoolFile {
+            header: vec!["pinned by vpnsim".into()],
+            entries: vec![
+                PoolEntry {
+                    common_name: "laptop".into(),
+                    v4: Some("10.8.0.2".parse().unwrap()),
+                    v6: Some("fd00::1000".parse().unwrap()),
+                },
+                PoolEntry {
+                    common_name: "phone".into(),
+                    v4: Some("10.8.0.3".parse().unwrap()),
+                    v6: None,
+                },
+            ],
+        };
+        assert_eq!(
+            f.render().unwrap(),
+            "# pinned by vpnsim\nlaptop,10.8.0.2,fd00::1000\nphone,10.8.0.3\n"
+        );
+        assert!(PoolFile::parse("laptop\n").is_err());
+        assert!(PoolFile::parse("laptop,,\n").is_err());
     }
 
     fn client() -> impl Strategy<Value = Client> {
@@ -2500,6 +2746,19 @@ mod tests {
                 let _ = Server::from_config(&c);
                 let _ = Client::from_config(&c);
                 let _ = TapPeer::from_config(&c);
+            }
+        }
+
+        #[test]
+        fn pool_file_round_trips(f in pool_file()) {
+            let text = f.render().unwrap();
+            prop_assert_eq!(PoolFile::parse(&text), Ok(f));
+        }
+
+        #[test]
+        fn pool_file_parse_never_panics(text in "\\PC*|[a-z0-9,.:#;\n]{0,120}") {
+            if let Ok(f) = PoolFile::parse(&text) {
+                prop_assert_eq!(PoolFile::parse(&f.emit()), Ok(f));
             }
         }
 

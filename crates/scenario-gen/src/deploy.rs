@@ -133,7 +133,8 @@ pub struct DMesh {
 pub struct DBond {
     pub hosts: (Index, Index),
     pub mode: BondMode,
-    /// Per TAP link: the first host dials, and over which wan link (0: internet, 1: isp-b).
+    /// Per TAP link: the first host dials (always in active-backup), and
+    /// over which wan link (0: internet, 1: isp-b).
     pub links: Vec<(bool, bool)>,
 }
 
@@ -728,7 +729,15 @@ pub fn build_deployment(spec: DeploySpec) -> ScenarioFile {
         let mut links = Vec::new();
         for (k, (first_dials, second_wan)) in sp.links.iter().enumerate() {
             let via = if *second_wan { ISP_B } else { INTERNET };
-            let (client, server) = if *first_dials { (a, b) } else { (b, a) };
+            // In active-backup each host makes active the slave that came
+            // up first there, and drops frames arriving on the other. Links
+            // dialled from both ends come up in opposite orders at the two
+            // ends (the listening side finishes the handshake first), so
+            // the hosts would each use their own slave and drop the other's
+            // frames: operators dial every link from one host. Balance-alb
+            // receives on every slave, so either host may dial.
+            let first_dials = *first_dials || sp.mode == BondMode::ActiveBackup;
+            let (client, server) = if first_dials { (a, b) } else { (b, a) };
             if a.name == b.name || !on(client, via) || !on(server, via) {
                 continue;
             }

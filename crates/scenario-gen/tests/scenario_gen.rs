@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use ipnet::IpNet;
 use proptest::prelude::*;
+use vpnsim_scenario_gen::deploy::{arb_deploy_spec, build_deployment};
 use vpnsim_scenario_gen::{arb_deployment, arb_scenario, large, to_toml, try_to_toml};
 use vpnsim_topology::{LoadError, load_str};
 
@@ -53,6 +54,48 @@ proptest! {
                 prop_assert!(seen.insert(i.address), "{:?} twice\n{}", i.address, text);
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// An active-backup bond's links are all dialled by one host: dialled
+    /// from both ends, each host would make active the link that came up
+    /// first there (the listening side finishes first) and drop the other
+    /// host's frames on its backup slave. Every host here is on the
+    /// internet and the spec asks for one link dialled from each end.
+    #[test]
+    fn active_backup_bonds_dial_every_link_from_one_host(
+        spec in arb_deploy_spec(),
+        a in any::<prop::sample::Index>(),
+        b in any::<prop::sample::Index>(),
+    ) {
+        use vpnsim_scenario_gen::deploy::{DBond, DSite};
+        use vpnsim_topology::format::{BondMode, SiteKind};
+        let mut spec = spec;
+        spec.sites = vec![DSite {
+            kind: SiteKind::Roaming,
+            uplink: false,
+            nat: false,
+            subnets: 1,
+            v6: false,
+            routes: Vec::new(),
+        }];
+        for h in &mut spec.hosts {
+            h.second = 0;
+        }
+        prop_assume!(a.index(spec.hosts.len()) != b.index(spec.hosts.len()));
+        spec.bond = Some(DBond {
+            hosts: (a, b),
+            mode: BondMode::ActiveBackup,
+            links: vec![(true, false), (false, false)],
+        });
+        let file = build_deployment(spec);
+        let bond = file.bond.values().next().unwrap();
+        prop_assert_eq!(bond.links.len(), 2);
+        let clients: BTreeSet<&String> = bond.links.iter().map(|l| &l.client).collect();
+        prop_assert_eq!(clients.len(), 1, "{:?}", bond.links);
     }
 }
 

@@ -10,7 +10,10 @@
 //! and 1:1 NAT for elastic IPs; wan links deliver to public addresses.
 //! Tunnels only carry traffic when their underlay works: a WireGuard worker
 //! must reach the hub's endpoint, an IPsec gateway its peer, an OpenVPN
-//! client its node, a bond at least one of its TAP links. WireGuard applies
+//! client its node (and has its VPN address only then), two PeerVPN members
+//! each other at an address one of them dials (an init peer's, or one a
+//! common peer lists: PeerVPN does not relay), a bond at least one of its
+//! TAP links. WireGuard applies
 //! cryptokey routing both ways (AllowedIPs pick the peer on send and filter
 //! the source on receive). A flow "reaches" when the request is delivered
 //! and the reply finds its way back (through NAT state where NAT was done).
@@ -131,6 +134,9 @@ struct RouteEntry {
     origin: Option<FieldPath>,
     /// Overlay routes are ignored when tracing the underlay.
     overlay: bool,
+    /// Installed by an OpenVPN client of this deployment once connected
+    /// (the host route to its server), gone while it is not.
+    while_connected: Option<OpenVpnId>,
 }
 
 /// NAT done on the way, so the reply can be translated back.
@@ -160,6 +166,9 @@ struct Packet {
 /// Tracing options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Mode {
+    /// The sender's own tunnels (routes into them, IPsec policies) apply.
+    /// Off for a tunnel's own datagrams (the underlay); hosts on the way
+    /// forward those with all of theirs.
     overlays: bool,
     /// Stateful firewalls let replies through (conntrack ESTABLISHED).
     reply: bool,
@@ -298,6 +307,35 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Whether `h` has `addr` now: an OpenVPN client has its VPN address
+    /// only while connected (OpenVPN configures tun0 with what the server
+    /// pushes).
+    fn owns(&self, h: HostId, addr: IpAddr) -> bool {
+        if !self.own[h.index()].contains(&addr) {
+            return false;
+        }
+        self.plan
+            .host_addresses(h)
+            .filter(|a| a.address == addr)
+            .all(|a| match a.attachment {
+                Attachment::Profile(d, p) => {
+                    self.t.openvpn[d.index()].profiles[p as usize].node == h
+                        || self.tunnel_up(TunnelKey::Client(d, h)).is_ok()
+                }
+                _ => true,
+            })
+    }
+
+    /// The private address an elastic IP of `h` is translated to by its
+    /// site router (1:1 NAT, IPv4): the host's first IPv4 interface
+    /// address. `None` when `addr` is not one of its elastic IPs.
+    fn elastic_private(&self, h: HostId, addr: IpAddr) -> Option<IpAddr> {
+        if !addr.is_ipv4() || !public_aliases(self.t, h).contains(&addr) {
+            return None;
+        }
+        self.primary_addresses(h).into_iter().find(IpAddr::is_ipv4)
+    }
+
     /// Underlay addresses of a host in interface order.
     fn primary_addresses(&self, h: HostId) -> Vec<IpAddr> {
         self.plan
@@ -401,8 +439,9 @@ impl<'a> Engine<'a> {
     /// existing prefix fails (EEXIST), and the prefix route of an address
     /// added later is appended behind the existing one.
     ///
-    /// An OpenVPN client adds its routes (the client range, `def1`) only
-    /// once connected: while its tunnel is down they are not there.
+    /// An OpenVPN client adds its routes (the client range, `def1` and
+    /// the host route to its server) only once connected: while its
+    /// tunnel is down, and while it connects, they are not there.
     fn lookup(&self, h: HostId, dst: IpAddr, mode: Mode) -> Option<&RouteEntry> {
         self.tables
             .get(h.index())?
@@ -413,7 +452,9 @@ impl<'a> Engine<'a> {
                     let node = self.t.openvpn[d.index()].profiles[p as usize].node;
                     node == h || self.tunnel_up(TunnelKey::Client(d, h)).is_ok()
                 }
-                _ => true,
+                _ => r
+                    .while_connected
+                    .is_none_or(|d| self.tunnel_up(TunnelKey::Client(d, h)).is_ok()),
             })
             .rev()
             .max_by_key(|r| r.prefix.prefix_len())
@@ -458,15 +499,19 @@ impl<'a> Engine<'a> {
                     }
                     // Addressed to this host as it arrives, before conntrack
                     // translates a reply back.
-                    let addressed_here = self.own[h.index()].contains(&packet.dst);
+                    let addressed_here = self.owns(h, packet.dst);
+                    // A reply to the host's elastic IP arrives through the
+                    // site router's 1:1 NAT at the private address it maps
+                    // to, where the host's own conntrack entry waits.
+                    let arrived_at = self.elastic_private(h, packet.dst).unwrap_or(packet.dst);
                     if mode.reply
                         && let Some(r) = nat
                             .iter()
-                            .find(|r| r.at == NatPoint::Host(h) && r.translated == packet.dst)
+                            .find(|r| r.at == NatPoint::Host(h) && r.translated == arrived_at)
                     {
                         packet.dst = r.original;
                     }
-                    if self.own[h.index()].contains(&packet.dst) {
+                    if self.owns(h, packet.dst) {
                         trace.seen_source = Some(packet.src);
                         if mode.reply {
                             trace.delivered = true;
@@ -484,7 +529,19 @@ impl<'a> Engine<'a> {
                         from_tunnel,
                         addressed_here,
                     };
-                    self.host_step(h, arrival, &mut packet, mode, nat, &mut trace)
+                    // A tunnel daemon sends its datagrams around its host's
+                    // tunnels, but every host they cross routes them with
+                    // its whole table, IPsec policies and VPN routes
+                    // included.
+                    let hop_mode = if step == 0 {
+                        mode
+                    } else {
+                        Mode {
+                            overlays: true,
+                            ..mode
+                        }
+                    };
+                    self.host_step(h, arrival, &mut packet, hop_mode, nat, &mut trace)
                 }
                 Hop::Router(site) => self
                     .router_step(site, &mut packet, mode, nat, from_wan)
@@ -595,7 +652,8 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// OpenVPN nodes NAT client traffic leaving by the external interface.
+    /// OpenVPN nodes NAT client traffic leaving by the profile's external
+    /// interface (`ext_if`), and only that.
     fn snat_if_needed(
         &self,
         h: HostId,
@@ -626,6 +684,11 @@ impl<'a> Engine<'a> {
                     )
                 });
                 if in_range && family_nat {
+                    // The rule is `-s RANGE -o ext_if -j SNAT`: traffic
+                    // leaving by another interface keeps its source.
+                    if route.dev != profile.spec.ext_if {
+                        return;
+                    }
                     let translated = self
                         .plan
                         .host_addresses(h)
@@ -1375,12 +1438,10 @@ impl<'a> Engine<'a> {
             }
             TunnelKey::MeshPair(m, a, b) => {
                 self.both_alive(a, b)?;
-                if self.mesh_component(m).get(&a) == self.mesh_component(m).get(&b)
-                    && self.mesh_component(m).contains_key(&a)
-                {
+                if self.mesh_links(m).contains_key(&(a, b)) {
                     Ok(())
                 } else {
-                    Err("neither dials the other directly or through init peers".into())
+                    Err("neither reaches the other at an address it dials (its init peers, or what a common peer tells it); PeerVPN does not relay".into())
                 }
             }
             TunnelKey::Bond(b) => {
@@ -1439,63 +1500,94 @@ impl<'a> Engine<'a> {
     /// by a daemon on an unbound UDP socket (PeerVPN): the answer leaves
     /// from the address routing picks, and the dialer takes it only from
     /// the address it dialled (or from `to`'s elastic IP, which the site
-    /// router puts back).
-    fn unbound_udp_answers(&self, from: HostId, to: HostId, target: IpAddr, probe: Probe) -> bool {
+    /// router puts back). When answered: the address `to` sees `from` at
+    /// (after NAT on the way).
+    fn unbound_udp_dial(
+        &self,
+        from: HostId,
+        to: HostId,
+        target: IpAddr,
+        probe: Probe,
+    ) -> Option<IpAddr> {
         let underlay = Mode {
             overlays: false,
             reply: false,
         };
         let trace = self.flow_mode(from, target, probe, underlay);
-        if !trace.delivered {
-            return false;
+        if !trace.delivered || trace.hosts.last() != Some(&to) {
+            return None;
         }
         let seen = trace.seen_source.unwrap_or(target);
-        public_aliases(self.t, to).contains(&target)
-            || self.source_for(to, seen, underlay) == Some(target)
+        (public_aliases(self.t, to).contains(&target)
+            || self.source_for(to, seen, underlay) == Some(target))
+        .then_some(seen)
     }
 
-    /// Members of a mesh grouped into components of who can dial whom.
-    fn mesh_component(&self, m: MeshId) -> BTreeMap<HostId, usize> {
+    /// The member pairs of a mesh that hold a PeerVPN connection, each
+    /// member's address for the other as it learnt it. PeerVPN does not
+    /// relay: two members exchange frames only over a connection of their
+    /// own. A member dials its init peers (their public address, else
+    /// their first address); once connected, it lists its peers with the
+    /// address it knows each at (the source their datagrams come from) in
+    /// its PEERINFO to every peer, and those dial that address. A
+    /// connection needs the dialled address to answer.
+    fn mesh_links(&self, m: MeshId) -> BTreeMap<(HostId, HostId), IpAddr> {
         let mesh = &self.t.meshes[m.index()];
-        let port = mesh.port;
-        let mut component: BTreeMap<HostId, usize> = mesh
+        let probe = Probe::transport(Proto::Udp, mesh.port);
+        let alive: Vec<HostId> = mesh
             .members
             .iter()
-            .enumerate()
-            .filter(|(_, mm)| self.alive(mm.host))
-            .map(|(i, mm)| (mm.host, i))
+            .map(|mm| mm.host)
+            .filter(|h| self.alive(*h))
             .collect();
+        // (a, b) → the address a knows b at.
+        let mut knows: BTreeMap<(HostId, HostId), IpAddr> = BTreeMap::new();
+        let dial = |knows: &mut BTreeMap<(HostId, HostId), IpAddr>,
+                    a: HostId,
+                    b: HostId,
+                    target: IpAddr| {
+            if a == b || knows.contains_key(&(a, b)) {
+                return false;
+            }
+            match self.unbound_udp_dial(a, b, target, probe) {
+                Some(seen) => {
+                    knows.insert((a, b), target);
+                    knows.entry((b, a)).or_insert(seen);
+                    true
+                }
+                None => false,
+            }
+        };
         for member in &mesh.members {
-            for peer in &member.init_peers {
-                let Some(target) = self
+            if !alive.contains(&member.host) {
+                continue;
+            }
+            for peer in member.init_peers.iter().filter(|p| alive.contains(p)) {
+                let target = self
                     .public_address(*peer)
-                    .or_else(|| self.primary_addresses(*peer).first().copied())
-                else {
-                    continue;
-                };
-                if self.alive(member.host)
-                    && self.alive(*peer)
-                    && self.unbound_udp_answers(
-                        member.host,
-                        *peer,
-                        target,
-                        Probe::transport(Proto::Udp, port),
-                    )
-                {
-                    let (Some(&a), Some(&b)) = (component.get(&member.host), component.get(peer))
-                    else {
-                        continue;
-                    };
-                    let (keep, drop) = (a.min(b), a.max(b));
-                    for c in component.values_mut() {
-                        if *c == drop {
-                            *c = keep;
-                        }
-                    }
+                    .or_else(|| self.primary_addresses(*peer).first().copied());
+                if let Some(target) = target {
+                    dial(&mut knows, member.host, *peer, target);
                 }
             }
         }
-        component
+        // Peer exchange until nothing new connects.
+        loop {
+            let mut grew = false;
+            let known: Vec<((HostId, HostId), IpAddr)> =
+                knows.iter().map(|(k, v)| (*k, *v)).collect();
+            for ((c, b), addr) in &known {
+                for a in &alive {
+                    if knows.contains_key(&(*a, *c)) && !knows.contains_key(&(*a, *b)) {
+                        grew |= dial(&mut knows, *a, *b, *addr);
+                    }
+                }
+            }
+            if !grew {
+                break;
+            }
+        }
+        knows
     }
 
     /// The hub's endpoint as workers dial it.
@@ -1657,6 +1749,7 @@ fn route_table(t: &Topology, plan: &Plan, h: HostId) -> Vec<RouteEntry> {
                 dev: dev.to_string(),
                 origin: None,
                 overlay,
+                while_connected: None,
             });
         };
     let mut defaults: Vec<RouteEntry> = Vec::new();
@@ -1684,6 +1777,7 @@ fn route_table(t: &Topology, plan: &Plan, h: HostId) -> Vec<RouteEntry> {
                             dev: iface.name.clone(),
                             origin: None,
                             overlay: false,
+                            while_connected: None,
                         });
                     }
                 }
@@ -1720,6 +1814,7 @@ fn route_table(t: &Topology, plan: &Plan, h: HostId) -> Vec<RouteEntry> {
                                 dev: iface.name.clone(),
                                 origin: None,
                                 overlay: false,
+                                while_connected: None,
                             });
                         }
                     }
@@ -1760,6 +1855,7 @@ fn route_table(t: &Topology, plan: &Plan, h: HostId) -> Vec<RouteEntry> {
             dev,
             origin,
             overlay,
+            while_connected: None,
         });
     }
     wan_neighbour_routes(t, plan, h, &mut table);
@@ -1771,8 +1867,9 @@ fn route_table(t: &Topology, plan: &Plan, h: HostId) -> Vec<RouteEntry> {
 /// A host on several wan links reaches every address on each of them
 /// through that link (the wan is one routed network per link, and the
 /// default route leaves by the first one only): a host route per
-/// neighbour address and per elastic IP behind a site uplinked there, as
-/// the simulator's physical layer sets them up. A host on one wan link
+/// neighbour address, per elastic IP behind a site uplinked there and per
+/// site router's public (masquerade) address there, as the simulator's
+/// physical layer sets them up. A host on one wan link
 /// needs none.
 fn wan_neighbour_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<RouteEntry>) {
     let wans: Vec<(LinkId, String)> = t
@@ -1799,13 +1896,21 @@ fn wan_neighbour_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<Ro
             .host_ids()
             .filter(|o| *o != h && t.site(t.host(*o).site).uplink == Some(l))
             .flat_map(|o| public_aliases(t, o));
-        for address in attached.chain(elastic) {
+        // Site routers on the link: their address there is the site's
+        // nat_address (a site without subnets has no router).
+        let routers = t
+            .sites
+            .iter()
+            .filter(|s| s.uplink == Some(l) && !s.subnets.is_empty())
+            .filter_map(|s| s.nat_address.map(IpAddr::V4));
+        for address in attached.chain(elastic).chain(routers) {
             table.push(RouteEntry {
                 prefix: IpNet::from(address),
                 action: Action::Wan(l),
                 dev: dev.clone(),
                 origin: None,
                 overlay: false,
+                while_connected: None,
             });
         }
     }
@@ -1860,6 +1965,7 @@ fn overlay_entry(prefix: IpNet, att: Attachment, dev: &str) -> RouteEntry {
         dev: dev.to_string(),
         origin: None,
         overlay: true,
+        while_connected: None,
     }
 }
 
@@ -1911,19 +2017,13 @@ fn overlay_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<RouteEnt
         let d = OpenVpnId(d as u32);
         for (p, profile) in dep.profiles.iter().enumerate() {
             let att = Attachment::Profile(d, p as u32);
-            let Some(range) = plan.client_range(d, p) else {
-                continue;
-            };
             let is_client = dep.clients.iter().any(|(c, cp)| *c == h && *cp == p);
-            let device = if profile.node == h {
-                vpnsim_plan::profile_device(profile.spec.profile_number)
-            } else {
-                vpnsim_plan::CLIENT_DEVICE.to_string()
-            };
+            // The prefix routes of the tun addresses: on the node one per
+            // server process (its part of the ranges), on a client the
+            // part of the process it connects to (pushed `ifconfig`).
             if profile.node == h || is_client {
-                table.push(overlay_entry(IpNet::V4(range.range), att, &device));
-                if let Some(r6) = range.range6 {
-                    table.push(overlay_entry(IpNet::V6(r6), att, &device));
+                for a in plan.host_addresses(h).filter(|a| a.attachment == att) {
+                    table.push(overlay_entry(a.with_prefix(), att, &a.interface));
                 }
             }
             if is_client && profile.spec.default_gateway {
@@ -1940,7 +2040,9 @@ fn overlay_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<RouteEnt
                     .rev()
                     .find(|r| !r.overlay && r.prefix.prefix_len() == 0 && r.prefix.addr().is_ipv4())
                     .map(|r| (r.action.clone(), r.dev.clone()));
-                // The host route goes to the address the client connected to.
+                // The host route goes to the address the client connected
+                // to, added with the others once connected: the connection
+                // itself is made without it.
                 let node_addr = node_address(t, profile).filter(IpAddr::is_ipv4);
                 let default = host_default(t, plan, h);
                 if let (Some(addr), Some((action, dev))) = (node_addr, underlay_default.or(default))
@@ -1951,6 +2053,7 @@ fn overlay_routes(t: &Topology, plan: &Plan, h: HostId, table: &mut Vec<RouteEnt
                         dev,
                         origin: None,
                         overlay: false,
+                        while_connected: Some(d),
                     });
                 }
             }
@@ -2463,6 +2566,116 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
     }
 
     #[test]
+    fn a_reply_to_the_elastic_ip_of_a_nat_node_reaches_its_client() {
+        // Node c sits in a VPC behind its elastic IP and masquerades its
+        // client a (def1) to its private address; b's answer comes back to
+        // the elastic IP, the site router puts back the private address
+        // and c's conntrack the client's.
+        let text = openvpn("198.18.0.3", true)
+            .replace(
+                "[hosts.c]\nsite = \"road\"\ninterfaces = [{ name = \"eth0\", link = \"internet\", address = \"203.0.113.3\" }, { name = \"eth1\", link = \"lan\", address = \"192.168.250.3\" }]",
+                "[hosts.c]\nsite = \"vpc\"\nforwarding = true\npublic_address = \"198.18.0.3\"\ninterfaces = [{ name = \"eth0\", subnet = \"vpc-a\", address = \"10.2.0.3\" }]",
+            )
+            .replace(
+                "[sites.road]",
+                "[sites.vpc]\nkind = \"cloud-vpc\"\ncidrs = [\"10.2.0.0/16\"]\nuplink = \"internet\"\n[subnets.vpc-a]\nsite = \"vpc\"\ncidr = \"10.2.0.0/24\"\n[sites.road]",
+            );
+        assert!(text.contains("10.2.0.3"), "{text}");
+        let t = trace(&text, "a", "b", None);
+        assert!(t.delivered, "{t:?}");
+        assert_eq!(t.hops, ["a", "c", "router of vpc", "internet", "b"]);
+    }
+
+    #[test]
+    fn an_openvpn_client_connects_without_the_host_route_to_its_server() {
+        // a sends the internet's /24 via b, which does not forward: its
+        // connection attempt to the node dies there. The host route to the
+        // node (def1) would go around b, but OpenVPN adds it only once
+        // connected.
+        let text = openvpn("203.0.113.3", true).replacen(
+            "address = \"203.0.113.1\" }]",
+            "address = \"203.0.113.1\" }]\nroutes = [{ to = \"203.0.113.0/24\", via = \"203.0.113.2\" }]",
+            1,
+        );
+        let t = trace(&text, "a", "c", Some("vpn"));
+        assert!(!t.delivered, "{t:?}");
+        // Not connected: no route into the tunnel for the node's address.
+        assert_eq!(t.hops, ["a", "internet"], "{t:?}");
+    }
+
+    #[test]
+    fn an_openvpn_node_masquerades_clients_only_out_of_its_ext_if() {
+        // Node c NATs its clients out of eth0 (ext_if); to d on the leased
+        // line they leave by eth1 with their own address, and d has no
+        // route back to the client range.
+        let text = format!(
+            "{}[hosts.d]\nsite = \"road\"\ninterfaces = [{{ name = \"eth0\", link = \"lan\", address = \"192.168.250.4\" }}]\n",
+            openvpn("203.0.113.3", true).replacen(
+                "[hosts.c]\nsite = \"road\"",
+                "[hosts.c]\nsite = \"road\"\nforwarding = true",
+                1
+            )
+        );
+        let t = trace(&text, "a", "d", None);
+        assert!(!t.delivered, "{t:?}");
+        assert!(
+            t.reason
+                .clone()
+                .unwrap_or_default()
+                .contains("`d` has no route to 10.8.0.2"),
+            "{t:?}"
+        );
+        // Out of eth0 the same client is masqueraded and b answers.
+        assert!(trace(&text, "a", "b", None).delivered);
+    }
+
+    #[test]
+    fn a_tunnel_crossing_a_host_takes_that_hosts_vpn_routes() {
+        // d, on the leased line only, reaches the internet through b; b is
+        // an OpenVPN client of c with def1, so what it forwards for d goes
+        // into its tunnel, where c drops it (not b's address): d's
+        // WireGuard handshakes to hub a never arrive.
+        let text = format!(
+            "{}[hosts.d]\nsite = \"road\"\ninterfaces = [{{ name = \"eth0\", link = \"lan\", address = \"192.168.250.4\" }}]\nroutes = [{{ to = \"203.0.113.0/24\", via = \"192.168.250.2\" }}]\n[wireguard.wg]\ncidr = \"10.5.0.0/24\"\nhub = \"a\"\nworkers = [\"d\"]\npersistent_keepalive = \"25s\"\nendpoints = {{ a = \"203.0.113.1:51820\" }}\n",
+            openvpn("203.0.113.3", true)
+                .replace("host = \"a\"\nprofile", "host = \"b\"\nprofile")
+                .replacen(
+                    "[hosts.b]\nsite = \"road\"",
+                    "[hosts.b]\nsite = \"road\"\nforwarding = true",
+                    1
+                )
+        );
+        let t = trace(&text, "d", "a", Some("wg"));
+        assert!(!t.delivered, "{t:?}");
+        let reason = t.reason.unwrap_or_default();
+        assert!(reason.contains("MULTI: bad source address"), "{reason}");
+    }
+
+    #[test]
+    fn an_openvpn_client_has_its_vpn_address_only_while_connected() {
+        // The node's firewall drops a's connection, so a's tun0 never gets
+        // 10.8.0.2: b's route to the client range through a ends at a,
+        // which does not forward.
+        let text = format!(
+            "{}[firewall.c]\ninput_policy = \"drop\"\n",
+            openvpn("203.0.113.3", false).replacen(
+                "address = \"192.168.250.2\" }]",
+                "address = \"192.168.250.2\" }]\nroutes = [{ to = \"10.8.0.0/24\", via = \"203.0.113.1\" }]",
+                1,
+            )
+        );
+        let t = trace(&text, "b", "a", Some("vpn"));
+        assert!(!t.delivered, "{t:?}");
+        assert!(
+            t.reason
+                .clone()
+                .unwrap_or_default()
+                .contains("forwarding = false"),
+            "{t:?}"
+        );
+    }
+
+    #[test]
     fn an_openvpn_client_that_is_not_connected_has_no_vpn_routes() {
         // The node's firewall drops the client's connection: no def1
         // routes while the tunnel is down, a reaches b directly.
@@ -2654,6 +2867,31 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
     }
 
     #[test]
+    fn a_host_on_two_wan_links_answers_a_site_router_by_its_link() {
+        // y's home masquerades it behind 198.51.100.1 on isp-b; a, on the
+        // internet and isp-b, answers it by isp-b, not by its default
+        // route on the internet (where nobody has that address).
+        let text = format!(
+            "{}[links.isp-b]\nkind = \"wan\"\n[sites.home]\nkind = \"home\"\ncidrs = [\"10.1.0.0/16\"]\nuplink = \"isp-b\"\nnat_address = \"198.51.100.1\"\n[subnets.lan-a]\nsite = \"home\"\ncidr = \"10.1.0.0/24\"\n[hosts.y]\nsite = \"home\"\ninterfaces = [{{ name = \"eth0\", subnet = \"lan-a\", address = \"10.1.0.11\" }}]\n",
+            WAN.replacen(
+                "address = \"203.0.113.1\" }]",
+                "address = \"203.0.113.1\" }, { name = \"eth1\", link = \"isp-b\", address = \"192.0.2.1\" }]",
+                1,
+            )
+        );
+        let s = load("t.toml", &text);
+        let planned = vpnsim_plan::plan(&s);
+        let engine = Engine::new(&s.topology, &planned.plan);
+        let y = s.topology.host_id("y").unwrap_or_else(|| panic!("y"));
+        let t = engine.flow(
+            y,
+            "192.0.2.1".parse().unwrap_or_else(|e| panic!("{e}")),
+            Probe::PING,
+        );
+        assert!(t.delivered, "{t:?}");
+    }
+
+    #[test]
     fn the_firewall_sees_the_interface_a_packet_arrives_on_at_the_receiver() {
         // b sends from its eth1; c's end of the leased line is eth2, and
         // c trusts only an eth1 it does not have.
@@ -2771,6 +3009,33 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
         )
         .unwrap_or_else(|| panic!("no trace"));
         assert!(t.delivered, "{t:?}");
+    }
+
+    #[test]
+    fn peervpn_members_exchange_frames_only_over_their_own_connection() {
+        // b dials a (internet) and d (leased line). From b's peer lists a
+        // learns d at 192.168.250.4 and d learns a at 203.0.113.1; neither
+        // reaches that address, and PeerVPN does not relay through b: a
+        // and d stay apart although the mesh is connected.
+        let text = format!(
+            "{WAN}[hosts.d]\nsite = \"road\"\ninterfaces = [{{ name = \"eth0\", link = \"lan\", address = \"192.168.250.4\" }}]\n[mesh.m]\nnetwork_name = \"mgmt\"\ncidr = \"10.201.0.0/24\"\nmembers = [{{ host = \"a\" }}, {{ host = \"b\", init_peers = [\"a\", \"d\"] }}, {{ host = \"d\" }}]\n"
+        );
+        let s = load("t.toml", &text);
+        let planned = vpnsim_plan::plan(&s);
+        let via = Some(OverlayId::Mesh(MeshId(0)));
+        let between = |from: &str, to: &str| {
+            trace_between(&s.topology, &planned.plan, from, to, via)
+                .unwrap_or_else(|| panic!("no trace"))
+        };
+        assert!(between("a", "b").delivered);
+        assert!(between("d", "b").delivered);
+        let t = between("a", "d");
+        assert!(!t.delivered, "{t:?}");
+        assert!(
+            t.reason.unwrap_or_default().contains("does not relay"),
+            "{:?}",
+            between("a", "d")
+        );
     }
 
     #[test]

@@ -68,10 +68,15 @@
 //! - Pools: `server NET MASK` (topology subnet) keeps .1 for the server and
 //!   hands out .2 upwards; `server-ipv6 NET/LEN` keeps ::1 and hands out
 //!   from ::1000 (OpenVPN's helper). Lowest free first; freed on timeout.
+//!   `ifconfig-pool-persist FILE [SECONDS]` (pool.c): a client whose
+//!   certificate's common name has an entry in FILE gets that entry; with
+//!   SECONDS 0 the entries are fixed, never handed to another client.
 //! - Source address: a listener without `local` sends from the unspecified
 //!   address (a wildcard-bound socket; the engine picks the source by
 //!   route, as the kernel does), so after an address change it answers
-//!   from the new address and a peer without `float` rejects that.
+//!   from the new address and a peer without `float` rejects that. With
+//!   `multihome` a UDP listener answers from the address the datagram came
+//!   to.
 //! - Certificates: the server accepts a client whose certificate names the
 //!   server's CA as issuer (issuer DN = CA subject DN and, when both exist,
 //!   authority key id = CA subject key id), read from the PEM files; the
@@ -137,6 +142,9 @@ const TTL: u8 = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CertId {
     pub subject: u64,
+    /// The subject's common name (hashed like the rest), which pool
+    /// entries are keyed by.
+    pub common_name: Option<u64>,
     pub issuer: u64,
     pub subject_key_id: Option<u64>,
     pub authority_key_id: Option<u64>,
@@ -166,6 +174,29 @@ impl CertId {
                 _ => true,
             }
     }
+}
+
+/// The hash [`CertId::common_name`] holds for a common name.
+pub fn common_name_id(cn: &str) -> u64 {
+    fnv(cn.as_bytes())
+}
+
+/// The common name (OID 2.5.4.3) of a DER `Name`'s contents, hashed.
+fn common_name(name: &[u8]) -> Option<u64> {
+    let mut rdns = name;
+    while let Some((_, set, next)) = tlv(rdns) {
+        rdns = next;
+        let mut attrs = set;
+        while let Some((_, attr, after)) = tlv(attrs) {
+            attrs = after;
+            let (_, oid, rest) = tlv(attr)?;
+            if oid == [0x55, 0x04, 0x03] {
+                let (_, value, _) = tlv(rest)?;
+                return Some(fnv(value));
+            }
+        }
+    }
+    None
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
@@ -244,6 +275,7 @@ fn cert_id(der: &[u8]) -> Option<CertId> {
     }
     Some(CertId {
         subject: fnv(subject),
+        common_name: common_name(subject),
         issuer: fnv(issuer),
         subject_key_id: ski,
         authority_key_id: aki,
@@ -1480,6 +1512,8 @@ struct Instance {
     tcp: bool,
     /// The server's address and port the client's packets come to.
     me: SocketAddr,
+    /// The common name of the client's certificate, once seen.
+    common_name: Option<u64>,
 }
 
 /// An OpenVPN server process, or the listening end of a TAP link.
@@ -1492,6 +1526,12 @@ pub struct Server {
     /// `None`: point-to-point TAP (one peer, no pool, no push).
     pool4: Option<Ipv4Net>,
     pool6: Option<Ipv6Net>,
+    /// `ifconfig-pool-persist` entries: common name → addresses, and
+    /// whether they are fixed (the file is read only: SECONDS 0).
+    pool_entries: BTreeMap<u64, (Option<Ipv4Addr>, Option<Ipv6Addr>)>,
+    pool_fixed: bool,
+    /// `--multihome`: UDP answers leave from the address they answer.
+    multihome: bool,
     push: Vec<Push>,
     push_ping: Option<u32>,
     push_restart: Option<u32>,
@@ -1538,6 +1578,23 @@ impl Server {
             None => (None, None),
         };
         let push = s.push.clone();
+        // OpenVPN only warns when the pool file cannot be read, and skips
+        // lines it cannot use; the model reads what it can.
+        let pool_entries = s
+            .pool_persist
+            .as_ref()
+            .and_then(|pp| read(&pp.path))
+            .and_then(|text| {
+                use vpnsim_render::format::Format;
+                vpnsim_render::openvpn::PoolFile::parse(&text).ok()
+            })
+            .map(|f| {
+                f.entries
+                    .iter()
+                    .map(|e| (common_name_id(&e.common_name), (e.v4, e.v6)))
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Server {
             local: s.local,
             port: s.port,
@@ -1545,6 +1602,9 @@ impl Server {
             tap: s.dev.kind() == Some(vpnsim_render::openvpn::DevType::Tap),
             pool4: s.network,
             pool6: s.network6,
+            pool_entries,
+            pool_fixed: s.pool_persist.as_ref().is_some_and(|pp| pp.fixed()),
+            multihome: s.extra.iter().any(|d| d.name() == "multihome"),
             push,
             push_ping,
             push_restart,
@@ -1577,6 +1637,9 @@ impl Server {
             tap: true,
             pool4: None,
             pool6: None,
+            pool_entries: BTreeMap::new(),
+            pool_fixed: false,
+            multihome: t.extra.iter().any(|d| d.name() == "multihome"),
             push: Vec::new(),
             push_ping: None,
             push_restart: None,
@@ -1641,21 +1704,50 @@ impl Server {
         }
     }
 
-    fn alloc4(&self) -> Option<Ipv4Addr> {
+    /// The pool entry of a common name, if the pool file has one and it
+    /// is free.
+    fn entry_of(&self, cn: Option<u64>) -> Option<(Option<Ipv4Addr>, Option<Ipv6Addr>)> {
+        let (v4, v6) = *self.pool_entries.get(&cn?)?;
+        let v4 = v4.filter(|a| self.pool4.is_some_and(|n| n.contains(a)));
+        let v6 = v6.filter(|a| self.pool6.is_some_and(|n| n.contains(a)));
+        let in_use = self
+            .clients
+            .values()
+            .any(|c| (v4.is_some() && c.v4 == v4) || (v6.is_some() && c.v6 == v6));
+        (!in_use && (v4.is_some() || v6.is_some())).then_some((v4, v6))
+    }
+
+    /// An address another common name's fixed entry holds.
+    fn reserved4(&self, a: Ipv4Addr) -> bool {
+        self.pool_fixed && self.pool_entries.values().any(|(v4, _)| *v4 == Some(a))
+    }
+
+    fn reserved6(&self, a: Ipv6Addr) -> bool {
+        self.pool_fixed && self.pool_entries.values().any(|(_, v6)| *v6 == Some(a))
+    }
+
+    fn alloc4(&self, cn: Option<u64>) -> Option<Ipv4Addr> {
         let net = self.pool4?;
+        if let Some((v4, _)) = self.entry_of(cn) {
+            return v4;
+        }
         let base = u32::from(net.network());
         let last = u32::from(net.broadcast());
         (base + 2..last)
             .map(Ipv4Addr::from)
+            .filter(|a| !self.reserved4(*a))
             .find(|a| !self.clients.values().any(|c| c.v4 == Some(*a)))
     }
 
-    fn alloc6(&self) -> Option<Ipv6Addr> {
+    fn alloc6(&self, cn: Option<u64>) -> Option<Ipv6Addr> {
         let net = self.pool6?;
+        if let Some((_, v6)) = self.entry_of(cn) {
+            return v6;
+        }
         let base = u128::from(net.network());
         (0x1000u128..0x1000 + 0x10000)
             .map(|o| Ipv6Addr::from(base + o))
-            .filter(|a| net.contains(a))
+            .filter(|a| net.contains(a) && !self.reserved6(*a))
             .find(|a| !self.clients.values().any(|c| c.v6 == Some(*a)))
     }
 
@@ -1664,12 +1756,14 @@ impl Server {
     /// OpenVPN (without `--multihome`) sends with plain `sendto`, so the
     /// kernel picks the source by route at each send: the unspecified
     /// address here, filled in by the engine. After the host's address
-    /// changes, replies leave from the new address, as on a real host. A
-    /// TCP connection keeps the address the client connected to.
+    /// changes, replies leave from the new address, as on a real host.
+    /// With `--multihome` OpenVPN answers from the address the datagram
+    /// came to (IP_PKTINFO). A TCP connection keeps the address the client
+    /// connected to.
     fn local_for(&self, dst: IpAddr) -> SocketAddr {
         let ip = match self.local {
             Some(l) => l,
-            None if self.tcp => dst,
+            None if self.tcp || self.multihome => dst,
             None if dst.is_ipv4() => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             None => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
@@ -1826,6 +1920,7 @@ impl Model for Server {
                 last_reply: None,
                 tcp: *tcp,
                 me,
+                common_name: None,
             };
             let reply = Message::HardResetServer {
                 session: inst.session,
@@ -1918,6 +2013,7 @@ impl Model for Server {
                 let reply = self.ctl(&inst, Record::ServerKeyMethod);
                 let mut out = vec![Action::Transmit(wrap(me, from, reply.clone()))];
                 if let Some(c) = self.clients.get_mut(&from) {
+                    c.common_name = cert.common_name;
                     c.phase = SPhase::KeyEx;
                     c.last_reply = Some(reply);
                     c.last_tx = now;
@@ -1959,8 +2055,8 @@ impl Model for Server {
                 if inst.phase == SPhase::Connected {
                     return resend(&inst);
                 }
-                let v4 = self.alloc4();
-                let v6 = self.alloc6();
+                let v4 = self.alloc4(inst.common_name);
+                let v6 = self.alloc6(inst.common_name);
                 if self.pool4.is_some() && v4.is_none() {
                     return vec![drop(packet, "openvpn: address pool exhausted".into())];
                 }
@@ -2238,8 +2334,13 @@ mod tests {
 
     /// client-1 (192.168.1.10 behind 198.51.100.11), node-a, node-b; 10 ms.
     fn edu(seed: u64, ca_override: Option<String>) -> Net<Host> {
+        edu_as("client-1", seed, ca_override)
+    }
+
+    /// `edu` with another client's profile (certificate) at 192.168.1.10.
+    fn edu_as(client: &str, seed: u64, ca_override: Option<String>) -> Net<Host> {
         let files = generated("eduvpn-multinode");
-        let profile = file(&files, "client-1", "etc/openvpn/client/frkovpn-node-a.conf");
+        let profile = file(&files, client, "etc/openvpn/client/frkovpn-node-a.conf");
         let c = Client::from_text(&profile, &[ip("192.168.1.10")], &|_| None, edu_resolver())
             .unwrap_or_else(|e| panic!("{e}"));
         let mut net = Net::new(Span::millis(10));
@@ -2362,8 +2463,11 @@ mod tests {
     }
 
     #[test]
-    fn a_client_connects_in_four_round_trips_and_gets_the_first_pool_address() {
+    fn a_client_connects_in_four_round_trips_and_gets_its_pool_entry() {
         // Try seeds until the first remote is a UDP one (remote-random).
+        // client-1 has its fixed pool entry on node-a (.2, ::1000); node-b's
+        // pool file reserves .2 and .3 for its own clients (client-2,
+        // client-4), so there it gets the lowest entry nobody holds.
         for seed in 0..20 {
             let mut net = edu(seed, None);
             let first = net.nodes[0].model.client().current().cloned();
@@ -2376,14 +2480,14 @@ mod tests {
             let c = net.nodes[0].model.client();
             let server = c.connected_to().unwrap_or_else(|| panic!("not connected"));
             let (v4, v6) = c.assigned();
-            let want = if server.ip() == ip("145.0.6.72") {
-                "10.1.0.2/26"
+            let (want, want6) = if server.ip() == ip("145.0.6.72") {
+                ("10.1.0.2/26", 0x1000)
             } else {
-                "10.2.0.2/26"
+                ("10.2.0.4/26", 0x1002)
             };
             assert_eq!(v4.map(|n| n.to_string()).as_deref(), Some(want));
             assert!(
-                v6.is_some_and(|n| n.addr().segments()[4..] == [0, 0, 0, 0x1000]),
+                v6.is_some_and(|n| n.addr().segments()[4..] == [0, 0, 0, want6]),
                 "{v6:?}"
             );
             assert!(!net.logs(0, "Initialization Sequence Completed").is_empty());
@@ -2430,6 +2534,36 @@ mod tests {
             return;
         }
         panic!("no seed put a UDP remote first");
+    }
+
+    #[test]
+    fn a_pool_entry_belongs_to_its_common_name_whoever_connects_first() {
+        // client-3 is node-a's second client: the pool files give it entry
+        // 1 of each process (.3 on udp, .67 on tcp), also when it connects
+        // alone; on node-b, whose entries hold client-2 and client-4, it
+        // gets the lowest entry nobody holds.
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..20 {
+            let mut net = edu_as("client-3", seed, None);
+            net.run_until(Instant(Span::secs(30).0));
+            let c = net.nodes[0].model.client();
+            let server = c.connected_to().unwrap_or_else(|| panic!("not connected"));
+            let tcp = c.current().is_some_and(|r| r.tcp);
+            let want = match (server.ip() == ip("145.0.6.72"), tcp) {
+                (true, false) => "10.1.0.3/26",
+                (true, true) => "10.1.0.67/26",
+                (false, false) => "10.2.0.4/26",
+                (false, true) => "10.2.0.68/26",
+            };
+            let (v4, _) = c.assigned();
+            assert_eq!(
+                v4.map(|n| n.to_string()).as_deref(),
+                Some(want),
+                "seed {seed}"
+            );
+            seen.insert(want);
+        }
+        assert!(seen.contains("10.1.0.3/26"), "{seen:?}");
     }
 
     #[test]

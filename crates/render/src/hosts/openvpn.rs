@@ -18,7 +18,14 @@
 //!   profile's ranges are split into as many equal parts as the next power of
 //!   two (a `range6` shorter than /64 is narrowed to its first /64 first,
 //!   because `server-ipv6` takes /64 to /124), so with one listener a process
-//!   has the whole planned range. Management: `127.0.0.1` when vpn-daemon
+//!   has the whole planned range (`vpnsim_plan::process_networks`: the plan
+//!   names each process's address). The profile's clients keep fixed pool
+//!   entries: `ifconfig-pool-persist etc/openvpn/server/ipp-tun-N-i.txt 0`
+//!   lists client `k` (file order, certificate CN = host name) at entry `k`
+//!   of every process (`.2 + k`, `::1000 + k`), read only, so no other
+//!   client gets it and the plan's client address is where the client is.
+//!   UDP processes have `multihome`: they answer from the address a client
+//!   wrote to, not the one routing picks. Management: `127.0.0.1` when vpn-daemon
 //!   fronts it, else the profile's `managementIp`, port
 //!   `11940 + 16 * (profileNumber - 1) + i`. Certificates, keys and the
 //!   tls-crypt key in `etc/openvpn/server/tls/<profile>/`.
@@ -43,6 +50,8 @@
 //!   listeners, then (when the hostName is shared by several profiles, the
 //!   round-robin merge of 001, and they share the tls-crypt key) every node
 //!   serving one of those profiles by its own name, with `remote-random`.
+//!   A client of one node tries its listeners in order (no `remote-random`):
+//!   UDP first, TCP when UDP does not answer.
 //!
 //! eduVPN 2.x or 1.x: a deployment with `use_vpn_daemon` is 2.x (PHP
 //! files), one without is 1.x (YAML files), as in the two references.
@@ -59,7 +68,7 @@ use vpnsim_keys::{
     CaSpec, CertRequest, CertUsage as KeyUsage, CertificateAuthority, IssuedCertificate, Label,
     TlsCryptKey, Validity, ns, purpose,
 };
-use vpnsim_plan::{Attachment, CLIENT_DEVICE, profile_device};
+use vpnsim_plan::{Attachment, CLIENT_DEVICE};
 use vpnsim_topology::format::NatFamily;
 use vpnsim_topology::model::{HostId, MeshId, OpenVpnId, OpenVpnM, ProfileM, Topology};
 use vpnsim_topology::units::{Listener, Proto as ListenProto};
@@ -76,8 +85,8 @@ use crate::eduvpn::sysconfig::{DaemonListen, VpnDaemonSysconfig};
 use crate::eduvpn::{CommentLine, Map};
 use crate::format::Format;
 use crate::openvpn::{
-    CertUsage, Client, Daemon, Dev, Dh, Directive, Liveness, Material, Proto, Push, Remote, Server,
-    Tls, Topology as OvpnTopology,
+    CertUsage, Client, Daemon, Dev, Dh, Directive, Liveness, Material, PoolEntry, PoolFile,
+    PoolPersist, Proto, Push, Remote, Server, Tls, Topology as OvpnTopology,
 };
 use crate::tree::{MODE_CONFIG, MODE_SECRET};
 
@@ -93,13 +102,9 @@ const APACHE_CONF: &str = "etc/httpd/conf.d/vpn-server-api.conf";
 const APACHE_DIRECTORY: &str = "/usr/share/vpn-server-api/web";
 
 /// The tun device of process `process` of profile `profile_number`:
-/// `tun-N-i`, [`profile_device`] for process 0.
+/// `tun-N-i`, [`vpnsim_plan::profile_device`] for process 0.
 pub(crate) fn process_device(profile_number: u32, process: usize) -> String {
-    if process == 0 {
-        profile_device(profile_number)
-    } else {
-        format!("tun-{profile_number}-{process}")
-    }
+    vpnsim_plan::process_device(profile_number, process)
 }
 
 /// One OpenVPN server process of a profile.
@@ -112,53 +117,18 @@ pub(crate) struct Process {
     pub management_port: u16,
 }
 
-/// The processes of a profile: one per listener, ranges split evenly.
+/// The processes of a profile: one per listener, ranges split evenly
+/// ([`vpnsim_plan::process_networks`], so the plan's addresses are the
+/// processes' own).
 pub(crate) fn processes(
     profile_number: u32,
     listeners: &[Listener],
     range: Ipv4Net,
     range6: Option<Ipv6Net>,
 ) -> Result<Vec<Process>, String> {
-    let n = listeners.len();
-    if n == 0 {
-        return Err("the profile has no listener".into());
-    }
-    let bits = usize::BITS - (n - 1).leading_zeros();
-    let bits = u8::try_from(bits).map_err(|_| "too many listeners".to_string())?;
-    let v4_len = range.prefix_len().saturating_add(bits);
-    if v4_len > 29 {
-        return Err(format!(
-            "range {range} split over {n} listener processes gives /{v4_len} pools; OpenVPN's `server` needs /29 or larger"
-        ));
-    }
-    let v4: Vec<Ipv4Net> = range
-        .subnets(v4_len)
-        .map_err(|e| format!("range {range}: {e}"))?
-        .take(n)
-        .collect();
-    let v6: Vec<Option<Ipv6Net>> = match range6 {
-        None => vec![None; n],
-        Some(r6) => {
-            let base = if r6.prefix_len() < 64 {
-                Ipv6Net::new(r6.network(), 64).map_err(|e| format!("range6 {r6}: {e}"))?
-            } else {
-                r6
-            };
-            let len = base.prefix_len().saturating_add(bits);
-            if len > 124 {
-                return Err(format!(
-                    "range6 {r6} split over {n} listener processes gives /{len} pools; OpenVPN's `server-ipv6` needs /124 or larger"
-                ));
-            }
-            base.subnets(len)
-                .map_err(|e| format!("range6 {r6}: {e}"))?
-                .take(n)
-                .map(Some)
-                .collect()
-        }
-    };
+    let nets = vpnsim_plan::process_networks(listeners.len(), range, range6)?;
     let mut out = Vec::new();
-    for (i, ((listener, network), network6)) in listeners.iter().zip(v4).zip(v6).enumerate() {
+    for (i, (listener, net)) in listeners.iter().zip(nets).enumerate() {
         let port = u64::from(MANAGEMENT_BASE)
             + 16 * u64::from(profile_number.saturating_sub(1))
             + i as u64;
@@ -168,8 +138,8 @@ pub(crate) fn processes(
         out.push(Process {
             device: process_device(profile_number, i),
             listener: *listener,
-            network,
-            network6,
+            network: net.network,
+            network6: net.network6,
             management_port,
         });
     }
@@ -536,6 +506,15 @@ impl<'a> Deployment<'a> {
             push.push(Push::RedirectGateway(flags));
         }
         push.extend(spec.dns.iter().copied().map(Push::Dns));
+        // The profile's clients, in file order: client `k` has pool entry
+        // `k` of every process (certificate CN = host name).
+        let clients: Vec<&str> = self
+            .dep
+            .clients
+            .iter()
+            .filter(|(_, cp)| *cp == p)
+            .map(|(c, _)| self.host_name(*c))
+            .collect();
         for proc in &procs {
             let (proto, udp) = match proc.listener.proto {
                 ListenProto::Udp => (Proto::Udp, true),
@@ -549,12 +528,55 @@ impl<'a> Deployment<'a> {
             ];
             if udp {
                 extra.push(("explicit-exit-notify", vec!["1".to_string()]));
+                // Answer from the address the client wrote to: without it a
+                // node with several addresses answers from the one routing
+                // picks, which a client that dialled another drops.
+                extra.push(("multihome", vec![]));
             }
             extra.push(("verb", vec!["3".to_string()]));
             let extra: Result<Vec<Directive>, _> = extra
                 .into_iter()
                 .map(|(name, args)| Directive::new(name, args))
                 .collect();
+            let pool_persist = if clients.is_empty() {
+                None
+            } else {
+                let path = format!("etc/openvpn/server/ipp-{}.txt", proc.device);
+                let net = vpnsim_plan::ProcessNet {
+                    network: proc.network,
+                    network6: proc.network6,
+                };
+                let entries = clients
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, cn)| {
+                        let (v4, v6) = net.slot(u32::try_from(k).ok()?)?;
+                        Some(PoolEntry {
+                            common_name: (*cn).to_string(),
+                            v4: Some(v4),
+                            v6,
+                        })
+                    })
+                    .collect();
+                let file = PoolFile {
+                    header: vec![
+                        format!(
+                            "Pool entries of {} ({}): read only (ifconfig-pool-persist ... 0), each address is its client's.",
+                            proc.device, proc.listener
+                        ),
+                        self.header(),
+                    ],
+                    entries,
+                };
+                match file.render() {
+                    Ok(text) => out.file(node, &path, MODE_CONFIG, PRODUCER, text),
+                    Err(e) => out.error(missing(self.what(&format!("{node}: {path}")), e.0)),
+                }
+                Some(PoolPersist {
+                    path: format!("/{path}"),
+                    seconds: Some(0),
+                })
+            };
             let server = extra.map(|extra| Server {
                 header: vec![
                     format!(
@@ -571,6 +593,7 @@ impl<'a> Deployment<'a> {
                 network: Some(proc.network),
                 network6: proc.network6,
                 push: push.clone(),
+                pool_persist,
                 liveness: Liveness {
                     keepalive: Some((secs(spec.ping), secs(spec.ping_restart))),
                     ..Liveness::default()
@@ -1003,6 +1026,30 @@ impl<'a> Deployment<'a> {
         remotes
     }
 
+    /// Whether profile `p`'s clients may land on several nodes (profiles
+    /// merged behind one hostName sharing the tls-crypt key): then they
+    /// pick a remote at random (`remote-random`), spreading the load. A
+    /// client of one node tries its listeners in order instead, UDP first:
+    /// TCP is the fall-back for networks that block UDP, not a coin toss,
+    /// and the process it lands on decides its address.
+    fn round_robin(&self, p: usize) -> bool {
+        let Some(profile) = self.dep.profiles.get(p) else {
+            return false;
+        };
+        let nodes: BTreeSet<HostId> = self
+            .dep
+            .profiles
+            .iter()
+            .enumerate()
+            .filter(|(q, other)| {
+                *q == p
+                    || (self.dep.shared_tls_crypt && other.spec.host_name == profile.spec.host_name)
+            })
+            .map(|(_, q)| q.node)
+            .collect();
+        nodes.len() > 1
+    }
+
     fn clients(&self, out: &mut Out, keys: &Keys) {
         for &(client, p) in &self.dep.clients {
             let name = self.host_name(client);
@@ -1041,7 +1088,7 @@ impl<'a> Deployment<'a> {
                 dev: Dev::new(CLIENT_DEVICE, None),
                 proto: None,
                 remotes: self.remotes(p),
-                remote_random: true,
+                remote_random: self.round_robin(p),
                 resolv_retry_infinite: true,
                 nobind: true,
                 liveness: Liveness::default(),
@@ -1084,6 +1131,7 @@ fn with_marker(ctx: &Ctx, pem: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use vpnsim_plan::profile_device;
     use vpnsim_topology::units::Proto as P;
 
     fn l(proto: P, port: u16) -> Listener {
@@ -1152,5 +1200,43 @@ mod tests {
         );
         assert!(processes(1, &[], "10.0.0.0/24".parse().unwrap(), None).is_err());
         assert!(processes(5000, &[l(P::Udp, 1)], "10.0.0.0/24".parse().unwrap(), None).is_err());
+    }
+
+    fn client_conf(scenario: &str, host: &str, path: &str) -> String {
+        use crate::hosts::{Options, generate};
+        use vpnsim_keys::KeySource;
+        let text = match scenario {
+            "eduvpn-locations" => include_str!("../../../../scenarios/eduvpn-locations.toml"),
+            _ => include_str!("../../../../scenarios/eduvpn-multinode.toml"),
+        };
+        let s = vpnsim_topology::load_str("s.toml", text).unwrap();
+        let planned = vpnsim_plan::plan(&s);
+        let keys = KeySource::demo(s.topology.seed);
+        let set = generate(&s, &planned.plan, &keys, &Options::default()).unwrap();
+        set.get(host, path).unwrap().contents.clone()
+    }
+
+    #[test]
+    fn a_client_of_one_node_tries_its_listeners_in_order() {
+        // One node behind the hostName: UDP first, TCP only when UDP does
+        // not answer (the process it lands on decides its address).
+        let one = client_conf(
+            "eduvpn-locations",
+            "laptop-europe",
+            "etc/openvpn/client/eduvpn-europe.conf",
+        );
+        assert!(
+            one.contains("remote europe.vpn.example 1194 udp\nremote europe.vpn.example 443 tcp\n"),
+            "{one}"
+        );
+        assert!(!one.lines().any(|l| l == "remote-random"), "{one}");
+        // Profiles merged behind one hostName (round robin): the client
+        // picks a node at random.
+        let merged = client_conf(
+            "eduvpn-multinode",
+            "client-1",
+            "etc/openvpn/client/frkovpn-node-a.conf",
+        );
+        assert!(merged.lines().any(|l| l == "remote-random"), "{merged}");
     }
 }

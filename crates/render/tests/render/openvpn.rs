@@ -336,6 +336,7 @@ fn openvpn_server_and_inline_client_reach_each_other() {
             Push::Route("10.99.0.0/16".parse().expect("net")),
             Push::Dns("9.9.9.9".parse().expect("ip")),
         ],
+        pool_persist: None,
         liveness: Liveness {
             keepalive: Some((10, 60)),
             ..Liveness::default()
