@@ -280,6 +280,9 @@ pub struct RunResult {
     pub transfers: Vec<TransferResult>,
     /// What each timeline event did to each probe that changed state.
     pub outages: Vec<Outage>,
+    /// Every change of a tunnel session, in order: where each client
+    /// connected, when an SA or a bond slave went and came back.
+    pub sessions: Vec<crate::world::SessionChange>,
 }
 
 /// What a timeline event did to one probe: it was answered before the
@@ -718,6 +721,7 @@ pub fn run(
         captures: w.captures.take().unwrap_or_default(),
         transfers,
         outages,
+        sessions: std::mem::take(&mut w.sessions),
     })
 }
 

@@ -123,6 +123,28 @@ pub struct World {
     pub esp_carried: BTreeMap<(usize, u32), std::collections::BTreeSet<usize>>,
     /// Every promotion script run, in order.
     pub scripts_run: Vec<crate::load::ScriptRun>,
+    /// Every change of a tunnel session, in order (see [`Action::Session`]).
+    pub sessions: Vec<SessionChange>,
+    /// The sessions open now: (node, tunnel label, peer) → the peer's address.
+    open_sessions: BTreeMap<(usize, String, String), Option<IpAddr>>,
+}
+
+/// One change of a tunnel session: a client connected to a server, a
+/// WireGuard peer completed a handshake, an IPsec SA was lost, a bond
+/// slave joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionChange {
+    pub at: Instant,
+    pub host: String,
+    /// The tunnel's interface (`tun0`, `wg0`, `bond0`), or `ipsec`.
+    pub tunnel: String,
+    /// The peer as the daemon names it (see [`crate::proto::Session`]).
+    pub peer: String,
+    pub addr: Option<IpAddr>,
+    /// The scenario host that owns `addr`, when one does.
+    pub peer_host: Option<String>,
+    pub up: bool,
+    pub why: String,
 }
 
 impl World {
@@ -150,6 +172,89 @@ impl World {
             openvpn_bypass: BTreeMap::new(),
             esp_carried: BTreeMap::new(),
             scripts_run: Vec::new(),
+            sessions: Vec::new(),
+            open_sessions: BTreeMap::new(),
+        }
+    }
+
+    /// The label sessions of tunnel `t` of `node` go under.
+    fn tunnel_label(&self, node: usize, t: usize) -> String {
+        let n = &self.nodes[node];
+        match n.tunnels.get(t) {
+            Some(x) if x.kind == "ipsec" => "ipsec".to_string(),
+            Some(x) => n
+                .ifaces
+                .get(x.iface)
+                .map_or_else(|| x.kind.clone(), |i| i.name.clone()),
+            None => String::new(),
+        }
+    }
+
+    /// Records a session change a model reported, unless it changes
+    /// nothing: an `up` of an open session with the same peer address (a
+    /// rekey), a `down` of one that is not open.
+    fn session(&mut self, node: usize, t: usize, s: crate::proto::Session) {
+        let key = (node, self.tunnel_label(node, t), s.peer);
+        let open = self.open_sessions.get(&key).copied();
+        let changes = match (s.up, open) {
+            (true, Some(addr)) => addr != s.addr,
+            (true, None) => true,
+            (false, open) => open.is_some(),
+        };
+        if !changes {
+            return;
+        }
+        if s.up {
+            self.open_sessions.insert(key.clone(), s.addr);
+        } else {
+            self.open_sessions.remove(&key);
+        }
+        let (_, tunnel, peer) = key;
+        self.record_session(node, tunnel, peer, s.addr, s.up, s.why);
+    }
+
+    fn record_session(
+        &mut self,
+        node: usize,
+        tunnel: String,
+        peer: String,
+        addr: Option<IpAddr>,
+        up: bool,
+        why: String,
+    ) {
+        let peer_host = addr
+            .and_then(|a| self.addr_host.get(&a))
+            .and_then(|h| self.nodes.get(*h))
+            .map(|n| n.name.clone());
+        let host = self.nodes[node].name.clone();
+        self.log(format!(
+            "{host}: session {tunnel} {peer} {}: {why}",
+            if up { "up" } else { "down" }
+        ));
+        self.sessions.push(SessionChange {
+            at: self.now(),
+            host,
+            tunnel,
+            peer,
+            addr,
+            peer_host,
+            up,
+            why,
+        });
+    }
+
+    /// Ends every open session of `node`: its daemons are gone.
+    pub fn close_sessions(&mut self, node: usize, why: &str) {
+        let open: Vec<((usize, String, String), Option<IpAddr>)> = self
+            .open_sessions
+            .range((node, String::new(), String::new())..)
+            .take_while(|((n, _, _), _)| *n == node)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        for (key, addr) in open {
+            self.open_sessions.remove(&key);
+            let (_, tunnel, peer) = key;
+            self.record_session(node, tunnel, peer, addr, false, why.to_string());
         }
     }
 
@@ -389,6 +494,7 @@ impl World {
                     let text = format!("{}: {text}", self.nodes[node].name);
                     self.log(text);
                 }
+                Action::Session(s) => self.session(node, t, s),
             }
         }
         crate::carrier::sync(self, node, t);
@@ -1361,6 +1467,7 @@ impl World {
         n.pmtu.clear();
         let name = n.name.clone();
         self.log(format!("{name}: crashed (all state lost)"));
+        self.close_sessions(node, "host crashed");
     }
 
     /// Boots a node again: underlay as cabled, then its files re-read.
@@ -1388,6 +1495,7 @@ impl World {
 
     /// Stops (or starts) the VPN daemons of a node.
     pub fn stop_daemons(&mut self, node: usize) {
+        self.close_sessions(node, "daemons stopped");
         if let Some(n) = self.nodes.get_mut(node) {
             n.tunnels.clear();
             n.epoch += 1;

@@ -15,6 +15,8 @@ use vpnsim_topology::Scenario;
 // The one integration-test binary's modules live in tests/sim/.
 #[path = "sim/props.rs"]
 mod props;
+#[path = "sim/sessions.rs"]
+mod sessions;
 
 fn load(text: &str) -> Scenario {
     vpnsim_topology::load_str("t.toml", text).unwrap_or_else(|e| panic!("{e:?}"))

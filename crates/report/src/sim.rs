@@ -17,6 +17,7 @@ use serde::Serialize;
 use vpnsim_sim::probe::{ProbeKind, Sample};
 use vpnsim_sim::run::{ExpectKind, ProbeResult, RunOptions, RunResult, Status, TransferResult};
 use vpnsim_sim::time::{Instant, Span};
+use vpnsim_sim::world::SessionChange;
 
 use crate::table::{Align, Table};
 
@@ -87,7 +88,135 @@ pub struct SimulationReport {
     /// One per `expect.throughput`, in order.
     pub transfers: Vec<TransferLine>,
     pub timeline: Vec<TimelineLine>,
+    /// Every tunnel session from its start to its end, by host, tunnel and
+    /// start time: where each client connected, when an SA or a bond slave
+    /// went and came back.
+    pub sessions: Vec<SessionLine>,
     pub drops: BTreeMap<String, u64>,
+}
+
+/// One tunnel session of one host with one peer, from up to down.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionLine {
+    pub host: String,
+    /// Interface (`tun0`, `wg0`, `bond0`) or `ipsec`.
+    pub tunnel: String,
+    /// The peer as the daemon names it: an address and port, a WireGuard
+    /// key's start, an IPsec conn, a bond slave, a PeerVPN node id.
+    pub peer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_addr: Option<String>,
+    /// The scenario host behind `peer_addr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_host: Option<String>,
+    pub up_s: String,
+    pub up_why: String,
+    /// Absent: still up when the run ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down_s: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down_why: Option<String>,
+}
+
+/// A peer with the host behind it: `node-a 145.0.6.72:1194` for an
+/// address, `peer AbCd1234 (node3)` for a name, `ovn0` alone.
+fn peer_text(peer: &str, host: Option<&str>) -> String {
+    match host {
+        Some(h) if peer.parse::<std::net::SocketAddr>().is_ok() => format!("{h} {peer}"),
+        Some(h) => format!("{peer} ({h})"),
+        None => peer.to_string(),
+    }
+}
+
+/// One change of a session, as the timeline lists it under the event
+/// that preceded it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionChangeLine {
+    pub at_s: String,
+    pub host: String,
+    pub tunnel: String,
+    pub peer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_host: Option<String>,
+    /// `up` or `down`.
+    pub change: &'static str,
+    pub why: String,
+}
+
+impl SessionChangeLine {
+    fn of(c: &SessionChange) -> Self {
+        SessionChangeLine {
+            at_s: secs(c.at),
+            host: c.host.clone(),
+            tunnel: c.tunnel.clone(),
+            peer: c.peer.clone(),
+            peer_host: c.peer_host.clone(),
+            change: if c.up { "up" } else { "down" },
+            why: c.why.clone(),
+        }
+    }
+
+    fn text(&self) -> String {
+        let peer = peer_text(&self.peer, self.peer_host.as_deref());
+        format!(
+            "{} s {} {} {peer} {}: {}",
+            self.at_s, self.host, self.tunnel, self.change, self.why
+        )
+    }
+}
+
+/// The sessions of a run as intervals: each `up` opens one (closing the
+/// open one of the same host, tunnel and peer, which moved), each `down`
+/// closes it.
+fn session_lines(changes: &[SessionChange]) -> Vec<SessionLine> {
+    let mut done: Vec<SessionLine> = Vec::new();
+    let mut open: BTreeMap<(&str, &str, &str), SessionLine> = BTreeMap::new();
+    for c in changes {
+        let key = (c.host.as_str(), c.tunnel.as_str(), c.peer.as_str());
+        if let Some(mut line) = open.remove(&key) {
+            line.down_s = Some(secs(c.at));
+            line.down_why = Some(if c.up {
+                format!(
+                    "moved to {}",
+                    c.addr.map_or_else(|| "?".to_string(), |a| a.to_string())
+                )
+            } else {
+                c.why.clone()
+            });
+            done.push(line);
+        }
+        if c.up {
+            open.insert(
+                key,
+                SessionLine {
+                    host: c.host.clone(),
+                    tunnel: c.tunnel.clone(),
+                    peer: c.peer.clone(),
+                    peer_addr: c.addr.map(|a| a.to_string()),
+                    peer_host: c.peer_host.clone(),
+                    up_s: secs(c.at),
+                    up_why: c.why.clone(),
+                    down_s: None,
+                    down_why: None,
+                },
+            );
+        }
+    }
+    done.extend(open.into_values());
+    // By host, tunnel, then start (as numbers: the texts differ in width).
+    done.sort_by(|a, b| {
+        (&a.host, &a.tunnel)
+            .cmp(&(&b.host, &b.tunnel))
+            .then_with(|| seconds_key(&a.up_s).cmp(&seconds_key(&b.up_s)))
+            .then_with(|| a.peer.cmp(&b.peer))
+    });
+    done
+}
+
+/// `secs` text back to a sortable number.
+fn seconds_key(s: &str) -> (u64, u64) {
+    let (whole, frac) = s.split_once('.').unwrap_or((s, "0"));
+    (whole.parse().unwrap_or(0), frac.parse().unwrap_or(0))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -240,6 +369,8 @@ pub struct TimelineLine {
     pub what: String,
     /// The probes this event changed, and how (until the next event).
     pub effects: Vec<EffectLine>,
+    /// Tunnel sessions that began or ended from this event to the next.
+    pub sessions: Vec<SessionChangeLine>,
 }
 
 /// What one timeline event did to one probe.
@@ -312,6 +443,15 @@ fn status_name(status: Status) -> &'static str {
         Status::Fail => "fail",
         Status::NotMeasured => "not-measured",
     }
+}
+
+/// How many session changes the text timeline lists under one event; the
+/// rest are in the sessions table (and all of them in the JSON).
+const TIMELINE_SESSIONS: usize = 16;
+
+/// When the timeline event after event `i` happens, if one does.
+fn next_event(result: &RunResult, i: usize) -> Option<Instant> {
+    result.events.get(i + 1).map(|e| e.at)
 }
 
 /// The steady state of a run as `reach` judges it: from the end of the
@@ -437,8 +577,15 @@ impl SimulationReport {
                         .filter(|o| o.event == i)
                         .filter_map(|o| EffectLine::of(o, result))
                         .collect(),
+                    sessions: result
+                        .sessions
+                        .iter()
+                        .filter(|c| c.at >= e.at && next_event(result, i).is_none_or(|n| c.at < n))
+                        .map(SessionChangeLine::of)
+                        .collect(),
                 })
                 .collect(),
+            sessions: session_lines(&result.sessions),
             drops: result.drops.clone(),
             expectations,
         }
@@ -490,7 +637,21 @@ impl SimulationReport {
                 for effect in &e.effects {
                     out.push_str(&format!("                   {}\n", effect.text()));
                 }
+                let shown = e.sessions.len().min(TIMELINE_SESSIONS);
+                for c in &e.sessions[..shown] {
+                    out.push_str(&format!("                   session {}\n", c.text()));
+                }
+                if e.sessions.len() > shown {
+                    out.push_str(&format!(
+                        "                   ... {} more session changes (see Tunnel sessions)\n",
+                        e.sessions.len() - shown
+                    ));
+                }
             }
+        }
+        if !self.sessions.is_empty() {
+            out.push_str("\nTunnel sessions (from up to down; - still up at the end)\n");
+            out.push_str(&self.sessions_table());
         }
         if !self.drops.is_empty() {
             out.push_str("\nDropped packets by reason\n");
@@ -639,6 +800,31 @@ impl SimulationReport {
                 format!("{}/{}", p.answered, p.sent),
                 p.loss_pct.clone().unwrap_or_else(|| "-".into()),
                 rtt,
+            ]);
+        }
+        t.render("  ")
+    }
+
+    fn sessions_table(&self) -> String {
+        let mut t = Table::new(&[
+            ("host", Align::Left),
+            ("tunnel", Align::Left),
+            ("peer", Align::Left),
+            ("up s", Align::Right),
+            ("down s", Align::Right),
+            ("why up / why down", Align::Left),
+        ]);
+        for x in &self.sessions {
+            t.row(vec![
+                x.host.clone(),
+                x.tunnel.clone(),
+                peer_text(&x.peer, x.peer_host.as_deref()),
+                x.up_s.clone(),
+                x.down_s.clone().unwrap_or_else(|| "-".into()),
+                match &x.down_why {
+                    Some(d) => format!("{} / {d}", x.up_why),
+                    None => x.up_why.clone(),
+                },
             ]);
         }
         t.render("  ")
@@ -1254,6 +1440,7 @@ mod tests {
             drops: BTreeMap::from([("host is down".to_string(), 5)]),
             captures: BTreeMap::new(),
             transfers: vec![transfer(goodput_bps)],
+            sessions: sessions(),
             outages: vec![vpnsim_sim::run::Outage {
                 event: 0,
                 probe: 0,
@@ -1263,6 +1450,37 @@ mod tests {
                 recovered_after: Some(Span(recovery_ms * MS)),
             }],
         }
+    }
+
+    /// a's OpenVPN client is with b, loses it when b crashes, and goes to c.
+    fn sessions() -> Vec<SessionChange> {
+        let change = |at: u64, peer: &str, host: &str, up: bool, why: &str| SessionChange {
+            at: Instant(at * MS),
+            host: "a".into(),
+            tunnel: "tun0".into(),
+            peer: peer.into(),
+            addr: peer.split(':').next().and_then(|a| a.parse().ok()),
+            peer_host: Some(host.into()),
+            up,
+            why: why.into(),
+        };
+        vec![
+            change(
+                120,
+                "10.0.0.2:1194",
+                "b",
+                true,
+                "Initialization Sequence Completed",
+            ),
+            change(30_000, "10.0.0.2:1194", "b", false, "ping-restart"),
+            change(
+                31_500,
+                "10.0.0.3:1194",
+                "c",
+                true,
+                "Initialization Sequence Completed",
+            ),
+        ]
     }
 
     #[test]
@@ -1286,6 +1504,14 @@ mod tests {
         assert_eq!(json["transfers"][0]["goodput_bps"], 15_000_000);
         assert_eq!(json["expectations"][3]["transfer"], 0);
         assert_eq!(json["expectations"][2]["recovery_ms"], "5020.000");
+        // Sessions: as intervals, and under the event that preceded them.
+        assert_eq!(json["sessions"][0]["down_why"], "ping-restart");
+        assert_eq!(json["sessions"][1]["peer_host"], "c");
+        assert_eq!(json["timeline"][0]["sessions"][1]["change"], "up");
+        assert!(
+            text.contains("session 31.500000 s a tun0 c 10.0.0.3:1194 up"),
+            "{text}"
+        );
         insta::assert_snapshot!("run_text", text);
         insta::assert_snapshot!("run_json", crate::to_json(&report));
         let failed = SimulationReport::new(&run(7, 12_000, 1.0), &RunOptions::default());

@@ -94,7 +94,7 @@ use vpnsim_render::ifupdown::{Addressing, BondMode, Interfaces, Stanza};
 use vpnsim_render::script::{Script, Step};
 
 use crate::packet::{Body, Packet, Payload};
-use crate::proto::Action;
+use crate::proto::{Action, Session};
 use crate::time::{Instant, Span};
 
 /// Why files cannot make a bond.
@@ -259,6 +259,9 @@ pub struct Bond {
     started: Instant,
     generation: u64,
     was_up: bool,
+    /// The slaves usable at the last [`Bond::reselect`]: each is a session
+    /// of the bond, reported when it starts or stops carrying traffic.
+    was_usable: Vec<String>,
 }
 
 impl Bond {
@@ -351,6 +354,7 @@ impl Bond {
             started: Instant::START,
             generation: 0,
             was_up: false,
+            was_usable: Vec::new(),
         })
     }
 
@@ -416,6 +420,10 @@ impl Bond {
     }
 
     pub fn start(&mut self, now: Instant) -> Vec<Action> {
+        let ended: Vec<Action> = std::mem::take(&mut self.was_usable)
+            .into_iter()
+            .map(|n| Session::down(n, None, "bond restarted"))
+            .collect();
         self.slaves.clear();
         self.order.clear();
         self.active = None;
@@ -435,10 +443,11 @@ impl Bond {
         } else {
             format!("miimon {} ms", self.miimon.0 / 1_000_000)
         };
-        let mut out = vec![Action::Log(format!(
+        let mut out = ended;
+        out.push(Action::Log(format!(
             "{}: bonding mode {}, {monitor}, no slaves",
             self.name, self.mode
-        ))];
+        )));
         for n in &self.notes {
             out.push(Action::Log(format!("{}: warning: {n}", self.name)));
         }
@@ -610,9 +619,9 @@ impl Bond {
     }
 
     /// Keeps the active slave valid and reports the bond's own state.
-    fn reselect(&mut self, _now: Instant) -> Vec<Action> {
+    fn reselect(&mut self, now: Instant) -> Vec<Action> {
         let usable: Vec<String> = self.usable().iter().map(|s| (*s).to_owned()).collect();
-        let mut out = Vec::new();
+        let mut out = self.usable_changes(now, &usable);
         let still = self.active.as_ref().is_some_and(|a| usable.contains(a));
         if !still {
             let new = usable.first().cloned();
@@ -637,6 +646,29 @@ impl Bond {
             }
             out.push(Action::LinkState { up });
         }
+        out
+    }
+
+    /// Session changes of the slaves between the last reselect and
+    /// `usable`, with why each left or joined.
+    fn usable_changes(&mut self, now: Instant, usable: &[String]) -> Vec<Action> {
+        let mut out = Vec::new();
+        for gone in self.was_usable.iter().filter(|n| !usable.contains(n)) {
+            let why = match self.slaves.get(gone) {
+                None => "released (route-pre-down)",
+                Some(_) if self.arp_interval > Span::ZERO => "ARP monitor: link down",
+                Some(_) => "MII monitor: link down",
+            };
+            out.push(Session::down(gone.clone(), None, why));
+        }
+        for new in usable.iter().filter(|n| !self.was_usable.contains(n)) {
+            let why = match self.slaves.get(new) {
+                Some(s) if s.enslaved_at == now => "enslaved (route-up script)",
+                _ => "link up again",
+            };
+            out.push(Session::up(new.clone(), None, why));
+        }
+        self.was_usable = usable.to_vec();
         out
     }
 

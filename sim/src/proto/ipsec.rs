@@ -115,7 +115,7 @@ use vpnsim_render::libreswan::{
 };
 
 use crate::packet::{Body, Packet, Payload};
-use crate::proto::{Action, Model};
+use crate::proto::{Action, Model, Session};
 use crate::rng::Rng;
 use crate::time::{Instant, Span};
 
@@ -1380,6 +1380,11 @@ impl Gateway {
                 token: Gateway::token(i, T_REKEY_CHILD),
             });
         }
+        out.push(Session::up(
+            self.conns[i].cfg.name.clone(),
+            Some(peer.ip()),
+            "IPsec SA established",
+        ));
         out.extend(self.arm_expiry(i));
         if let Some(dpd) = self.conns[i].cfg.dpd {
             out.push(Action::Timer {
@@ -1476,6 +1481,7 @@ impl Gateway {
             .is_some_and(|sa| sa.expires <= now)
         {
             let lifetime = self.conns[i].cfg.sa_lifetime;
+            out.extend(self.child_gone(i, "salifetime over, not replaced"));
             self.conns[i].child = None;
             out.push(self.log(
                 i,
@@ -1506,7 +1512,7 @@ impl Gateway {
                 ),
             ));
             if v2 {
-                self.clear_sas(i);
+                out.extend(self.clear_sas(i, "IKE SA expired"));
             }
         }
         out.extend(self.arm_expiry(i));
@@ -1711,7 +1717,16 @@ impl Gateway {
         self.retire_cookie(i, icookie);
     }
 
-    fn clear_sas(&mut self, i: usize) {
+    /// The session-down of conn `i`'s child SA, if it has one.
+    fn child_gone(&self, i: usize, why: &str) -> Option<Action> {
+        let c = &self.conns[i];
+        let sa = c.child.as_ref()?;
+        Some(Session::down(c.cfg.name.clone(), Some(sa.peer.ip()), why))
+    }
+
+    /// Forgets every SA of conn `i`; says so if a child SA went.
+    fn clear_sas(&mut self, i: usize, why: &str) -> Option<Action> {
+        let gone = self.child_gone(i, why);
         let c = &mut self.conns[i];
         for old in std::mem::take(&mut c.ike_others) {
             self.by_cookie.remove(&old.icookie);
@@ -1724,6 +1739,7 @@ impl Gateway {
         for (spi, _) in c.inbound.drain(..) {
             self.by_spi.remove(&spi);
         }
+        gone
     }
 
     fn drop_packet(p: Packet, reason: impl Into<String>) -> Action {
@@ -2845,7 +2861,7 @@ impl Gateway {
                     dpd.action
                 ),
             )];
-            self.clear_sas(i);
+            out.extend(self.clear_sas(i, "DPD: peer dead"));
             if matches!(dpd.action, DpdAction::Restart | DpdAction::RestartByPeer) {
                 out.extend(self.initiate(now, rng, i));
             }
@@ -3064,13 +3080,15 @@ impl Model for Gateway {
     }
 
     fn start(&mut self, now: Instant, rng: &mut Rng) -> Vec<Action> {
+        let mut out: Vec<Action> = (0..self.conns.len())
+            .filter_map(|i| self.child_gone(i, "restarted"))
+            .collect();
         self.by_cookie.clear();
         self.by_spi.clear();
         for c in &mut self.conns {
             let cfg = c.cfg.clone();
             *c = ConnState::new(cfg);
         }
-        let mut out = Vec::new();
         for i in 0..self.conns.len() {
             if self.conns[i].cfg.auto == AutoMode::Start {
                 out.extend(self.initiate(now, rng, i));

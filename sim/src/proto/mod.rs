@@ -27,7 +27,7 @@
 //!   monitoring of the slaves' carrier and ARP monitoring (`arp_interval`,
 //!   `arp_ip_target`), slaves joining through the rendered scripts' delays.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::packet::Packet;
 use crate::rng::Rng;
@@ -64,6 +64,47 @@ pub enum Action {
     /// A protocol event worth a line in the trace: "handshake complete with
     /// peer X", "IKE SA established", "Initialization Sequence Completed".
     Log(String),
+    /// A session with one peer began or ended. The engine keeps the open
+    /// ones per host and interface and reports every change: which node a
+    /// client connected to, when a path left or re-joined a bond, when an
+    /// IPsec SA was lost and re-established. A model may repeat `up` (a
+    /// WireGuard rekey); only a change of the peer's address counts again.
+    Session(Session),
+}
+
+/// See [`Action::Session`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The peer as the daemon names it: a server's or client's address and
+    /// port, a WireGuard peer's short key, an IPsec conn, a bond slave.
+    pub peer: String,
+    /// The peer's underlay address, when there is one: the report names
+    /// the host behind it.
+    pub addr: Option<IpAddr>,
+    pub up: bool,
+    /// What made it change: "Initialization Sequence Completed",
+    /// "ping-restart", "DPD: peer dead".
+    pub why: String,
+}
+
+impl Session {
+    pub fn up(peer: impl Into<String>, addr: Option<IpAddr>, why: impl Into<String>) -> Action {
+        Action::Session(Session {
+            peer: peer.into(),
+            addr,
+            up: true,
+            why: why.into(),
+        })
+    }
+
+    pub fn down(peer: impl Into<String>, addr: Option<IpAddr>, why: impl Into<String>) -> Action {
+        Action::Session(Session {
+            peer: peer.into(),
+            addr,
+            up: false,
+            why: why.into(),
+        })
+    }
 }
 
 /// Where an underlay datagram came from, as a model sees it.

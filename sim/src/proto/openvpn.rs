@@ -97,7 +97,7 @@ use vpnsim_render::openvpn::{
 };
 
 use crate::packet::{Body, Packet, Payload, TcpFlags};
-use crate::proto::{Action, Model};
+use crate::proto::{Action, Model, Session};
 use crate::rng::Rng;
 use crate::time::{Instant, Span};
 
@@ -1093,6 +1093,9 @@ impl Client {
         ))];
         if self.phase == Phase::Connected {
             out.push(Action::LinkState { up: false });
+            if let Some(server) = self.server {
+                out.push(Session::down(server.to_string(), Some(server.ip()), reason));
+            }
             if let Some(s) = &self.scripts.route_pre_down {
                 out.push(Action::Log(format!("route-pre-down: {s}")));
             }
@@ -1151,6 +1154,13 @@ impl Client {
                 .map_or_else(String::new, |a| format!(", ifconfig {a}"))
         )));
         out.push(Action::LinkState { up: true });
+        if let Some(server) = self.server {
+            out.push(Session::up(
+                server.to_string(),
+                Some(server.ip()),
+                "Initialization Sequence Completed",
+            ));
+        }
         if let Some(p) = self.eff_ping {
             out.push(Action::Timer {
                 at: self.last_tx + Span::secs(u64::from(p)),
@@ -1770,6 +1780,8 @@ impl Server {
         SocketAddr::new(ip, self.port)
     }
 
+    /// Removes a client's instance; whoever removes a connected one reports
+    /// its session gone ([`client_gone`]).
     fn remove(&mut self, addr: SocketAddr) -> Option<Instance> {
         let inst = self.clients.remove(&addr)?;
         self.ids.remove(&inst.id);
@@ -1784,6 +1796,11 @@ impl Server {
             tcp: inst.tcp,
         }
     }
+}
+
+/// The end of a connected client's session on the server.
+fn client_gone(addr: SocketAddr, why: &str) -> Action {
+    Session::down(addr.to_string(), Some(addr.ip()), why)
 }
 
 impl Model for Server {
@@ -1846,8 +1863,11 @@ impl Model for Server {
                         out.push(Action::Log(format!(
                             "{from} Connection reset, restarting [0]"
                         )));
-                        if old.phase == SPhase::Connected && self.p2p {
-                            out.push(Action::LinkState { up: false });
+                        if old.phase == SPhase::Connected {
+                            out.push(client_gone(from, "connection reset"));
+                            if self.p2p {
+                                out.push(Action::LinkState { up: false });
+                            }
                         }
                     }
                     return out;
@@ -1891,9 +1911,11 @@ impl Model for Server {
             let mut out = Vec::new();
             if let Some(old) = self.remove(from)
                 && old.phase == SPhase::Connected
-                && self.p2p
             {
-                out.push(Action::LinkState { up: false });
+                out.push(client_gone(from, "the client started over"));
+                if self.p2p {
+                    out.push(Action::LinkState { up: false });
+                }
             }
             if self.p2p {
                 // One peer: a new reset replaces the old one.
@@ -1902,6 +1924,7 @@ impl Model for Server {
                     if let Some(old) = self.remove(a)
                         && old.phase == SPhase::Connected
                     {
+                        out.push(client_gone(a, "replaced by a new connection"));
                         out.push(Action::LinkState { up: false });
                     }
                 }
@@ -2029,6 +2052,11 @@ impl Model for Server {
                         "Initialization Sequence Completed (peer {from})"
                     )));
                     out.push(Action::LinkState { up: true });
+                    out.push(Session::up(
+                        from.to_string(),
+                        Some(from.ip()),
+                        "Initialization Sequence Completed",
+                    ));
                     if let Some(p) = self.ping {
                         out.push(Action::Timer {
                             at: now + Span::secs(u64::from(p)),
@@ -2088,6 +2116,17 @@ impl Model for Server {
                         v6.map_or_else(String::new, |a| format!(" / {a}"))
                     )),
                     Action::Transmit(wrap(me, from, reply)),
+                    Session::up(
+                        from.to_string(),
+                        Some(from.ip()),
+                        format!(
+                            "client connected, ifconfig {}",
+                            v4.map_or_else(
+                                || v6.map_or_else(|| "-".into(), |a| a.to_string()),
+                                |a| a.to_string()
+                            )
+                        ),
+                    ),
                 ];
                 if let Some(p) = self.ping {
                     out.push(Action::Timer {
@@ -2172,6 +2211,9 @@ impl Model for Server {
                     let mut out = vec![Action::Log(format!(
                         "{addr}: Inactivity timeout (--ping-restart), client instance removed"
                     ))];
+                    if inst.phase == SPhase::Connected {
+                        out.push(client_gone(addr, "ping-restart"));
+                    }
                     if self.p2p && inst.phase == SPhase::Connected {
                         if let Some(s) = &self.scripts.route_pre_down {
                             out.push(Action::Log(format!("route-pre-down: {s}")));

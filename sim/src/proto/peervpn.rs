@@ -77,7 +77,7 @@ use ipnet::IpNet;
 use vpnsim_render::peervpn::{Host, PeerVpnConf};
 
 use crate::packet::{Body, Packet, Payload};
-use crate::proto::{Action, Model};
+use crate::proto::{Action, Model, Session};
 use crate::rng::Rng;
 use crate::time::{Instant, Span};
 
@@ -123,6 +123,14 @@ pub const TAP_MTU: u32 = 1500;
 /// A member's node id (PeerVPN: the hash of a node key made at start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId(pub u64);
+
+impl NodeId {
+    /// How sessions name a peer: its node id's first 32 bits (a member
+    /// gets a new id at each start, so a restarted peer is a new session).
+    fn label(self) -> String {
+        format!("node {:08x}", self.0 >> 32)
+    }
+}
 
 /// A one-way image of a secret or name: equal texts give equal images, the
 /// text cannot be read back. `Debug` shows the image only.
@@ -364,7 +372,8 @@ impl Member {
         node: NodeId,
         addr: SocketAddr,
         addrs: Vec<IpAddr>,
-    ) -> Action {
+        out: &mut Vec<Action>,
+    ) {
         for a in &addrs {
             self.owners.insert(*a, node);
         }
@@ -385,12 +394,17 @@ impl Member {
                 last_peerinfo: now,
             },
         );
-        Action::Log(format!(
+        out.push(Action::Log(format!(
             "PeerVPN {}: peer {:016x} at {addr} connected ({} peers)",
             self.iface,
             node.0,
             self.peers.len()
-        ))
+        )));
+        out.push(Session::up(
+            node.label(),
+            Some(addr.ip()),
+            format!("authenticated at {addr}"),
+        ));
     }
 
     fn remove(&mut self, node: NodeId) {
@@ -412,7 +426,9 @@ impl Member {
             .map(|(n, _)| *n)
             .collect();
         for n in dead {
+            let addr = self.peers.get(&n).map(|p| p.addr.ip());
             self.remove(n);
+            out.push(Session::down(n.label(), addr, "peer timeout (100 s)"));
             out.push(Action::Log(format!(
                 "PeerVPN {}: peer {:016x} timed out ({} peers)",
                 self.iface,
@@ -581,7 +597,7 @@ impl Model for Member {
                                 ),
                             )];
                         }
-                        out.push(self.connect(now, from, source, addrs));
+                        self.connect(now, from, source, addrs, &mut out);
                         out.push(self.auth(AuthStage::IdentityReply, source));
                     }
                     AuthStage::IdentityReply => {
@@ -589,7 +605,7 @@ impl Model for Member {
                             return vec![Self::drop_with(packet, "PeerVPN: no auth in progress")];
                         }
                         if !self.peers.contains_key(&from) {
-                            out.push(self.connect(now, from, source, addrs));
+                            self.connect(now, from, source, addrs, &mut out);
                         }
                     }
                 }
@@ -644,6 +660,11 @@ impl Model for Member {
     }
 
     fn start(&mut self, now: Instant, rng: &mut Rng) -> Vec<Action> {
+        let ended: Vec<Action> = self
+            .peers
+            .iter()
+            .map(|(n, p)| Session::down(n.label(), Some(p.addr.ip()), "restarted"))
+            .collect();
         self.running = true;
         self.node = NodeId(rng.next_u64());
         self.peers.clear();
@@ -651,10 +672,11 @@ impl Model for Member {
         self.nodedb.clear();
         self.owners.clear();
         self.last_init = None;
-        let mut out = vec![Action::Log(format!(
+        let mut out = ended;
+        out.push(Action::Log(format!(
             "PeerVPN {}: started, node {:016x}, udp/{}",
             self.iface, self.node.0, self.port
-        ))];
+        )));
         self.tick(now, &mut out);
         out
     }
@@ -719,6 +741,7 @@ mod tests {
         delivered: Vec<(usize, Packet)>,
         drops: Vec<String>,
         sent: Vec<Message>,
+        sessions: Vec<(usize, Session)>,
     }
 
     impl Net {
@@ -735,6 +758,7 @@ mod tests {
                 delivered: Vec::new(),
                 drops: Vec::new(),
                 sent: Vec::new(),
+                sessions: Vec::new(),
             }
         }
 
@@ -777,6 +801,7 @@ mod tests {
                     Action::Timer { at, .. } => {
                         self.ticks.insert(i, at);
                     }
+                    Action::Session(s) => self.sessions.push((i, s)),
                     Action::LinkState { .. } | Action::Log(_) | Action::TransmitOn { .. } => {}
                 }
             }
@@ -975,6 +1000,25 @@ mod tests {
         // Member 1 dials its initpeer again within 30 s.
         net.run_until(t(170));
         assert_eq!((net.peers(0), net.peers(1)), (1, 1));
+        // Each member reports its session with the other: up, down by the
+        // timeout, up again (the same peer: neither restarted).
+        for i in 0..2 {
+            let of: Vec<(bool, &str, &str)> = net
+                .sessions
+                .iter()
+                .filter(|(n, _)| *n == i)
+                .map(|(_, s)| (s.up, s.peer.as_str(), s.why.as_str()))
+                .collect();
+            let [
+                (true, a, _),
+                (false, b, "peer timeout (100 s)"),
+                (true, c, _),
+            ] = of.as_slice()
+            else {
+                panic!("member {i}: {of:?}");
+            };
+            assert!(a == b && b == c, "{of:?}");
+        }
     }
 
     #[test]

@@ -96,7 +96,7 @@ use ipnet::IpNet;
 use vpnsim_render::wgquick::{self, Host, PublicKey, SecretKey, WgQuickConf};
 
 use crate::packet::{Body, Packet, Payload};
-use crate::proto::{Action, Model};
+use crate::proto::{Action, Model, Session};
 use crate::rng::Rng;
 use crate::time::{Instant, Span};
 
@@ -917,6 +917,7 @@ impl Device {
         let public_key = public_key_of(&i.private_key);
         if public_key != self.public_key {
             self.public_key = public_key;
+            out.extend(self.sessions_ended("private key changed"));
             self.indices.clear();
             for p in self.peers.values_mut() {
                 p.reset();
@@ -1042,12 +1043,28 @@ impl Device {
                 self.indices.remove(&index);
             }
             out.push(Action::Log(format!("{}: {} removed", self.iface, p.name())));
+            if p.current.is_some() {
+                out.push(Session::down(
+                    p.name(),
+                    p.endpoint.map(|e| e.ip()),
+                    "peer removed",
+                ));
+            }
         }
         Ok(out)
     }
 
     /// The interface goes down (`wg-quick down`, or the host stops):
     /// sessions, handshakes and staged packets are forgotten.
+    /// A session-down for every peer that has a session now.
+    fn sessions_ended(&self, why: &str) -> Vec<Action> {
+        self.peers
+            .values()
+            .filter(|p| p.current.is_some())
+            .map(|p| Session::down(p.name(), p.endpoint.map(|e| e.ip()), why))
+            .collect()
+    }
+
     pub fn stop(&mut self) {
         self.running = false;
         self.handshake_queue.clear();
@@ -1294,6 +1311,11 @@ impl Device {
             "{iface}: handshake complete with {} at {endpoint} ({role})",
             p.name()
         )));
+        out.push(Session::up(
+            p.name(),
+            p.endpoint.map(|e| e.ip()),
+            format!("handshake complete ({role})"),
+        ));
         p.arm(TimerKind::SessionExpiry, now + REJECT_AFTER_TIME, out);
     }
 
@@ -1855,6 +1877,11 @@ impl Model for Device {
                         "{iface}: session with {} expired (REJECT_AFTER_TIME 180 s); the next packet needs a new handshake",
                         p.name()
                     )));
+                    out.push(Session::down(
+                        p.name(),
+                        p.endpoint.map(|e| e.ip()),
+                        "REJECT_AFTER_TIME",
+                    ));
                 }
             }
         }
@@ -1865,9 +1892,9 @@ impl Model for Device {
     /// endpoints are the configured ones; peers with persistent keepalive
     /// send one at once, which starts their handshakes.
     fn start(&mut self, now: Instant, rng: &mut Rng) -> Vec<Action> {
+        let mut out = self.sessions_ended("interface restarted");
         self.stop();
         self.running = true;
-        let mut out = Vec::new();
         let ids: Vec<u32> = self.peers.keys().copied().collect();
         for id in ids {
             let keepalive = self
@@ -1990,6 +2017,7 @@ mod tests {
         delivered: Vec<(Instant, Packet)>,
         drops: Vec<(Instant, String)>,
         logs: Vec<(Instant, String)>,
+        sessions: Vec<(Instant, Session)>,
     }
 
     impl Node {
@@ -2044,6 +2072,7 @@ mod tests {
                         delivered: Vec::new(),
                         drops: Vec::new(),
                         logs: Vec::new(),
+                        sessions: Vec::new(),
                     })
                     .collect(),
                 now: Instant::START,
@@ -2082,6 +2111,7 @@ mod tests {
                     }
                     Action::Drop { reason, .. } => self.nodes[i].drops.push((self.now, reason)),
                     Action::Log(text) => self.nodes[i].logs.push((self.now, text)),
+                    Action::Session(s) => self.nodes[i].sessions.push((self.now, s)),
                     Action::LinkState { .. } | Action::TransmitOn { .. } => {}
                 }
             }
@@ -2563,6 +2593,19 @@ mod tests {
         // ...and the session's end is logged on both sides.
         assert_eq!(net.nodes[0].logged("expired (REJECT_AFTER_TIME").len(), 1);
         assert_eq!(net.nodes[1].logged("expired (REJECT_AFTER_TIME").len(), 1);
+        // Each side reports the session from its handshake to 180 s after.
+        for n in &net.nodes {
+            let [(up_at, up), (down_at, down)] = n.sessions.as_slice() else {
+                panic!("one session up and down: {:?}", n.sessions);
+            };
+            assert!(
+                up.up && !down.up && up.peer == down.peer,
+                "{:?}",
+                n.sessions
+            );
+            assert_eq!(down_at.since(*up_at), REJECT_AFTER_TIME);
+            assert_eq!(down.why, "REJECT_AFTER_TIME");
+        }
         net.receive(1, old);
         assert!(net.nodes[1].dropped("after its session expired"));
         assert_eq!(net.nodes[1].delivered.len(), 2);
