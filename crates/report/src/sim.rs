@@ -1484,6 +1484,20 @@ mod tests {
     }
 
     #[test]
+    fn a_matrix_cell_lists_every_probe_of_its_pair() {
+        let mut report = SimulationReport::new(&run(7, 5_020, 1.0), &RunOptions::default());
+        let mut tcp = report.probes[0].clone();
+        (tcp.kind, tcp.port, tcp.via) = ("tcp", Some(22), None);
+        (tcp.steady_sent, tcp.steady_answered) = (10, 9);
+        report.probes.push(tcp);
+        let matrix = report.reachability_table();
+        assert!(
+            matrix.contains("  a          icmp 10/10, tcp/22 9/10  10/10 via wg0\n"),
+            "{matrix}"
+        );
+    }
+
+    #[test]
     fn a_run_reads_as_text_json_and_junit() {
         let report = SimulationReport::new(&run(7, 5_020, 15_000_000.4), &RunOptions::default());
         let text = report.text();
