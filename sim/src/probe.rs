@@ -9,6 +9,10 @@
 //!   reset; then closed (like `nc -z`).
 //! - UDP probe: a datagram tagged (probe number << 32 | sample) to a
 //!   receiver the target runs on the port; answered when it arrives.
+//! - UDP stream (`expect.stream`): the same datagrams, `len` bytes each,
+//!   one every `interval` (the stream's rate); a sample's "reply" is the
+//!   datagram's arrival, so its round-trip time is the one-way delay, and
+//!   loss, jitter and reordering come from the samples.
 //! - Bulk transfer (`expect.throughput`): a TCP connection (CUBIC, smoltcp)
 //!   that sends a cookie and then as much as it can until `stop`; the
 //!   receiver's service reads everything and counts bytes in order, which
@@ -41,6 +45,11 @@ pub enum ProbeKind {
     },
     Udp {
         port: u16,
+    },
+    /// A constant-bitrate UDP stream of `len`-byte datagrams.
+    Stream {
+        port: u16,
+        len: u32,
     },
 }
 
@@ -140,20 +149,20 @@ pub fn send(world: &mut World, index: usize) {
             }
             None => Err(format!("no route to {target}")),
         },
-        ProbeKind::Udp { port } => {
+        ProbeKind::Udp { port } | ProbeKind::Stream { port, .. } => {
+            let len = match kind {
+                ProbeKind::Stream { len, .. } => len,
+                _ => UDP_PROBE_LEN,
+            };
             let reserved = world.reserved_ports(node);
             let tag = ((index as u64) << 32) | u64::from(seq);
             world
                 .stack(node)
                 .ok_or_else(|| "no stack".to_string())
                 .and_then(|s| {
-                    s.udp_send(
-                        index,
-                        SocketAddr::new(target, port),
-                        tag,
-                        UDP_PROBE_LEN,
-                        &|p| reserved.contains(&p),
-                    )
+                    s.udp_send(index, SocketAddr::new(target, port), tag, len, &|p| {
+                        reserved.contains(&p)
+                    })
                 })
         }
     };
@@ -250,7 +259,7 @@ pub fn on_app_event(world: &mut World, node: usize, ev: AppEvent) {
             if world
                 .probes
                 .get(probe)
-                .is_some_and(|p| matches!(p.kind, ProbeKind::Udp { .. }))
+                .is_some_and(|p| matches!(p.kind, ProbeKind::Udp { .. } | ProbeKind::Stream { .. }))
             {
                 on_reply(world, probe, tag as u32, now);
             }
@@ -653,5 +662,82 @@ mod tests {
         // Another port is not the flow.
         observe_sent(&mut bulks, 0, &segment(40001, false, 5, 10), t(400));
         assert_eq!(bulks[0].wire.segments, 3);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// UDP streams (`expect.stream`)
+// ---------------------------------------------------------------------------
+
+/// What a UDP stream's datagrams sent in one window did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamFigures {
+    /// Datagrams sent in the window (those still in flight at the end of
+    /// the run left out).
+    pub sent: u32,
+    /// Of those, arrived within the probe timeout.
+    pub received: u32,
+    /// Arrived after a datagram sent later had arrived.
+    pub reordered: u32,
+    /// RFC 3550 interarrival jitter after the last arrival.
+    pub jitter: Option<Span>,
+    pub delay_min: Option<Span>,
+    pub delay_avg: Option<Span>,
+    pub delay_max: Option<Span>,
+}
+
+impl StreamFigures {
+    /// Of the datagrams sent in [`start`, `stop`) by a stream whose
+    /// samples are `samples`: loss, delay, reordering and the RFC 3550
+    /// jitter estimate (J += (|D| - J) / 16 over arrivals in arrival
+    /// order, D the change in transit time between consecutive arrivals).
+    pub fn of(
+        samples: &[Sample],
+        (start, stop): (Instant, Instant),
+        end: Instant,
+        timeout: Span,
+    ) -> Self {
+        let mut f = StreamFigures::default();
+        let mut arrivals: Vec<(Instant, u32, Span)> = Vec::new();
+        for s in samples.iter().filter(|s| s.sent >= start && s.sent < stop) {
+            let ok = s.ok(timeout);
+            if !ok && s.sent + timeout > end {
+                continue;
+            }
+            f.sent += 1;
+            if let (true, Some(at), Some(delay)) = (ok, s.reply, s.rtt()) {
+                f.received += 1;
+                arrivals.push((at, s.seq, delay));
+            }
+        }
+        arrivals.sort();
+        let mut jitter: i128 = 0;
+        let mut highest: Option<u32> = None;
+        let mut total: u128 = 0;
+        for (k, &(_, seq, delay)) in arrivals.iter().enumerate() {
+            if highest.is_some_and(|h| seq < h) {
+                f.reordered += 1;
+            }
+            highest = highest.max(Some(seq));
+            total += u128::from(delay.0);
+            if let Some(&(_, _, previous)) = k.checked_sub(1).and_then(|p| arrivals.get(p)) {
+                let d = (i128::from(delay.0) - i128::from(previous.0)).abs();
+                jitter += (d - jitter) / 16;
+            }
+        }
+        let delays = arrivals.iter().map(|a| a.2);
+        f.delay_min = delays.clone().min();
+        f.delay_max = delays.max();
+        f.delay_avg = (!arrivals.is_empty())
+            .then(|| Span(u64::try_from(total / arrivals.len() as u128).unwrap_or(u64::MAX)));
+        f.jitter = (arrivals.len() > 1).then(|| Span(u64::try_from(jitter).unwrap_or(0)));
+        f
+    }
+
+    /// Lost share of `sent`, in hundredths of a percent (rounded up, so a
+    /// single loss never reads as 0.00%).
+    pub fn loss_hundredths(&self) -> u64 {
+        let lost = u64::from(self.sent - self.received);
+        (lost * 10_000).div_ceil(u64::from(self.sent).max(1))
     }
 }

@@ -172,6 +172,11 @@ pub struct ProbeResult {
     pub rtt_min: Option<Span>,
     pub rtt_avg: Option<Span>,
     pub rtt_max: Option<Span>,
+    /// A UDP stream's figures over the whole run (the delays are the
+    /// `rtt_*` fields: a stream's "answer" is the datagram's arrival).
+    pub stream: Option<crate::probe::StreamFigures>,
+    /// Time between a stream's datagrams.
+    pub interval: Span,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +185,7 @@ pub enum ExpectKind {
     Isolated,
     Recover,
     Throughput,
+    Stream,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -417,6 +423,10 @@ pub fn run(
             )?,
         ));
     }
+    for (i, st) in t.expect.stream.iter().enumerate() {
+        let probe = stream_probe(&mut w, t, addressing, st, options, end)?;
+        plan.push((ExpectKind::Stream, i, probe));
+    }
     for (i, spec) in options.probes.iter().enumerate() {
         let Some(id) = t.host_id(&spec.from) else {
             return Err(SimError::Probe {
@@ -612,6 +622,13 @@ pub fn run(
                 (status, detail, ev)
             }
             ExpectKind::Throughput => (Status::NotMeasured, String::new(), Evidence::default()),
+            ExpectKind::Stream => judge_stream(
+                &t.expect.stream[index],
+                &w.probes[probe],
+                (Instant::START + options.warmup, first_event.unwrap_or(end)),
+                end,
+                options.probe_timeout,
+            ),
         };
         expectations.push(ExpectationResult {
             kind,
@@ -742,12 +759,21 @@ fn outages(events: &[EventRecord], probes: &[Probe], end: Instant, timeout: Span
             .unwrap_or(end);
         for (i, probe) in probes.iter().enumerate() {
             let decided = |s: &&Sample| s.ok(timeout) || s.sent + timeout <= end;
-            let was_up = probe
-                .samples
-                .iter()
-                .filter(decided)
-                .rfind(|s| s.sent < event.at)
-                .is_some_and(|s| s.ok(timeout));
+            // A stream was up when a datagram sent in the last STREAM_GAP
+            // arrived (the very last ones may be in flight at the event).
+            let was_up = match probe.kind {
+                ProbeKind::Stream { .. } => probe
+                    .samples
+                    .iter()
+                    .filter(|s| s.sent < event.at && s.sent + STREAM_GAP >= event.at)
+                    .any(|s| s.ok(timeout)),
+                _ => probe
+                    .samples
+                    .iter()
+                    .filter(decided)
+                    .rfind(|s| s.sent < event.at)
+                    .is_some_and(|s| s.ok(timeout)),
+            };
             let after: Vec<&Sample> = probe
                 .samples
                 .iter()
@@ -756,19 +782,24 @@ fn outages(events: &[EventRecord], probes: &[Probe], end: Instant, timeout: Span
                 .collect();
             let lost = after.iter().filter(|s| !s.ok(timeout)).count() as u32;
             let answered = after.len() as u32 - lost;
-            let changed = if was_up { lost > 0 } else { answered > 0 };
+            let gaps = gaps(&after, timeout, probe);
+            let changed = if was_up {
+                !gaps.is_empty()
+            } else {
+                answered > 0
+            };
             if !changed {
                 continue;
             }
-            let from = after
-                .iter()
-                .rposition(|s| !s.ok(timeout))
-                .map_or(0, |k| k + 1);
+            let from = gaps.last().map_or(0, |&(_, last)| last + 1);
             out.push(Outage {
                 event: e,
                 probe: i,
                 was_up,
-                first_failure: after.iter().find(|s| !s.ok(timeout)).map(|s| s.sent),
+                first_failure: gaps
+                    .first()
+                    .and_then(|&(k, _)| after.get(k))
+                    .map(|s| s.sent),
                 lost,
                 recovered_after: after
                     .get(from)
@@ -778,6 +809,37 @@ fn outages(events: &[EventRecord], probes: &[Probe], end: Instant, timeout: Span
         }
     }
     out
+}
+
+/// A stream loses a datagram now and then on a lossy path; only a run of
+/// losses this long is an outage.
+const STREAM_GAP: Span = Span::millis(100);
+
+/// Runs of unanswered samples in `after` (first and last index) long
+/// enough to be an outage: every run for a probe, a run spanning at least
+/// [`STREAM_GAP`] for a stream.
+fn gaps(after: &[&Sample], timeout: Span, probe: &Probe) -> Vec<(usize, usize)> {
+    let min = match probe.kind {
+        ProbeKind::Stream { .. } => STREAM_GAP,
+        _ => Span::ZERO,
+    };
+    let mut runs = Vec::new();
+    let mut start: Option<usize> = None;
+    for (k, s) in after.iter().enumerate() {
+        match (s.ok(timeout), start) {
+            (false, None) => start = Some(k),
+            (true, Some(b)) => {
+                runs.push((b, k - 1));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(b) = start {
+        runs.push((b, after.len() - 1));
+    }
+    runs.retain(|&(b, l)| after[l].sent.since(after[b].sent) + probe.interval >= min);
+    runs
 }
 
 /// `via` an IPsec deployment: the probe targets the destination's
@@ -928,6 +990,107 @@ fn evidence(
     ev
 }
 
+/// Places the probe of a UDP stream: `st.size`-byte datagrams (default:
+/// the largest that fits the sender's route MTU) every `size * 8 / rate`
+/// from the end of the warm-up to the end of the run, to a receiver on
+/// the destination (like `iperf3 -s`).
+fn stream_probe(
+    w: &mut World,
+    t: &Topology,
+    addressing: &Addressing,
+    st: &vpnsim_topology::model::StreamM,
+    options: &RunOptions,
+    end: Instant,
+) -> Result<usize, SimError> {
+    let key = ProbeKey {
+        from: st.from,
+        to: st.to,
+        via: st.via,
+        proto: 17,
+        port: st.port,
+    };
+    let mut probe = make_probe(w, t, addressing, &key, options)?;
+    let header = if probe.target.is_ipv4() { 28 } else { 48 };
+    let len = st.size.unwrap_or_else(|| {
+        w.path_mtu(probe.node, probe.target)
+            .unwrap_or(1500)
+            .saturating_sub(header)
+            .max(vpnsim_topology::model::STREAM_MIN_SIZE)
+    });
+    let bits = u128::from(len) * 8 * 1_000_000_000;
+    let interval = bits / u128::from(st.rate.bits_per_second().max(1));
+    probe.interval = Span(u64::try_from(interval).unwrap_or(u64::MAX).max(1));
+    probe.kind = ProbeKind::Stream { port: st.port, len };
+    probe.until = Some(end);
+    if let Some(n) = w.nodes.get_mut(st.to.index()) {
+        n.udp_apps.insert(st.port);
+    }
+    Ok(w.add_probe(probe, Instant::START + options.warmup))
+}
+
+/// The verdict on a stream in the steady state `window`.
+fn judge_stream(
+    st: &vpnsim_topology::model::StreamM,
+    probe: &Probe,
+    window: (Instant, Instant),
+    end: Instant,
+    timeout: Span,
+) -> (Status, String, Evidence) {
+    let mut ev = evidence(&probe.samples, window.0, window.1, end, timeout);
+    let f = crate::probe::StreamFigures::of(&probe.samples, window, end, timeout);
+    let ProbeKind::Stream { len, port } = probe.kind else {
+        return (Status::NotMeasured, String::new(), ev);
+    };
+    if f.sent == 0 {
+        ev.window = window;
+        return (
+            Status::NotMeasured,
+            format!(
+                "no time to measure: the first event comes before {}",
+                window.0
+            ),
+            ev,
+        );
+    }
+    let loss = f.loss_hundredths();
+    let secs = window.1.since(window.0).as_secs_f64();
+    let delivered = f64::from(f.received) * f64::from(len) * 8.0 / secs.max(1e-9);
+    let ms = |s: Option<Span>| s.map_or("-".to_string(), |s| format!("{:.2}", s.as_millis_f64()));
+    let loss_ok = loss <= (st.max_loss * 100.0).round() as u64;
+    let jitter_ok = st
+        .max_jitter
+        .is_none_or(|max| f.jitter.is_some_and(|j| j <= Span::from(max)));
+    let detail = format!(
+        "{:.2}% lost ({} of {} datagrams of {len} bytes to {}:{port}, one every {}.{:03} ms), \
+         delivered {:.2} Mbit/s of {:.2} offered; one-way delay min/avg/max {}/{}/{} ms, \
+         jitter {} ms, {} reordered (at most {:.2}% loss{} allowed)",
+        loss as f64 / 100.0,
+        f.sent - f.received,
+        f.sent,
+        probe.target,
+        probe.interval.0 / 1_000_000,
+        probe.interval.0 % 1_000_000 / 1_000,
+        delivered / 1e6,
+        st.rate.bits_per_second() as f64 / 1e6,
+        ms(f.delay_min),
+        ms(f.delay_avg),
+        ms(f.delay_max),
+        ms(f.jitter),
+        f.reordered,
+        st.max_loss,
+        st.max_jitter.map_or(String::new(), |j| format!(
+            ", jitter at most {}",
+            Span::from(j)
+        )),
+    );
+    let status = if loss_ok && jitter_ok {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
+    (status, detail, ev)
+}
+
 fn probe_result(p: &Probe, options: &RunOptions) -> ProbeResult {
     let rtts: Vec<Span> = p
         .samples
@@ -936,7 +1099,13 @@ fn probe_result(p: &Probe, options: &RunOptions) -> ProbeResult {
         .filter_map(|s| s.rtt())
         .collect();
     let sum: u64 = rtts.iter().map(|r| r.0).sum();
+    let whole_run = (Instant::START, Instant(u64::MAX));
+    let end = p.until.unwrap_or(Instant(u64::MAX));
     ProbeResult {
+        stream: matches!(p.kind, ProbeKind::Stream { .. }).then(|| {
+            crate::probe::StreamFigures::of(&p.samples, whole_run, end, options.probe_timeout)
+        }),
+        interval: p.interval,
         from: p.from.clone(),
         to: p.to.clone(),
         via: p.via.clone(),

@@ -1042,10 +1042,14 @@ fn run_stream(
     again
 }
 
+/// Payload bytes a UDP socket buffers each way: two of the largest
+/// datagrams a stream may send (65507 bytes).
+const UDP_BUFFER: usize = 128 * 1024;
+
 fn udp_socket() -> udp::Socket<'static> {
     udp::Socket::new(
-        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 16], vec![0; 16 * 1536]),
-        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 16], vec![0; 16 * 1536]),
+        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 64], vec![0; UDP_BUFFER]),
+        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 64], vec![0; UDP_BUFFER]),
     )
 }
 

@@ -1115,7 +1115,7 @@ impl World {
 
     /// The smallest of the route's interface MTU, its link's MTU and a
     /// learnt path MTU towards `dst`.
-    fn path_mtu(&self, node: usize, dst: IpAddr) -> Option<u32> {
+    pub fn path_mtu(&self, node: usize, dst: IpAddr) -> Option<u32> {
         let n = self.nodes.get(node)?;
         let route = n.lookup(dst, false)?;
         let iface = n.ifaces.get(route.iface)?;

@@ -260,13 +260,14 @@ pub struct ProbeLine {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
     pub target: String,
-    /// `icmp` (echo), `tcp` (connect: SYN answered by SYN-ACK) or `udp`
-    /// (datagram delivered).
+    /// `icmp` (echo), `tcp` (connect: SYN answered by SYN-ACK), `udp`
+    /// (datagram delivered) or `stream` (a UDP stream's datagrams, each
+    /// "answered" when it arrives: the `rtt_*` figures are one-way delays).
     pub kind: &'static str,
     /// Destination port of a TCP or UDP probe.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
-    /// Payload bytes of an ICMP echo.
+    /// Payload bytes of an ICMP echo or of a stream's datagrams.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload_bytes: Option<u32>,
     /// Over the whole run.
@@ -284,6 +285,23 @@ pub struct ProbeLine {
     pub rtt_avg_ms: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtt_max_ms: Option<String>,
+    /// A UDP stream's own figures over the whole run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamLine>,
+}
+
+/// What a UDP stream's datagrams did over the whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamLine {
+    /// Time between datagrams (the rate).
+    pub interval_ms: String,
+    /// Lost share, percent, rounded up.
+    pub loss_pct: String,
+    /// RFC 3550 interarrival jitter at the end of the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<String>,
+    /// Datagrams that arrived after one sent later.
+    pub reordered: u32,
 }
 
 impl ProbeLine {
@@ -380,6 +398,8 @@ pub struct EffectLine {
     pub to: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// The probe's label: `icmp`, `tcp/41194`, `stream/5201`.
+    pub probe: String,
     /// `cut`: answered before the event, requests lost after it; `back`:
     /// not answered before, answered after.
     pub change: &'static str,
@@ -400,6 +420,12 @@ impl EffectLine {
             from: p.from.clone(),
             to: p.to.clone(),
             via: p.via.clone(),
+            probe: match p.kind {
+                ProbeKind::Icmp { .. } => "icmp".to_string(),
+                ProbeKind::Tcp { port } => format!("tcp/{port}"),
+                ProbeKind::Udp { port } => format!("udp/{port}"),
+                ProbeKind::Stream { port, .. } => format!("stream/{port}"),
+            },
             change: if o.was_up { "cut" } else { "back" },
             first_failure_s: o.first_failure.map(secs),
             lost: o.lost,
@@ -408,10 +434,13 @@ impl EffectLine {
     }
 
     fn text(&self) -> String {
-        let to = match &self.via {
+        let mut to = match &self.via {
             Some(via) => format!("{} via {via}", self.to),
             None => self.to.clone(),
         };
+        if self.probe != "icmp" {
+            to.push_str(&format!(" ({})", self.probe));
+        }
         let outcome = match (&self.recovered_after_ms, self.change) {
             (Some(ms), _) => format!("back {ms} ms after the event"),
             (None, "cut") => "not back before the next event".to_string(),
@@ -434,6 +463,7 @@ fn kind_name(kind: ExpectKind) -> &'static str {
         ExpectKind::Isolated => "isolated",
         ExpectKind::Recover => "recover",
         ExpectKind::Throughput => "throughput",
+        ExpectKind::Stream => "stream",
     }
 }
 
@@ -498,7 +528,14 @@ fn probe_line(
         ProbeKind::Icmp { len } => ("icmp", None, Some(len)),
         ProbeKind::Tcp { port } => ("tcp", Some(port), None),
         ProbeKind::Udp { port } => ("udp", Some(port), None),
+        ProbeKind::Stream { port, len } => ("stream", Some(port), Some(len)),
     };
+    let stream = p.stream.map(|f| StreamLine {
+        interval_ms: span_ms(p.interval),
+        loss_pct: hundredths(f.loss_hundredths()),
+        jitter_ms: f.jitter.map(span_ms),
+        reordered: f.reordered,
+    });
     let (steady_sent, steady_answered) = count_in(&p.samples, steady, end, timeout);
     ProbeLine {
         from: p.from.clone(),
@@ -516,6 +553,7 @@ fn probe_line(
         rtt_min_ms: p.rtt_min.map(span_ms),
         rtt_avg_ms: p.rtt_avg.map(span_ms),
         rtt_max_ms: p.rtt_max.map(span_ms),
+        stream,
     }
 }
 
@@ -612,7 +650,7 @@ impl SimulationReport {
             out.push_str("\nExpectations\n");
             out.push_str(&self.expectations_table());
         }
-        if !self.probes.is_empty() {
+        if self.probes.iter().any(|p| p.stream.is_none()) {
             out.push_str(&format!(
                 "\nMeasured reachability in the steady state ({} s to {} s): answered/sent, row probes column\n",
                 self.steady_state.start_s, self.steady_state.end_s
@@ -620,6 +658,10 @@ impl SimulationReport {
             out.push_str(&self.reachability_table());
             out.push_str("\nProbes over the whole run\n");
             out.push_str(&self.probes_table());
+        }
+        if self.probes.iter().any(|p| p.stream.is_some()) {
+            out.push_str("\nUDP streams over the whole run (delay is one-way)\n");
+            out.push_str(&self.streams_table());
         }
         if !self.transfers.is_empty() {
             out.push_str("\nTransfers (one TCP flow each, smoltcp with CUBIC)\n");
@@ -687,7 +729,7 @@ impl SimulationReport {
         for e in self
             .expectations
             .iter()
-            .filter(|e| e.status != "pass" && e.kind != "throughput")
+            .filter(|e| e.status != "pass" && e.kind != "throughput" && e.kind != "stream")
         {
             out.push_str(&format!("  {}: {}\n", e.field, e.detail));
         }
@@ -697,7 +739,7 @@ impl SimulationReport {
     /// One line of evidence: the probe counts and times, or a transfer's
     /// figures (the detail says what was required).
     fn evidence(&self, e: &ExpectationLine) -> String {
-        if e.kind == "throughput" {
+        if e.kind == "throughput" || e.kind == "stream" {
             return e.detail.clone();
         }
         let mut evidence = format!("{}/{} answered", e.answered, e.sent);
@@ -730,10 +772,11 @@ impl SimulationReport {
     /// one aimed at an overlay address); `-` where nothing was probed. Rows
     /// and columns are sorted by name.
     pub fn reachability_table(&self) -> String {
-        let rows: BTreeSet<&str> = self.probes.iter().map(|p| p.from.as_str()).collect();
-        let columns: BTreeSet<&str> = self.probes.iter().map(|p| p.to.as_str()).collect();
+        let probes = || self.probes.iter().filter(|p| p.stream.is_none());
+        let rows: BTreeSet<&str> = probes().map(|p| p.from.as_str()).collect();
+        let columns: BTreeSet<&str> = probes().map(|p| p.to.as_str()).collect();
         let mut pairs: BTreeMap<(&str, &str), Vec<&ProbeLine>> = BTreeMap::new();
-        for p in &self.probes {
+        for p in probes() {
             pairs
                 .entry((p.from.as_str(), p.to.as_str()))
                 .or_default()
@@ -783,7 +826,7 @@ impl SimulationReport {
             ("loss %", Align::Right),
             ("rtt min/avg/max ms", Align::Right),
         ]);
-        for p in &self.probes {
+        for p in self.probes.iter().filter(|p| p.stream.is_none()) {
             let rtt = match (&p.rtt_min_ms, &p.rtt_avg_ms, &p.rtt_max_ms) {
                 (Some(a), Some(b), Some(c)) => format!("{a}/{b}/{c}"),
                 _ => String::from("-"),
@@ -800,6 +843,42 @@ impl SimulationReport {
                 format!("{}/{}", p.answered, p.sent),
                 p.loss_pct.clone().unwrap_or_else(|| "-".into()),
                 rtt,
+            ]);
+        }
+        t.render("  ")
+    }
+
+    fn streams_table(&self) -> String {
+        let mut t = Table::new(&[
+            ("from", Align::Left),
+            ("to", Align::Left),
+            ("bytes", Align::Right),
+            ("every ms", Align::Right),
+            ("arrived", Align::Right),
+            ("loss %", Align::Right),
+            ("delay min/avg/max ms", Align::Right),
+            ("jitter ms", Align::Right),
+            ("reordered", Align::Right),
+        ]);
+        for p in &self.probes {
+            let Some(st) = &p.stream else { continue };
+            let to = match &p.via {
+                Some(via) => format!("{} {}:{} via {via}", p.to, p.target, p.port.unwrap_or(0)),
+                None => format!("{} {}:{}", p.to, p.target, p.port.unwrap_or(0)),
+            };
+            t.row(vec![
+                p.from.clone(),
+                to,
+                p.payload_bytes.unwrap_or(0).to_string(),
+                st.interval_ms.clone(),
+                format!("{}/{}", p.answered, p.sent),
+                st.loss_pct.clone(),
+                match (&p.rtt_min_ms, &p.rtt_avg_ms, &p.rtt_max_ms) {
+                    (Some(a), Some(b), Some(c)) => format!("{a}/{b}/{c}"),
+                    _ => "-".into(),
+                },
+                st.jitter_ms.clone().unwrap_or_else(|| "-".into()),
+                st.reordered.to_string(),
             ]);
         }
         t.render("  ")
@@ -1287,6 +1366,7 @@ mod tests {
             .collect();
         let answered = samples.iter().filter(|s| s.reply.is_some()).count() as u32;
         let rtt = (answered > 0).then_some(Span(rtt_ms * MS));
+        let samples_again = samples.clone();
         ProbeResult {
             from: from.into(),
             to: to.into(),
@@ -1299,6 +1379,15 @@ mod tests {
             rtt_min: rtt,
             rtt_avg: rtt,
             rtt_max: rtt,
+            stream: matches!(kind, ProbeKind::Stream { .. }).then(|| {
+                vpnsim_sim::probe::StreamFigures::of(
+                    &samples_again,
+                    (Instant::START, Instant(40 * S)),
+                    Instant(40 * S),
+                    Span(S),
+                )
+            }),
+            interval: Span(S),
         }
     }
 
@@ -1361,6 +1450,19 @@ mod tests {
                 ProbeKind::Icmp { len: 56 },
                 30 + seed,
                 |_| false,
+            ),
+            // A stream (of one datagram a second, to keep it short) that
+            // loses the 25th.
+            probe(
+                "b",
+                "a",
+                None,
+                ProbeKind::Stream {
+                    port: 5004,
+                    len: 172,
+                },
+                12,
+                |s| s == 25,
             ),
         ];
         let expectations = vec![

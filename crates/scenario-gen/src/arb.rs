@@ -57,13 +57,14 @@ pub fn arb_spec() -> impl Strategy<Value = Spec> {
         vec(arb_flow(), 0..=3),
         vec(arb_recover(), 0..=2),
         vec(arb_throughput(), 0..=2),
+        vec(arb_stream(), 0..=2),
         vec(arb_event(), 0..=5),
     );
     (head, overlays, policy).prop_map(
         |(
             (meta, regions, sites, subnets, hosts, links),
             (ipsec, stars, openvpn, meshes, bonds),
-            (firewalls, dns, reach, isolated, recover, throughput, events),
+            (firewalls, dns, reach, isolated, recover, throughput, stream, events),
         )| Spec {
             meta,
             regions,
@@ -82,6 +83,7 @@ pub fn arb_spec() -> impl Strategy<Value = Spec> {
             isolated,
             recover,
             throughput,
+            stream,
             events,
         },
     )
@@ -110,6 +112,7 @@ pub struct Spec {
     pub isolated: Vec<FlowSpec>,
     pub recover: Vec<RecoverSpec>,
     pub throughput: Vec<ThroughputSpec>,
+    pub stream: Vec<StreamSpec>,
     pub events: Vec<EventSpec>,
 }
 
@@ -355,6 +358,21 @@ pub struct ThroughputSpec {
     pub to: Index,
     pub via: Option<Index>,
     pub at_least: Bandwidth,
+}
+
+/// A UDP stream whose rate and size keep it within the simulator's
+/// datagrams-per-second bound.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    pub from: Index,
+    pub to: Index,
+    pub via: Option<Index>,
+    pub rate: Bandwidth,
+    pub size: Option<u32>,
+    pub port: Option<u16>,
+    /// Tenths of a percent.
+    pub max_loss: Option<u16>,
+    pub max_jitter: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -1181,6 +1199,42 @@ fn arb_throughput() -> impl Strategy<Value = ThroughputSpec> {
         })
 }
 
+fn arb_stream() -> impl Strategy<Value = StreamSpec> {
+    (
+        (any::<Index>(), any::<Index>(), option::of(any::<Index>())),
+        1u64..=100_000,
+        option::of(any::<Index>()),
+        option::of(1u16..=u16::MAX),
+        option::of(0u16..=1000),
+        option::of(arb_duration()),
+    )
+        .prop_map(
+            |((from, to, via), kbit, size, port, max_loss, max_jitter)| {
+                let rate = kbit * 1000;
+                // At most STREAM_MAX_PPS datagrams per second, at least
+                // the 1200 bytes the check assumes without a size.
+                let min = u32::try_from(rate / 8 / vpnsim_topology::model::STREAM_MAX_PPS + 1)
+                    .unwrap_or(u32::MAX)
+                    .max(vpnsim_topology::model::STREAM_MIN_SIZE);
+                let rate = if size.is_none() {
+                    rate.min(900_000_000)
+                } else {
+                    rate
+                };
+                StreamSpec {
+                    from,
+                    to,
+                    via,
+                    rate: Bandwidth(rate),
+                    size: size.map(|i| min + i.index(1473 - min as usize) as u32),
+                    port,
+                    max_loss,
+                    max_jitter,
+                }
+            },
+        )
+}
+
 fn arb_event_kind() -> impl Strategy<Value = EventKind> {
     prop_oneof![
         (any::<bool>(), any::<Index>()).prop_map(|(up, link)| EventKind::Link { up, link }),
@@ -1886,6 +1940,18 @@ pub fn build(spec: Spec) -> ScenarioFile {
             de(json!({ "from": from, "to": to, "at_least": t.at_least }));
         throughput.via = via(&t.via);
         file.expect.throughput.push(throughput);
+    }
+    for st in &spec.stream {
+        let Some((from, to)) = pair(&host_names, &st.from, &st.to) else {
+            continue;
+        };
+        let mut stream: Stream = de(json!({ "from": from, "to": to, "rate": st.rate }));
+        stream.via = via(&st.via);
+        stream.size = st.size;
+        stream.port = st.port;
+        stream.max_loss = st.max_loss.map(|t| f64::from(t) / 10.0);
+        stream.max_jitter = st.max_jitter;
+        file.expect.stream.push(stream);
     }
     file
 }

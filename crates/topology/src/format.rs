@@ -873,6 +873,10 @@ pub struct Expectations {
     /// A TCP transfer from `from` to `to` achieves at least `at_least`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub throughput: Vec<Throughput>,
+    /// A constant-bitrate UDP stream from `from` to `to` arrives with at
+    /// most `max_loss` percent lost (and `max_jitter` jitter).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stream: Vec<Stream>,
 }
 
 impl Expectations {
@@ -881,6 +885,7 @@ impl Expectations {
             && self.isolated.is_empty()
             && self.recover.is_empty()
             && self.throughput.is_empty()
+            && self.stream.is_empty()
     }
 }
 
@@ -961,6 +966,38 @@ pub struct Throughput {
     pub via: Option<String>,
     /// Minimum rate.
     pub at_least: Bandwidth,
+}
+
+/// A constant-bitrate UDP stream (a call, a video feed, `iperf3 -u -b`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Stream {
+    /// Sender.
+    pub from: String,
+    /// Receiver.
+    pub to: String,
+    /// Overlay whose address of `to` is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// Offered load: the sender's constant bitrate (UDP payload bits).
+    pub rate: Bandwidth,
+    /// UDP payload bytes per datagram (16-65507); default: the largest
+    /// that fits the sender's route MTU unfragmented, as iperf3 does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
+    /// Destination UDP port; default 5201 (iperf3's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Most datagrams lost in the steady state, percent; default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_loss: Option<f64>,
+    /// Largest interarrival jitter (RFC 3550) in the steady state; not
+    /// judged when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_jitter: Option<Duration>,
+    /// Why this must hold; shown in reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What an event does.

@@ -415,12 +415,57 @@ pub struct ThroughputM {
     pub at_least: Bandwidth,
 }
 
+/// A constant-bitrate UDP stream (`expect.stream`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamM {
+    pub path: FieldPath,
+    pub from: HostId,
+    pub to: HostId,
+    pub via: Option<OverlayId>,
+    pub rate: Bandwidth,
+    /// `None`: fits the route MTU (decided where the route is known).
+    pub size: Option<u32>,
+    pub port: u16,
+    /// Percent.
+    pub max_loss: f64,
+    pub max_jitter: Option<Duration>,
+    pub reason: Option<String>,
+}
+
+impl StreamM {
+    /// The reach a stream needs: UDP to its port.
+    pub fn flow(&self) -> FlowM {
+        FlowM {
+            path: self.path.clone(),
+            from: self.from,
+            to: self.to,
+            via: self.via,
+            proto: ProbeProto::Udp,
+            port: Some(self.port),
+            reason: self.reason.clone(),
+        }
+    }
+}
+
+/// Datagrams per second a stream may send: each is an event of the
+/// simulation, so this bounds what one expectation costs.
+pub const STREAM_MAX_PPS: u64 = 100_000;
+/// Smallest stream datagram: room for the sequence tag and an RTP header.
+pub const STREAM_MIN_SIZE: u32 = 16;
+/// Largest UDP payload over IPv4.
+pub const STREAM_MAX_SIZE: u32 = 65_507;
+/// Destination port of a stream without `port` (iperf3's).
+pub const STREAM_DEFAULT_PORT: u16 = 5201;
+/// Loss a stream without `max_loss` may have, percent.
+pub const STREAM_DEFAULT_MAX_LOSS: f64 = 1.0;
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ExpectationsM {
     pub reach: Vec<FlowM>,
     pub isolated: Vec<FlowM>,
     pub recover: Vec<RecoverM>,
     pub throughput: Vec<ThroughputM>,
+    pub stream: Vec<StreamM>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -2039,7 +2084,91 @@ impl Resolver<'_> {
                 });
             }
         }
+        for (i, st) in file.expect.stream.iter().enumerate() {
+            expect
+                .stream
+                .extend(self.stream(names, st, base.key("stream").index(i)));
+        }
         expect
+    }
+
+    fn stream(
+        &mut self,
+        names: &AllNames<'_>,
+        st: &crate::format::Stream,
+        path: FieldPath,
+    ) -> Option<StreamM> {
+        let from = self
+            .lookup(&names.hosts, &st.from, &path.key("from"))
+            .map(HostId);
+        let to = self
+            .lookup(&names.hosts, &st.to, &path.key("to"))
+            .map(HostId);
+        if from.is_some() && from == to {
+            self.error(
+                "invalid-value",
+                &path.key("to"),
+                "a stream goes to another host than `from`",
+            );
+        }
+        let via = self.via(names, st.via.as_deref(), &path);
+        let mut ok = true;
+        if let Some(size) = st.size
+            && !(STREAM_MIN_SIZE..=STREAM_MAX_SIZE).contains(&size)
+        {
+            ok = false;
+            self.error(
+                "invalid-value",
+                &path.key("size"),
+                format!(
+                    "size {size} must be between {STREAM_MIN_SIZE} and {STREAM_MAX_SIZE} bytes of UDP payload"
+                ),
+            );
+        }
+        // The smallest datagram gives the most packets per second.
+        let size_for_rate = st.size.unwrap_or(STREAM_MIN_SIZE.max(1200));
+        let pps = st.rate.bits_per_second() / (u64::from(size_for_rate) * 8).max(1);
+        if pps > STREAM_MAX_PPS {
+            ok = false;
+            self.error(
+                "invalid-value",
+                &path.key("rate"),
+                format!(
+                    "rate {} with {size_for_rate}-byte datagrams is {pps} datagrams per second; \
+                     the simulator sends each one as an event, at most {STREAM_MAX_PPS} per second: \
+                     lower the rate or make the datagrams larger",
+                    st.rate
+                ),
+            );
+        }
+        if st.port == Some(0) {
+            ok = false;
+            self.error("invalid-value", &path.key("port"), "port 0 is not a port");
+        }
+        let max_loss = st.max_loss.unwrap_or(STREAM_DEFAULT_MAX_LOSS);
+        if !(0.0..=100.0).contains(&max_loss) {
+            ok = false;
+            self.error(
+                "invalid-value",
+                &path.key("max_loss"),
+                format!("max_loss {max_loss} must be a percentage between 0 and 100"),
+            );
+        }
+        let (Some(from), Some(to), Some(via), true) = (from, to, via, ok) else {
+            return None;
+        };
+        Some(StreamM {
+            path,
+            from,
+            to,
+            via,
+            rate: st.rate,
+            size: st.size,
+            port: st.port.unwrap_or(STREAM_DEFAULT_PORT),
+            max_loss,
+            max_jitter: st.max_jitter,
+            reason: st.reason.clone(),
+        })
     }
 }
 
@@ -2177,6 +2306,32 @@ mod resolve_tests {
                 "20:1:dangling-reference expect.recover[0].after ",
             ]
         );
+    }
+
+    #[test]
+    fn a_stream_is_refused_with_every_bad_field_named() {
+        let text = format!(
+            "{HEAD}[[expect.stream]]\nfrom = \"a\"\nto = \"a\"\nrate = \"1Gbit\"\nsize = 8\nmax_loss = 120\nport = 0\n[[expect.stream]]\nfrom = \"a\"\nto = \"b\"\nrate = \"10Gbit\"\n"
+        );
+        let found = errors(&text);
+        assert_eq!(
+            found,
+            [
+                "14:1:invalid-value expect.stream[0].to ",
+                "15:1:invalid-value expect.stream[0].rate ",
+                "16:1:invalid-value expect.stream[0].size ",
+                "17:1:invalid-value expect.stream[0].max_loss ",
+                "18:1:invalid-value expect.stream[0].port ",
+                "22:1:invalid-value expect.stream[1].rate ",
+            ]
+        );
+        // A VoIP-like stream loads with the defaults filled in.
+        let text =
+            format!("{HEAD}[[expect.stream]]\nfrom = \"a\"\nto = \"b\"\nrate = \"64kbit\"\n");
+        let scenario = load_str("t.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+        let st = &scenario.topology.expect.stream[0];
+        assert_eq!((st.port, st.size, st.max_loss), (5201, None, 1.0));
+        assert_eq!(st.flow().proto, crate::format::ProbeProto::Udp);
     }
 
     #[test]

@@ -2126,7 +2126,15 @@ pub fn check(ctx: &Ctx<'_>) -> Vec<Diagnostic> {
     let mut findings = Vec::new();
     let mut holding: Vec<(&FlowM, Trace)> = Vec::new();
     let mut loops: BTreeSet<FieldPath> = BTreeSet::new();
-    for flow in &t.expect.reach {
+    // A UDP stream needs what a reach of its port needs.
+    let streams: Vec<FlowM> = t.expect.stream.iter().map(|s| s.flow()).collect();
+    let declared = t
+        .expect
+        .reach
+        .iter()
+        .map(|f| ("reach", f))
+        .chain(streams.iter().map(|f| ("stream", f)));
+    for (what, flow) in declared {
         match evaluate(&engine, flow) {
             Ok(trace) if trace.delivered => holding.push((flow, trace)),
             Ok(trace) => {
@@ -2144,7 +2152,7 @@ pub fn check(ctx: &Ctx<'_>) -> Vec<Diagnostic> {
                     Severity::Error,
                     &flow.path,
                     format!(
-                        "declared reach {} does not hold: {reason}",
+                        "declared {what} {} does not hold: {reason}",
                         flow_label(t, flow)
                     ),
                 ));
@@ -2154,7 +2162,7 @@ pub fn check(ctx: &Ctx<'_>) -> Vec<Diagnostic> {
                 Severity::Error,
                 &flow.path,
                 format!(
-                    "declared reach {} cannot be checked: {e}",
+                    "declared {what} {} cannot be checked: {e}",
                     flow_label(t, flow)
                 ),
             )),
@@ -3185,6 +3193,30 @@ interfaces = [{ name = "eth0", link = "internet", address = "203.0.113.3" }, { n
             .map(|d| d.field.clone().unwrap_or_default())
             .collect();
         assert_eq!(violations, ["expect.reach[0]"], "{found:#?}");
+    }
+
+    /// Regression (issue 4): a UDP stream is checked like a reach of its
+    /// port, so a firewall that admits only another port refuses it.
+    #[test]
+    fn issue_4_a_stream_needs_its_udp_port_through_the_firewalls() {
+        let text = format!(
+            "{STAR}\n[firewall.worker-3]\ninput_policy = \"reject\"\nallow = [{{ from = [\"any\"], proto = \"icmp\" }}, {{ from = [\"leader\"], proto = \"udp\", ports = [5004] }}]\n\
+             [[expect.stream]]\nfrom = \"leader\"\nto = \"worker-3\"\nrate = \"1Mbit\"\nport = 5004\n\
+             [[expect.stream]]\nfrom = \"leader\"\nto = \"worker-3\"\nrate = \"1Mbit\"\n"
+        );
+        let found = findings(&load("star.toml", &text));
+        let violations: Vec<String> = found
+            .iter()
+            .filter(|d| d.code == "intent-violation")
+            .map(|d| format!("{} {}", d.field.clone().unwrap_or_default(), d.message))
+            .collect();
+        assert_eq!(violations.len(), 1, "{found:#?}");
+        assert!(
+            violations[0].starts_with(
+                "expect.stream[1] declared stream leader → worker-3 udp/5201 does not hold"
+            ),
+            "{violations:?}"
+        );
     }
 
     #[test]
