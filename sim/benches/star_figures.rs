@@ -5,8 +5,11 @@
 //! memory (`VmHWM`).
 //!
 //! `cargo bench -p vpnsim-sim --bench star_figures` runs 1,000 and 10,000
-//! workers (`VPNSIM_WORKERS=1000,5000` to choose). Under `cargo test` (no
-//! `--bench` argument) it runs 20 workers for 10 s as a smoke test.
+//! workers (`VPNSIM_WORKERS=1000,5000` to choose), each `VPNSIM_RUNS`
+//! times (default 3) and prints every run and the fastest and median wall
+//! time: on a shared machine one run can be twice as slow as the next.
+//! Under `cargo test` (no `--bench` argument) it runs 20 workers for 10 s
+//! as a smoke test.
 
 #![allow(clippy::unwrap_used)]
 // A benchmark measures real elapsed time; nothing here feeds a model or a report.
@@ -36,7 +39,8 @@ fn peak_rss() -> String {
         .map_or_else(|| "n/a".into(), |kb| format!("{:.1} MiB", kb / 1024.0))
 }
 
-fn star(workers: usize, seconds: u64) {
+/// One run; returns its wall time in seconds.
+fn star(workers: usize, seconds: u64) -> f64 {
     let text = star_text(workers);
     let scenario = vpnsim_topology::load_str("star.toml", &text).unwrap();
     let planned = vpnsim_plan::plan(&scenario);
@@ -113,6 +117,7 @@ fn star(workers: usize, seconds: u64) {
             top.join("; ")
         }
     );
+    wall
 }
 
 fn main() {
@@ -122,7 +127,19 @@ fn main() {
         return;
     }
     let sizes = std::env::var("VPNSIM_WORKERS").unwrap_or_else(|_| "1000,10000".into());
+    let runs: usize = std::env::var("VPNSIM_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     for n in sizes.split(',').filter_map(|s| s.trim().parse().ok()) {
-        star(n, 60);
+        let mut walls: Vec<f64> = (0..runs).map(|_| star(n, 60)).collect();
+        walls.sort_by(f64::total_cmp);
+        let (fastest, median) = (walls[0], walls[walls.len() / 2]);
+        println!(
+            "  {n} workers over {runs} runs: fastest {fastest:.2} s ({:.0}x real time), median {median:.2} s ({:.0}x)",
+            60.0 / fastest,
+            60.0 / median
+        );
     }
 }

@@ -192,10 +192,11 @@ pub const RESPONSE_CPU: Span = Span(2 * X25519_TIME.0);
 /// The public key of a private key: X25519 with the base point, as
 /// `wg pubkey` computes it.
 pub fn public_key_of(private: &SecretKey) -> PublicKey {
-    PublicKey::from_bytes(x25519_dalek::x25519(
-        *private.as_bytes(),
-        x25519_dalek::X25519_BASEPOINT_BYTES,
-    ))
+    // The fixed-base multiplication with the precomputed table: the same
+    // clamped scalar times the base point as `x25519(k, 9)`, several times
+    // faster (a star's hub and every worker derive theirs at load).
+    let secret = x25519_dalek::StaticSecret::from(*private.as_bytes());
+    PublicKey::from_bytes(x25519_dalek::PublicKey::from(&secret).to_bytes())
 }
 
 /// What a message carries instead of a preshared key: a one-way image of
