@@ -520,6 +520,12 @@ impl World {
     }
 
     fn tunnel_send(&mut self, node: usize, t: usize, p: Packet) {
+        self.tunnel_send_via(node, t, p, None);
+    }
+
+    /// [`World::tunnel_send`] by a route whose next hop is `next_hop` (its
+    /// gateway, else the destination): what an L2 device resolves by ARP.
+    fn tunnel_send_via(&mut self, node: usize, t: usize, p: Packet, next_hop: Option<IpAddr>) {
         self.capture_tunnel(node, t, &p);
         let now = self.now();
         let Some(tunnel) = self.nodes[node].tunnels.get_mut(t) else {
@@ -546,9 +552,10 @@ impl World {
             }
             return;
         }
-        let actions = match tunnel.model() {
-            Some(m) => m.send(now, &mut self.rng, p),
-            None => Vec::new(),
+        let actions = match (tunnel.model(), next_hop) {
+            (Some(m), Some(hop)) => m.send_via(now, &mut self.rng, p, hop),
+            (Some(m), None) => m.send(now, &mut self.rng, p),
+            (None, _) => Vec::new(),
         };
         self.apply(node, t, actions);
     }
@@ -1262,7 +1269,8 @@ impl World {
             let IfaceKind::Tunnel(t) = iface.kind else {
                 return;
             };
-            return self.tunnel_send(node, t, p);
+            let next_hop = route.via.unwrap_or(p.dst);
+            return self.tunnel_send_via(node, t, p, Some(next_hop));
         };
         // MTU before NAT, so that the error goes to the real source.
         let mtu = iface

@@ -774,34 +774,7 @@ impl<'a> Engine<'a> {
                     .map_err(|e| format!("bond `{}` is down: {e}", self.t.bonds[b.index()].name))?;
                 self.neighbour(att, packet.dst, dev)
             }
-            Attachment::Mesh(m) => {
-                let peer = self
-                    .on_attachment
-                    .get(&(att, packet.dst))
-                    .copied()
-                    .ok_or_else(|| {
-                        format!(
-                            "no member of mesh `{}` has {}",
-                            self.t.meshes[m.index()].name,
-                            packet.dst
-                        )
-                    })?;
-                self.tunnel_up(TunnelKey::MeshPair(m, h.min(peer), h.max(peer)))
-                    .map_err(|e| {
-                        format!(
-                            "mesh `{}` does not connect `{}` and `{}`: {e}",
-                            self.t.meshes[m.index()].name,
-                            self.name(h),
-                            self.name(peer)
-                        )
-                    })?;
-                Ok(Next {
-                    hop: Hop::Host(peer),
-                    ingress: Some(dev.to_string()),
-                    peer: None,
-                    tunnel: true,
-                })
-            }
+            Attachment::Mesh(m) => self.mesh_step(m, h, packet.dst, dev),
             Attachment::Subnet(s) => match self.on_attachment.get(&(att, packet.dst)) {
                 Some(peer) => Ok(Next {
                     hop: Hop::Host(*peer),
@@ -817,6 +790,38 @@ impl<'a> Engine<'a> {
             },
             Attachment::Link(_) => self.neighbour(att, packet.dst, dev),
         }
+    }
+
+    /// PeerVPN switches a frame to the member that owns `next_hop` (the
+    /// destination, or a member routing on to it), over that pair's
+    /// connection.
+    fn mesh_step(&self, m: MeshId, h: HostId, next_hop: IpAddr, dev: &str) -> Result<Next, String> {
+        let att = Attachment::Mesh(m);
+        let peer = self
+            .on_attachment
+            .get(&(att, next_hop))
+            .copied()
+            .ok_or_else(|| {
+                format!(
+                    "no member of mesh `{}` has {next_hop}",
+                    self.t.meshes[m.index()].name,
+                )
+            })?;
+        self.tunnel_up(TunnelKey::MeshPair(m, h.min(peer), h.max(peer)))
+            .map_err(|e| {
+                format!(
+                    "mesh `{}` does not connect `{}` and `{}`: {e}",
+                    self.t.meshes[m.index()].name,
+                    self.name(h),
+                    self.name(peer)
+                )
+            })?;
+        Ok(Next {
+            hop: Hop::Host(peer),
+            ingress: Some(dev.to_string()),
+            peer: None,
+            tunnel: true,
+        })
     }
 
     /// The interface a packet sent on `att` arrives on at `peer`: the
@@ -1017,6 +1022,11 @@ impl<'a> Engine<'a> {
     fn via_step(&self, h: HostId, gw: IpAddr, dev: &str) -> Result<Next, String> {
         for a in self.plan.host_addresses(h) {
             if a.with_prefix().trunc().contains(&gw) {
+                // A gateway on the mesh is reached through the PeerVPN
+                // switch, which needs that pair connected.
+                if let Attachment::Mesh(m) = a.attachment {
+                    return self.mesh_step(m, h, gw, &a.interface);
+                }
                 if let Some(peer) = self.on_attachment.get(&(a.attachment, gw)) {
                     return Ok(Next {
                         hop: Hop::Host(*peer),

@@ -115,6 +115,19 @@ pub type Source = SocketAddr;
 pub trait Model {
     /// A packet the host routed into the tunnel interface.
     fn send(&mut self, now: Instant, rng: &mut Rng, packet: Packet) -> Vec<Action>;
+    /// The same, by a route whose next hop is `next_hop` (its gateway,
+    /// else the destination). A layer-3 tunnel ignores it; an L2 device
+    /// (the PeerVPN switch) sends the frame to whoever answers ARP for it.
+    fn send_via(
+        &mut self,
+        now: Instant,
+        rng: &mut Rng,
+        packet: Packet,
+        next_hop: IpAddr,
+    ) -> Vec<Action> {
+        let _ = next_hop;
+        self.send(now, rng, packet)
+    }
     /// A packet for this model arrived from the underlay.
     fn receive(&mut self, now: Instant, rng: &mut Rng, packet: Packet) -> Vec<Action>;
     /// A timer the model asked for fired.

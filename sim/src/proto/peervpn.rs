@@ -39,12 +39,16 @@
 //!   members only know one initpeer becomes full, and a member lost by a
 //!   partition is dialled again once the network heals.
 //! - The mesh interface: PeerVPN is a virtual Ethernet switch over a TAP
-//!   device. It is modelled at layer 3: each member announces its
-//!   `ifconfig4`/`ifconfig6` addresses in its identity message (standing in
-//!   for ARP/NDP plus the switch's MAC learning; the latest session claiming
-//!   an address owns it), an inner packet for a member's address goes
-//!   encapsulated to that member and is delivered there when it is one of
-//!   the receiver's addresses. Roaming: every authenticated message sets
+//!   device. Its frames are switched by MAC, and a host addresses a frame
+//!   to the MAC its ARP finds for the route's next hop; the model keeps
+//!   that outcome and leaves out the ARP and MAC-learning frames: each
+//!   member announces its `ifconfig4`/`ifconfig6` addresses in its identity
+//!   message (the latest session claiming an address owns it), a packet
+//!   the host routes into the device goes encapsulated to the member that
+//!   owns the route's next hop ([`Model::send_via`]: the destination on
+//!   the mesh's network, or a member that routes on to it), and the
+//!   receiving member hands it to its host, which takes it or forwards it
+//!   like any frame for its MAC. Roaming: every authenticated message sets
 //!   the peer's address to the datagram's source (as `peermgt.c` does).
 //! - Wire sizes ([`Message::wire_len`], the UDP payload): every packet has
 //!   PeerVPN's header, 4 B peer id + 32 B HMAC + 16 B IV, then the encrypted
@@ -58,9 +62,9 @@
 //!   without DF carrying the fragments' total bytes.
 //!
 //! # Not modelled
-//! Relaying (`enablerelay`), NDP cache, the virtual server, broadcast and
-//! multicast frames, routing to other destinations through a member (only
-//! members' own addresses are reachable), replay windows, authentication
+//! Relaying (`enablerelay`), the ARP/NDP and MAC-learning frames themselves
+//! (their outcome is modelled, see above), the virtual server, broadcast
+//! and multicast frames, replay windows, authentication
 //! retransmissions (an attempt just expires after [`AUTH_TIMEOUT`], the
 //! model's own figure), `local`/`sockmark`, and encryption itself.
 //!
@@ -508,18 +512,34 @@ impl Member {
 }
 
 impl Model for Member {
-    fn send(&mut self, now: Instant, _rng: &mut Rng, packet: Packet) -> Vec<Action> {
+    fn send(&mut self, now: Instant, rng: &mut Rng, packet: Packet) -> Vec<Action> {
+        let dst = packet.dst;
+        self.send_via(now, rng, packet, dst)
+    }
+
+    /// The frame goes to the member that owns `next_hop` (the one whose
+    /// MAC the sender's ARP found): the destination itself, or a member
+    /// that routes on to it.
+    fn send_via(
+        &mut self,
+        now: Instant,
+        _rng: &mut Rng,
+        packet: Packet,
+        next_hop: IpAddr,
+    ) -> Vec<Action> {
         if !self.running {
             return vec![Self::drop_with(packet, "PeerVPN not running")];
         }
-        let owner = self.owners.get(&packet.dst).copied();
+        let owner = self.owners.get(&next_hop).copied();
         let Some((node, to)) = owner.and_then(|n| self.peers.get(&n).map(|p| (n, p.addr))) else {
-            let dst = packet.dst;
-            let reason = if self.addrs.iter().any(|a| a.contains(&dst)) {
-                format!("PeerVPN {}: no connected mesh member has {dst}", self.iface)
+            let reason = if self.addrs.iter().any(|a| a.contains(&next_hop)) {
+                format!(
+                    "PeerVPN {}: no connected mesh member has {next_hop} (ARP gets no answer)",
+                    self.iface
+                )
             } else {
                 format!(
-                    "PeerVPN {}: {dst} is no mesh member's address (routing through a member not modelled)",
+                    "PeerVPN {}: next hop {next_hop} is not on the mesh's network",
                     self.iface
                 )
             };
@@ -638,14 +658,9 @@ impl Model for Member {
                 if !self.heard(now, from, session, source) {
                     return vec![Self::drop_with(packet, "PeerVPN: unknown session")];
                 }
-                if self.addrs.iter().any(|a| a.addr() == inner.dst) {
-                    out.push(Action::Deliver(*inner));
-                } else {
-                    out.push(Self::drop_with(
-                        *inner,
-                        format!("PeerVPN {}: frame not for this member", self.iface),
-                    ));
-                }
+                // The sender addressed the frame to this member's MAC: the
+                // host takes it (and forwards it, if it routes).
+                out.push(Action::Deliver(*inner));
             }
         }
         out
@@ -828,6 +843,11 @@ mod tests {
         }
 
         fn ping(&mut self, i: usize, dst: &str) {
+            self.ping_via(i, dst, dst);
+        }
+
+        /// A ping routed into member `i`'s TAP device with next hop `hop`.
+        fn ping_via(&mut self, i: usize, dst: &str, hop: &str) {
             let p = Packet {
                 src: ip("10.42.42.9"),
                 dst: ip(dst),
@@ -840,7 +860,7 @@ mod tests {
                 }),
             };
             let now = self.now;
-            let out = self.nodes[i].1.send(now, &mut self.rng, p);
+            let out = self.nodes[i].1.send_via(now, &mut self.rng, p, ip(hop));
             self.apply(i, out);
         }
     }
@@ -1064,9 +1084,15 @@ mod tests {
         assert!(
             net.drops
                 .last()
-                .is_some_and(|d| d.contains("no mesh member's address"))
+                .is_some_and(|d| d.contains("next hop 172.16.0.1 is not on the mesh's network"))
         );
         assert_eq!(net.delivered.len(), 1);
+        // Routed through member 1 (next hop its mesh address), a packet for
+        // a network behind it is switched to it, like any frame for its MAC.
+        net.ping_via(0, "172.16.0.1", "10.42.42.2");
+        assert_eq!(net.delivered.len(), 2);
+        assert_eq!(net.delivered[1].0, 1);
+        assert_eq!(net.delivered[1].1.dst, ip("172.16.0.1"));
     }
 
     #[test]
