@@ -543,22 +543,14 @@ pub fn build(
                 s.attachments.push((hi, ii));
             }
         }
-        for r in &host.routes {
-            let iface = match &r.dev {
-                Some(dev) => node.iface_index(dev),
-                None => r
-                    .via
-                    .and_then(|via| node.lookup(via, true).map(|x| x.iface)),
-            };
-            if let Some(iface) = iface {
-                node.routes.push(Route {
-                    dest: r.to.trunc(),
-                    iface,
-                    via: r.via,
-                    metric: 0,
-                });
-            }
-        }
+        // Installed once the VPN interfaces exist (`install_host_routes`).
+        w.host_routes.insert(
+            hi,
+            host.routes
+                .iter()
+                .map(|r| (r.to.trunc(), r.via, r.dev.clone()))
+                .collect(),
+        );
         if let Some(public) = host.public_address {
             w.addr_host.insert(IpAddr::V4(public), hi);
         }
@@ -1043,7 +1035,48 @@ pub fn apply_files(w: &mut World, node: usize, files: &HostFiles) -> Result<(), 
             kind: "peervpn".into(),
         });
     }
+    install_host_routes(w, node);
     Ok(())
+}
+
+/// The host's static routes (`routes` in the scenario), added the way
+/// `ip route add TO via GW [dev DEV]` does once the host's interfaces are
+/// up, its VPN devices included: without `dev`, by the device whose
+/// network holds the gateway (a gateway on a mesh or bond network takes
+/// that device), else the one the underlay reaches it by (on-link on a wan
+/// link). A route already there is not added twice (daemons started again
+/// after a stop). They go right after the underlay's own routes, so at an
+/// equal prefix they win over the VPN devices' routes, as a route the
+/// operator wrote before the VPN came up does.
+fn install_host_routes(w: &mut World, node: usize) {
+    let routes = w.host_routes.get(&node).cloned().unwrap_or_default();
+    let underlay = w.base.get(&node).map_or(0, |(_, r)| r.len());
+    let Some(n) = w.nodes.get_mut(node) else {
+        return;
+    };
+    let mut at = underlay.min(n.routes.len());
+    for (dest, via, dev) in routes {
+        let iface = match &dev {
+            Some(dev) => n.iface_index(dev),
+            None => via.and_then(|via| {
+                n.ifaces
+                    .iter()
+                    .position(|i| i.up && i.addrs.iter().any(|a| a.trunc().contains(&via)))
+                    .or_else(|| n.lookup(via, true).map(|x| x.iface))
+            }),
+        };
+        let Some(iface) = iface else { continue };
+        let route = Route {
+            dest,
+            iface,
+            via,
+            metric: 0,
+        };
+        if !n.routes.contains(&route) {
+            n.routes.insert(at, route);
+            at += 1;
+        }
+    }
 }
 
 /// What one `wg set IFACE peer KEY ...` asks for.

@@ -125,9 +125,14 @@ pub struct World {
     pub scripts_run: Vec<crate::load::ScriptRun>,
     /// Every change of a tunnel session, in order (see [`Action::Session`]).
     pub sessions: Vec<SessionChange>,
+    /// Each host's static routes from the scenario.
+    pub host_routes: BTreeMap<usize, Vec<HostRoute>>,
     /// The sessions open now: (node, tunnel label, peer) → the peer's address.
     open_sessions: BTreeMap<(usize, String, String), Option<IpAddr>>,
 }
+
+/// A static route of a host as the scenario gives it: to, via, dev.
+pub type HostRoute = (ipnet::IpNet, Option<IpAddr>, Option<String>);
 
 /// One change of a tunnel session: a client connected to a server, a
 /// WireGuard peer completed a handshake, an IPsec SA was lost, a bond
@@ -174,6 +179,7 @@ impl World {
             scripts_run: Vec::new(),
             sessions: Vec::new(),
             open_sessions: BTreeMap::new(),
+            host_routes: BTreeMap::new(),
         }
     }
 

@@ -13,6 +13,8 @@ use vpnsim_sim::{AddressEntry, Addressing, RunOptions, run};
 use vpnsim_topology::Scenario;
 
 // The one integration-test binary's modules live in tests/sim/.
+#[path = "sim/mesh_routes.rs"]
+mod mesh_routes;
 #[path = "sim/props.rs"]
 mod props;
 #[path = "sim/sessions.rs"]

@@ -1832,22 +1832,34 @@ fn route_table(t: &Topology, plan: &Plan, h: HostId) -> Vec<RouteEntry> {
             }
         }
     }
+    // The on-link routes to the other addresses on a wan link count when
+    // the kernel picks the device of a gateway, though they come after
+    // the static routes in the table.
+    let mut neighbours = Vec::new();
+    wan_neighbour_routes(t, plan, h, &mut neighbours);
     for (i, route) in host.routes.iter().enumerate() {
         let origin = Some(host.path.key("routes").index(i));
         // Without `dev` the kernel takes the interface the gateway is
-        // reached by: a connected network holding it, else the default
-        // route's (on-link on a wan link).
+        // reached by: a connected network holding it (the routes are added
+        // with the VPN devices up, so a mesh or bond network counts), else
+        // the default route's (on-link on a wan link).
         let dev = route.dev.clone().unwrap_or_else(|| {
+            let connected = route.via.and_then(|via| {
+                plan.host_addresses(h)
+                    .find(|a| a.with_prefix().trunc().contains(&via))
+                    .map(|a| a.interface.clone())
+            });
             let gateway_dev = route.via.and_then(|via| {
                 table
                     .iter()
+                    .chain(&neighbours)
                     .filter(|r| r.prefix.contains(&via))
                     .rev()
                     .max_by_key(|r| r.prefix.prefix_len())
                     .or_else(|| defaults.iter().find(|d| d.prefix.contains(&via)))
                     .map(|r| r.dev.clone())
             });
-            gateway_dev.unwrap_or_default()
+            connected.or(gateway_dev).unwrap_or_default()
         });
         let action = match route.via {
             Some(via) => Action::Via(via),
