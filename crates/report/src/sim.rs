@@ -478,6 +478,9 @@ fn status_name(status: Status) -> &'static str {
 /// How many session changes the text timeline lists under one event; the
 /// rest are in the sessions table (and all of them in the JSON).
 const TIMELINE_SESSIONS: usize = 16;
+/// How many sessions the text table lists (a star of a thousand workers
+/// has thousands); the JSON has all of them.
+const TEXT_SESSIONS: usize = 200;
 
 /// When the timeline event after event `i` happens, if one does.
 fn next_event(result: &RunResult, i: usize) -> Option<Instant> {
@@ -694,6 +697,12 @@ impl SimulationReport {
         if !self.sessions.is_empty() {
             out.push_str("\nTunnel sessions (from up to down; - still up at the end)\n");
             out.push_str(&self.sessions_table());
+            if self.sessions.len() > TEXT_SESSIONS {
+                out.push_str(&format!(
+                    "  ... {} more sessions (all of them in --format json)\n",
+                    self.sessions.len() - TEXT_SESSIONS
+                ));
+            }
         }
         if !self.drops.is_empty() {
             out.push_str("\nDropped packets by reason\n");
@@ -893,7 +902,7 @@ impl SimulationReport {
             ("down s", Align::Right),
             ("why up / why down", Align::Left),
         ]);
-        for x in &self.sessions {
+        for x in self.sessions.iter().take(TEXT_SESSIONS) {
             t.row(vec![
                 x.host.clone(),
                 x.tunnel.clone(),
@@ -1583,6 +1592,28 @@ mod tests {
                 "Initialization Sequence Completed",
             ),
         ]
+    }
+
+    #[test]
+    fn a_long_sessions_table_is_cut_in_text_but_whole_in_json() {
+        let mut result = run(7, 5_020, 1.0);
+        result.sessions = (0..205u64)
+            .map(|k| SessionChange {
+                at: Instant(k * MS),
+                host: "hub".into(),
+                tunnel: "wg0".into(),
+                peer: format!("peer {k:08}"),
+                addr: None,
+                peer_host: None,
+                up: true,
+                why: "handshake complete (responder)".into(),
+            })
+            .collect();
+        let report = SimulationReport::new(&result, &RunOptions::default());
+        let text = report.text();
+        assert!(text.contains("  ... 5 more sessions (all of them in --format json)\n"));
+        assert!(text.contains("peer 00000199") && !text.contains("peer 00000200"));
+        assert_eq!(report.sessions.len(), 205);
     }
 
     #[test]
