@@ -7,7 +7,7 @@
 //! - [`packet`]: packets with wire sizes; tunnel messages are the models'.
 //! - [`pcap`]: capture files (LINKTYPE_RAW) of what crossed each link.
 //! - [`proto`]: sans-IO protocol models (WireGuard, IPsec, OpenVPN,
-//!   bonding) driven by the engine.
+//!   bonding, PeerVPN) driven by the engine; each reports its sessions.
 //! - [`engine`]: the event queue (ordered by time, then scheduling order)
 //!   and trace lines.
 //! - [`net`]: segments (links, subnets) with latency, jitter, loss,
@@ -18,14 +18,17 @@
 //!   each host from its rendered files; promotion scripts.
 //! - [`tunnels`]: constructors and the resolver for the protocol models
 //!   (WireGuard, Libreswan, OpenVPN and bonds are wired in [`load`]).
-//! - [`world`]: the packet pipeline, models' actions, faults.
+//! - [`world`]: the packet pipeline, models' actions, faults, and the
+//!   tunnel sessions the models report ([`world::SessionChange`]).
 //! - [`wire`]: packets as bytes and back (for the stacks and pcap files).
 //! - [`stack`]: each host's own smoltcp TCP/IP stack and the measurement
-//!   applications on it (ping, connect test, UDP, bulk transfer, services).
+//!   applications on it (ping, connect test, UDP datagrams and streams,
+//!   bulk transfer, services).
 //! - [`monit`]: the monit daemon of a host, run from its control files:
 //!   poll cycles, ICMP tests through the host's stack, restarts of the
 //!   OpenVPN processes its programs name.
-//! - [`probe`]: probes and bulk transfers, their samples and evidence.
+//! - [`probe`]: probes, UDP streams and bulk transfers, their samples and
+//!   evidence.
 //! - [`carrier`]: OpenVPN over TCP on the hosts' stacks.
 //! - [`run`]: the public entry point [`run::run`], the timeline,
 //!   expectations and the [`run::RunResult`].
