@@ -569,6 +569,83 @@ pub fn observe_received(bulks: &mut [Bulk], node: usize, p: &Packet, now: Instan
     }
 }
 
+// ---------------------------------------------------------------------------
+// UDP streams (`expect.stream`)
+// ---------------------------------------------------------------------------
+
+/// What a UDP stream's datagrams sent in one window did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamFigures {
+    /// Datagrams sent in the window (those still in flight at the end of
+    /// the run left out).
+    pub sent: u32,
+    /// Of those, arrived within the probe timeout.
+    pub received: u32,
+    /// Arrived after a datagram sent later had arrived.
+    pub reordered: u32,
+    /// RFC 3550 interarrival jitter after the last arrival.
+    pub jitter: Option<Span>,
+    pub delay_min: Option<Span>,
+    pub delay_avg: Option<Span>,
+    pub delay_max: Option<Span>,
+}
+
+impl StreamFigures {
+    /// Of the datagrams sent in [`start`, `stop`) by a stream whose
+    /// samples are `samples`: loss, delay, reordering and the RFC 3550
+    /// jitter estimate (J += (|D| - J) / 16 over arrivals in arrival
+    /// order, D the change in transit time between consecutive arrivals).
+    pub fn of(
+        samples: &[Sample],
+        (start, stop): (Instant, Instant),
+        end: Instant,
+        timeout: Span,
+    ) -> Self {
+        let mut f = StreamFigures::default();
+        let mut arrivals: Vec<(Instant, u32, Span)> = Vec::new();
+        for s in samples.iter().filter(|s| s.sent >= start && s.sent < stop) {
+            let ok = s.ok(timeout);
+            if !ok && s.sent + timeout > end {
+                continue;
+            }
+            f.sent += 1;
+            if let (true, Some(at), Some(delay)) = (ok, s.reply, s.rtt()) {
+                f.received += 1;
+                arrivals.push((at, s.seq, delay));
+            }
+        }
+        arrivals.sort();
+        let mut jitter: i128 = 0;
+        let mut highest: Option<u32> = None;
+        let mut total: u128 = 0;
+        for (k, &(_, seq, delay)) in arrivals.iter().enumerate() {
+            if highest.is_some_and(|h| seq < h) {
+                f.reordered += 1;
+            }
+            highest = highest.max(Some(seq));
+            total += u128::from(delay.0);
+            if let Some(&(_, _, previous)) = k.checked_sub(1).and_then(|p| arrivals.get(p)) {
+                let d = (i128::from(delay.0) - i128::from(previous.0)).abs();
+                jitter += (d - jitter) / 16;
+            }
+        }
+        let delays = arrivals.iter().map(|a| a.2);
+        f.delay_min = delays.clone().min();
+        f.delay_max = delays.max();
+        f.delay_avg = (!arrivals.is_empty())
+            .then(|| Span(u64::try_from(total / arrivals.len() as u128).unwrap_or(u64::MAX)));
+        f.jitter = (arrivals.len() > 1).then(|| Span(u64::try_from(jitter).unwrap_or(0)));
+        f
+    }
+
+    /// Lost share of `sent`, in hundredths of a percent (rounded up, so a
+    /// single loss never reads as 0.00%).
+    pub fn loss_hundredths(&self) -> u64 {
+        let lost = u64::from(self.sent - self.received);
+        (lost * 10_000).div_ceil(u64::from(self.sent).max(1))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -662,82 +739,5 @@ mod tests {
         // Another port is not the flow.
         observe_sent(&mut bulks, 0, &segment(40001, false, 5, 10), t(400));
         assert_eq!(bulks[0].wire.segments, 3);
-    }
-}
-
-// ---------------------------------------------------------------------------
-// UDP streams (`expect.stream`)
-// ---------------------------------------------------------------------------
-
-/// What a UDP stream's datagrams sent in one window did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StreamFigures {
-    /// Datagrams sent in the window (those still in flight at the end of
-    /// the run left out).
-    pub sent: u32,
-    /// Of those, arrived within the probe timeout.
-    pub received: u32,
-    /// Arrived after a datagram sent later had arrived.
-    pub reordered: u32,
-    /// RFC 3550 interarrival jitter after the last arrival.
-    pub jitter: Option<Span>,
-    pub delay_min: Option<Span>,
-    pub delay_avg: Option<Span>,
-    pub delay_max: Option<Span>,
-}
-
-impl StreamFigures {
-    /// Of the datagrams sent in [`start`, `stop`) by a stream whose
-    /// samples are `samples`: loss, delay, reordering and the RFC 3550
-    /// jitter estimate (J += (|D| - J) / 16 over arrivals in arrival
-    /// order, D the change in transit time between consecutive arrivals).
-    pub fn of(
-        samples: &[Sample],
-        (start, stop): (Instant, Instant),
-        end: Instant,
-        timeout: Span,
-    ) -> Self {
-        let mut f = StreamFigures::default();
-        let mut arrivals: Vec<(Instant, u32, Span)> = Vec::new();
-        for s in samples.iter().filter(|s| s.sent >= start && s.sent < stop) {
-            let ok = s.ok(timeout);
-            if !ok && s.sent + timeout > end {
-                continue;
-            }
-            f.sent += 1;
-            if let (true, Some(at), Some(delay)) = (ok, s.reply, s.rtt()) {
-                f.received += 1;
-                arrivals.push((at, s.seq, delay));
-            }
-        }
-        arrivals.sort();
-        let mut jitter: i128 = 0;
-        let mut highest: Option<u32> = None;
-        let mut total: u128 = 0;
-        for (k, &(_, seq, delay)) in arrivals.iter().enumerate() {
-            if highest.is_some_and(|h| seq < h) {
-                f.reordered += 1;
-            }
-            highest = highest.max(Some(seq));
-            total += u128::from(delay.0);
-            if let Some(&(_, _, previous)) = k.checked_sub(1).and_then(|p| arrivals.get(p)) {
-                let d = (i128::from(delay.0) - i128::from(previous.0)).abs();
-                jitter += (d - jitter) / 16;
-            }
-        }
-        let delays = arrivals.iter().map(|a| a.2);
-        f.delay_min = delays.clone().min();
-        f.delay_max = delays.max();
-        f.delay_avg = (!arrivals.is_empty())
-            .then(|| Span(u64::try_from(total / arrivals.len() as u128).unwrap_or(u64::MAX)));
-        f.jitter = (arrivals.len() > 1).then(|| Span(u64::try_from(jitter).unwrap_or(0)));
-        f
-    }
-
-    /// Lost share of `sent`, in hundredths of a percent (rounded up, so a
-    /// single loss never reads as 0.00%).
-    pub fn loss_hundredths(&self) -> u64 {
-        let lost = u64::from(self.sent - self.received);
-        (lost * 10_000).div_ceil(u64::from(self.sent).max(1))
     }
 }

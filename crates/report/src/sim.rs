@@ -169,11 +169,12 @@ impl SessionChangeLine {
 /// open one of the same host, tunnel and peer, which moved), each `down`
 /// closes it.
 fn session_lines(changes: &[SessionChange]) -> Vec<SessionLine> {
-    let mut done: Vec<SessionLine> = Vec::new();
-    let mut open: BTreeMap<(&str, &str, &str), SessionLine> = BTreeMap::new();
+    // Each with the instant it came up, to sort by.
+    let mut done: Vec<(Instant, SessionLine)> = Vec::new();
+    let mut open: BTreeMap<(&str, &str, &str), (Instant, SessionLine)> = BTreeMap::new();
     for c in changes {
         let key = (c.host.as_str(), c.tunnel.as_str(), c.peer.as_str());
-        if let Some(mut line) = open.remove(&key) {
+        if let Some((since, mut line)) = open.remove(&key) {
             line.down_s = Some(secs(c.at));
             line.down_why = Some(if c.up {
                 format!(
@@ -183,45 +184,38 @@ fn session_lines(changes: &[SessionChange]) -> Vec<SessionLine> {
             } else {
                 c.why.clone()
             });
-            done.push(line);
+            done.push((since, line));
         }
         if c.up {
             open.insert(
                 key,
-                SessionLine {
-                    host: c.host.clone(),
-                    tunnel: c.tunnel.clone(),
-                    peer: c.peer.clone(),
-                    peer_addr: c.addr.map(|a| a.to_string()),
-                    peer_host: c.peer_host.clone(),
-                    up_s: secs(c.at),
-                    up_why: c.why.clone(),
-                    down_s: None,
-                    down_why: None,
-                },
+                (
+                    c.at,
+                    SessionLine {
+                        host: c.host.clone(),
+                        tunnel: c.tunnel.clone(),
+                        peer: c.peer.clone(),
+                        peer_addr: c.addr.map(|a| a.to_string()),
+                        peer_host: c.peer_host.clone(),
+                        up_s: secs(c.at),
+                        up_why: c.why.clone(),
+                        down_s: None,
+                        down_why: None,
+                    },
+                ),
             );
         }
     }
     done.extend(open.into_values());
-    // By host, tunnel, then start (as numbers: the texts differ in width).
-    done.sort_by(|a, b| {
-        (&a.host, &a.tunnel)
-            .cmp(&(&b.host, &b.tunnel))
-            .then_with(|| seconds_key(&a.up_s).cmp(&seconds_key(&b.up_s)))
-            .then_with(|| a.peer.cmp(&b.peer))
+    done.sort_by(|(at_a, a), (at_b, b)| {
+        (&a.host, &a.tunnel, at_a, &a.peer).cmp(&(&b.host, &b.tunnel, at_b, &b.peer))
     });
-    done
-}
-
-/// `secs` text back to a sortable number.
-fn seconds_key(s: &str) -> (u64, u64) {
-    let (whole, frac) = s.split_once('.').unwrap_or((s, "0"));
-    (whole.parse().unwrap_or(0), frac.parse().unwrap_or(0))
+    done.into_iter().map(|(_, line)| line).collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ExpectationLine {
-    /// `reach`, `isolated`, `recover`, `throughput`.
+    /// `reach`, `isolated`, `recover`, `throughput`, `stream`.
     pub kind: &'static str,
     /// Position in the scenario: `expect.reach[0]`.
     pub field: String,
@@ -305,6 +299,14 @@ pub struct StreamLine {
 }
 
 impl ProbeLine {
+    /// `min/avg/max` in ms (one-way delays for a stream), `-` without answers.
+    fn rtt_text(&self) -> String {
+        match (&self.rtt_min_ms, &self.rtt_avg_ms, &self.rtt_max_ms) {
+            (Some(a), Some(b), Some(c)) => format!("{a}/{b}/{c}"),
+            _ => "-".into(),
+        }
+    }
+
     /// `icmp`, `tcp/41194`, `udp/53`.
     pub fn label(&self) -> String {
         match self.port {
@@ -434,10 +436,7 @@ impl EffectLine {
     }
 
     fn text(&self) -> String {
-        let mut to = match &self.via {
-            Some(via) => format!("{} via {via}", self.to),
-            None => self.to.clone(),
-        };
+        let mut to = via_text(&self.to, self.via.as_deref());
         if self.probe != "icmp" {
             to.push_str(&format!(" ({})", self.probe));
         }
@@ -722,10 +721,7 @@ impl SimulationReport {
             ("evidence", Align::Left),
         ]);
         for e in &self.expectations {
-            let to = match &e.via {
-                Some(via) => format!("{} via {via}", e.to),
-                None => e.to.clone(),
-            };
+            let to = via_text(&e.to, e.via.as_deref());
             t.row(vec![
                 e.status.to_uppercase(),
                 e.field.clone(),
@@ -836,14 +832,8 @@ impl SimulationReport {
             ("rtt min/avg/max ms", Align::Right),
         ]);
         for p in self.probes.iter().filter(|p| p.stream.is_none()) {
-            let rtt = match (&p.rtt_min_ms, &p.rtt_avg_ms, &p.rtt_max_ms) {
-                (Some(a), Some(b), Some(c)) => format!("{a}/{b}/{c}"),
-                _ => String::from("-"),
-            };
-            let to = match &p.via {
-                Some(via) => format!("{} via {via}", p.to),
-                None => p.to.clone(),
-            };
+            let rtt = p.rtt_text();
+            let to = via_text(&p.to, p.via.as_deref());
             t.row(vec![
                 p.from.clone(),
                 to,
@@ -871,10 +861,10 @@ impl SimulationReport {
         ]);
         for p in &self.probes {
             let Some(st) = &p.stream else { continue };
-            let to = match &p.via {
-                Some(via) => format!("{} {}:{} via {via}", p.to, p.target, p.port.unwrap_or(0)),
-                None => format!("{} {}:{}", p.to, p.target, p.port.unwrap_or(0)),
-            };
+            let to = via_text(
+                &format!("{} {}:{}", p.to, p.target, p.port.unwrap_or(0)),
+                p.via.as_deref(),
+            );
             t.row(vec![
                 p.from.clone(),
                 to,
@@ -882,10 +872,7 @@ impl SimulationReport {
                 st.interval_ms.clone(),
                 format!("{}/{}", p.answered, p.sent),
                 st.loss_pct.clone(),
-                match (&p.rtt_min_ms, &p.rtt_avg_ms, &p.rtt_max_ms) {
-                    (Some(a), Some(b), Some(c)) => format!("{a}/{b}/{c}"),
-                    _ => "-".into(),
-                },
+                p.rtt_text(),
                 st.jitter_ms.clone().unwrap_or_else(|| "-".into()),
                 st.reordered.to_string(),
             ]);
@@ -932,10 +919,7 @@ impl SimulationReport {
             ("established", Align::Right),
         ]);
         for x in &self.transfers {
-            let to = match &x.via {
-                Some(via) => format!("{}:{} via {via}", x.target, x.port),
-                None => format!("{}:{}", x.target, x.port),
-            };
+            let to = via_text(&format!("{}:{}", x.target, x.port), x.via.as_deref());
             t.row(vec![
                 x.from.clone(),
                 format!("{} {to}", x.to),

@@ -454,6 +454,9 @@ pub const STREAM_MAX_PPS: u64 = 100_000;
 pub const STREAM_MIN_SIZE: u32 = 16;
 /// Largest UDP payload over IPv4.
 pub const STREAM_MAX_SIZE: u32 = 65_507;
+/// The datagram size the rate check assumes for a stream without `size`
+/// (whose real size, from the route MTU, is known only when it runs).
+pub const STREAM_ASSUMED_SIZE: u32 = 1200;
 /// Destination port of a stream without `port` (iperf3's).
 pub const STREAM_DEFAULT_PORT: u16 = 5201;
 /// Loss a stream without `max_loss` may have, percent.
@@ -2125,8 +2128,7 @@ impl Resolver<'_> {
                 ),
             );
         }
-        // The smallest datagram gives the most packets per second.
-        let size_for_rate = st.size.unwrap_or(STREAM_MIN_SIZE.max(1200));
+        let size_for_rate = st.size.unwrap_or(STREAM_ASSUMED_SIZE);
         let pps = st.rate.bits_per_second() / (u64::from(size_for_rate) * 8).max(1);
         if pps > STREAM_MAX_PPS {
             ok = false;

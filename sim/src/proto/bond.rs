@@ -258,9 +258,9 @@ pub struct Bond {
     rr: u64,
     started: Instant,
     generation: u64,
-    was_up: bool,
     /// The slaves usable at the last [`Bond::reselect`]: each is a session
-    /// of the bond, reported when it starts or stops carrying traffic.
+    /// of the bond, reported when it starts or stops carrying traffic; the
+    /// bond's own link is up while there is one.
     was_usable: Vec<String>,
 }
 
@@ -353,7 +353,6 @@ impl Bond {
             rr: 0,
             started: Instant::START,
             generation: 0,
-            was_up: false,
             was_usable: Vec::new(),
         })
     }
@@ -428,7 +427,6 @@ impl Bond {
         self.order.clear();
         self.active = None;
         self.started = now;
-        self.was_up = false;
         let monitor = if self.arp_interval > Span::ZERO {
             let targets: Vec<String> = self.arp_targets.iter().map(|t| t.to_string()).collect();
             format!(
@@ -621,6 +619,7 @@ impl Bond {
     /// Keeps the active slave valid and reports the bond's own state.
     fn reselect(&mut self, now: Instant) -> Vec<Action> {
         let usable: Vec<String> = self.usable().iter().map(|s| (*s).to_owned()).collect();
+        let was_up = !self.was_usable.is_empty();
         let mut out = self.usable_changes(now, &usable);
         let still = self.active.as_ref().is_some_and(|a| usable.contains(a));
         if !still {
@@ -636,8 +635,7 @@ impl Bond {
             }
         }
         let up = !usable.is_empty();
-        if up != self.was_up {
-            self.was_up = up;
+        if up != was_up {
             if !up {
                 out.push(Action::Log(format!(
                     "{}: now running without any active interface!",

@@ -2121,10 +2121,9 @@ impl Model for Server {
                         Some(from.ip()),
                         format!(
                             "client connected, ifconfig {}",
-                            v4.map_or_else(
-                                || v6.map_or_else(|| "-".into(), |a| a.to_string()),
-                                |a| a.to_string()
-                            )
+                            v4.map(IpAddr::V4)
+                                .or(v6.map(IpAddr::V6))
+                                .map_or_else(|| "-".into(), |a| a.to_string())
                         ),
                     ),
                 ];
